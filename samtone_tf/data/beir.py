@@ -1,0 +1,187 @@
+"""Reader for collections in the BEIR layout.
+
+A folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}``), ``queries.jsonl``
+(``{"_id", "text"}``) and ``qrels/<split>.tsv`` (``query-id corpus-id score``,
+header line optional); each file may also be gzipped (``.gz``).
+
+Every problem is reported with the file and line: invalid UTF-8, malformed JSON,
+a missing or non-string field, an empty text, a duplicate id, a malformed qrels
+line, and a qrels id absent from the corpus or the queries. With
+``on_missing="skip"`` qrels lines whose ids are absent are skipped with a
+warning that gives the counts; nothing is ever dropped silently.
+
+Example:
+
+>>> from samtone_tf.data.beir import load_beir
+>>> collection = load_beir("../shared/data/scifact", split="test")  # doctest: +SKIP
+>>> len(collection.corpus), len(collection.queries), collection.num_judgements
+(5183, 300, 339)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import warnings
+from typing import Iterator
+
+
+class DataError(ValueError):
+    """Malformed input; the message names the file and line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    title: str
+    text: str
+
+    @property
+    def full_text(self) -> str:
+        """``title + " " + text``; just ``text`` when the title is empty."""
+        return document_text(self.title, self.text)
+
+
+def document_text(title: str, text: str) -> str:
+    """The text a model sees for a document: title, one space, text (no space
+    when the title is empty)."""
+    return f"{title} {text}" if title else text
+
+
+@dataclasses.dataclass
+class BeirCollection:
+    """corpus: id → Document; queries: id → text (only the split's judged
+    queries); qrels: query id → {document id: relevance}."""
+
+    corpus: dict
+    queries: dict
+    qrels: dict
+    split: str
+    path: str
+
+    @property
+    def num_judgements(self) -> int:
+        return sum(len(docs) for docs in self.qrels.values())
+
+
+def _find(folder: str, name: str) -> str:
+    for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
+        if os.path.exists(candidate):
+            return candidate
+    raise FileNotFoundError(f"{os.path.join(folder, name)}(.gz) not found")
+
+
+def _open_lines(path: str) -> Iterator[tuple[int, str]]:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{path}:{number}: invalid UTF-8 ({error.reason} at byte "
+                                f"{error.start})") from None
+
+
+def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tuple[int, dict]]:
+    """Yields (line number, record) with ``required`` string fields checked."""
+    for number, line in _open_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got "
+                            f"{type(record).__name__}")
+        for field in required + optional:
+            if field not in record:
+                if field in optional:
+                    continue
+                raise DataError(f"{path}:{number}: missing field {field!r}")
+            if field == "_id" and isinstance(record[field], int):
+                record[field] = str(record[field])
+            if not isinstance(record[field], str):
+                raise DataError(f"{path}:{number}: field {field!r} must be a string, got "
+                                f"{type(record[field]).__name__}")
+        yield number, record
+
+
+def read_corpus(path: str) -> dict:
+    corpus = {}
+    for number, record in read_jsonl(path, ("_id", "text"), ("title",)):
+        doc_id, title, text = record["_id"], record.get("title", "").strip(), record["text"].strip()
+        if not (title or text):
+            raise DataError(f"{path}:{number}: document {doc_id!r} has empty title and text")
+        if doc_id in corpus:
+            raise DataError(f"{path}:{number}: duplicate document id {doc_id!r}")
+        corpus[doc_id] = Document(title, text)
+    return corpus
+
+
+def read_queries(path: str) -> dict:
+    queries = {}
+    for number, record in read_jsonl(path, ("_id", "text")):
+        query_id, text = record["_id"], record["text"].strip()
+        if not text:
+            raise DataError(f"{path}:{number}: query {query_id!r} has an empty text")
+        if query_id in queries:
+            raise DataError(f"{path}:{number}: duplicate query id {query_id!r}")
+        queries[query_id] = text
+    return queries
+
+
+def read_qrels(path: str) -> Iterator[tuple[int, str, str, int]]:
+    """Yields (line number, query id, document id, relevance)."""
+    for number, line in _open_lines(path):
+        fields = line.rstrip("\r\n").split("\t")
+        if not line.strip():
+            continue
+        if number == 1 and fields[0] in ("query-id", "query_id", "qid"):
+            continue  # header
+        if len(fields) == 4:  # TREC qrels: qid 0 docid rel
+            fields = [fields[0], fields[2], fields[3]]
+        if len(fields) != 3:
+            raise DataError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', "
+                            f"got {len(fields)} field(s)")
+        try:
+            score = int(fields[2])
+        except ValueError:
+            raise DataError(f"{path}:{number}: score {fields[2]!r} is not an integer") from None
+        yield number, fields[0], fields[1], score
+
+
+def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> BeirCollection:
+    """Loads a BEIR folder; ``queries`` keeps the queries judged in ``split``.
+
+    on_missing: "error" (default) raises on a qrels id absent from the corpus or
+    the queries, naming file, line and id; "skip" skips such qrels lines and warns
+    with the counts.
+    """
+    if on_missing not in ("error", "skip"):
+        raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"BEIR folder {folder!r} does not exist")
+    corpus = read_corpus(_find(folder, "corpus.jsonl"))
+    all_queries = read_queries(_find(folder, "queries.jsonl"))
+    qrels_path = _find(os.path.join(folder, "qrels"), f"{split}.tsv")
+    qrels: dict = {}
+    skipped = {"query": 0, "document": 0}
+    for number, query_id, doc_id, score in read_qrels(qrels_path):
+        for kind, known, the_id in (("query", all_queries, query_id),
+                                    ("document", corpus, doc_id)):
+            if the_id not in known:
+                if on_missing == "error":
+                    raise DataError(f"{qrels_path}:{number}: {kind} id {the_id!r} is not in "
+                                    f"the {'queries' if kind == 'query' else 'corpus'}")
+                skipped[kind] += 1
+                break
+        else:
+            qrels.setdefault(query_id, {})[doc_id] = score
+    if any(skipped.values()):
+        warnings.warn(f"{qrels_path}: skipped {skipped['query']} qrels line(s) with an unknown "
+                      f"query id and {skipped['document']} with an unknown document id "
+                      f"(on_missing='skip')", stacklevel=2)
+    queries = {qid: all_queries[qid] for qid in qrels}
+    return BeirCollection(corpus, queries, qrels, split, folder)

@@ -1,0 +1,119 @@
+"""Training examples and the tf.data pipeline that feeds ``DualEncoder.fit``.
+
+* :func:`examples_from_qrels`: one example per judged (query, relevant document)
+  pair (relevance > 0), in a stable order.
+* :func:`no_duplicate_batches`: a seeded shuffle cut into global batches in which
+  no query id and no positive document id repeats (as sentence-transformers'
+  NO_DUPLICATES sampler); the remainder that cannot fill a batch is dropped
+  (``drop_remainder``), so every batch divides across replicas.
+* :func:`training_dataset`: strings → tokenized int32 tensors inside tf.data, ids
+  as int64 indices, prefetched. Strings never reach the model, so the dataset
+  distributes across replicas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import tensorflow as tf
+
+from samtone_tf.data.beir import BeirCollection
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    query_id: str
+    document_id: str
+    query: str
+    document: str
+
+
+def examples_from_qrels(collection: BeirCollection) -> list:
+    """One :class:`Example` per (query, document) pair with relevance > 0."""
+    examples = []
+    for query_id in sorted(collection.qrels):
+        for doc_id, score in sorted(collection.qrels[query_id].items()):
+            if score > 0:
+                examples.append(Example(query_id, doc_id, collection.queries[query_id],
+                                        collection.corpus[doc_id].full_text))
+    return examples
+
+
+def no_duplicate_batches(examples, batch_size: int, seed: int) -> list:
+    """Index lists of full batches; no batch repeats a query id or a document id.
+
+    Greedy over a seeded shuffle: an example whose query or document is already in
+    the batch being filled waits for a later batch. Examples left over when no full
+    batch can be formed are dropped (at most the size of one batch plus the
+    examples that collide with every other, e.g. one query with many positives).
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    pending = list(range(len(examples)))
+    random.Random(seed).shuffle(pending)
+    batches = []
+    while len(pending) >= batch_size:
+        current, queries, documents, deferred = [], set(), set(), []
+        for index in pending:
+            example = examples[index]
+            if example.query_id in queries or example.document_id in documents:
+                deferred.append(index)
+                continue
+            current.append(index)
+            queries.add(example.query_id)
+            documents.add(example.document_id)
+            if len(current) == batch_size:
+                batches.append(current)
+                current, queries, documents = [], set(), set()
+        left = current + deferred  # the partial batch and the collisions try again
+        if len(left) == len(pending):
+            break  # no batch completed in this pass: the rest cannot fill one
+        pending = left
+    return batches
+
+
+def _int_ids(values):
+    """String ids → stable int64 indices (sorted unique order)."""
+    unique = {v: i for i, v in enumerate(sorted(set(values)))}
+    return np.array([unique[v] for v in values], dtype=np.int64)
+
+
+def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch_size: int,
+                     seed: int = 0, epochs: int = 1) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of token batches for ``DualEncoder.fit``.
+
+    Each epoch is a fresh seeded no-duplicate batching (seed + epoch). Tokenizers
+    are callables mapping a [N] string tensor to {"token_ids", "padding_mask"}.
+    """
+    if not examples:
+        raise ValueError("no training examples")
+    query_ids = _int_ids([e.query_id for e in examples])
+    document_ids = _int_ids([e.document_id for e in examples])
+    order = np.concatenate([
+        np.concatenate(no_duplicate_batches(examples, global_batch_size, seed + epoch))
+        for epoch in range(epochs)
+    ]).astype(np.int64) if examples else np.zeros(0, np.int64)
+    if len(order) == 0:
+        raise ValueError(f"{len(examples)} examples cannot fill one batch of "
+                         f"{global_batch_size} without duplicates")
+    columns = {
+        "query": np.array([examples[i].query for i in order], dtype=object),
+        "document": np.array([examples[i].document for i in order], dtype=object),
+        "query_ids": query_ids[order],
+        "document_ids": document_ids[order],
+    }
+
+    def tokenize(batch):
+        return {
+            "query": query_tokenizer(batch["query"]),
+            "document": document_tokenizer(batch["document"]),
+            "query_ids": batch["query_ids"],
+            "document_ids": batch["document_ids"],
+        }
+
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)

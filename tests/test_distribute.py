@@ -1,0 +1,61 @@
+"""Cross-replica training equals single-device training on the global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from samtone_tf import distribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_mirrored_fit_step_equals_single_device_step(replicas):
+    """MirroredStrategy over N logical CPUs (one process per N), SamToNe with hard
+    negatives and id masks, one SGD step: same weights as one single-device step."""
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.distributed_step", str(replicas)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:]
+    results = json.loads(lines[-1][len("RESULT "):])
+    for name, result in results.items():
+        assert result["replicas"] == replicas, name
+        assert result["update_norm"] > 1.0, name  # the step really moved the weights
+        assert result["update_relerr"] < 1e-5, (name, result)
+        assert result["weights_relerr"] < 1e-5, (name, result)
+        assert abs(result["loss_distributed"] - result["loss_single"]) <= 1e-5 * abs(
+            result["loss_single"]), (name, result)
+
+
+def test_batch_helpers():
+    strategy = tf.distribute.get_strategy()
+    assert distribute.global_batch_size(8, strategy) == 8
+    assert distribute.per_replica_batch_size(8, strategy) == 8
+    with pytest.raises(ValueError, match="must be > 0"):
+        distribute.per_replica_batch_size(0, strategy)
+
+
+def test_indivisible_global_batch_names_both_numbers():
+    class FakeStrategy:
+        num_replicas_in_sync = 4
+
+    with pytest.raises(ValueError, match="global batch size 10 is not divisible by the 4"):
+        distribute.per_replica_batch_size(10, FakeStrategy())
+    assert distribute.per_replica_batch_size(12, FakeStrategy()) == 3
+
+
+@pytest.mark.parametrize("spec,match", [("gpu-farm", "unknown strategy"), ("cpu:x", "integer N")])
+def test_bad_strategy_strings(spec, match):
+    with pytest.raises(ValueError, match=match):
+        distribute.get_strategy(spec)
+
+
+def test_default_and_auto_on_cpu_are_single_replica():
+    assert distribute.num_replicas(distribute.get_strategy("default")) == 1
+    if not tf.config.list_logical_devices("GPU"):
+        assert distribute.num_replicas(distribute.get_strategy("auto")) == 1

@@ -1,0 +1,148 @@
+"""DualEncoder: variable sharing per architecture, fit on real data, encoding."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from samtone_tf.data.beir import load_beir
+from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+from samtone_tf.losses import SamToNeLoss
+from samtone_tf.models import ARCHITECTURES, DualEncoder
+from samtone_tf.tokenization import HashingTokenizer
+from samtone_tf.towers import SmallTransformer
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+TINY = SmallTransformer(vocab_size=2048, hidden_dim=32, num_layers=1, num_heads=2,
+                        intermediate_dim=64, max_length=64)
+
+
+def _ids(variables):
+    return {id(v) for v in variables}
+
+
+def _part_ids(tower):
+    parts = {"embedding": _ids(tower.token_embedding.weights),
+             "encoder": _ids(tower.encoder.weights),
+             "projection": _ids(tower.projection.weights) if tower.projection else set()}
+    return parts
+
+
+@pytest.mark.parametrize("architecture,shared", [
+    ("sde", {"embedding", "encoder", "projection"}),
+    ("ade", set()),
+    ("ade-ste", {"embedding"}),
+    ("ade-fte", {"embedding"}),
+    ("ade-spl", {"projection"}),
+])
+def test_architectures_share_exactly_their_parts(architecture, shared):
+    model = DualEncoder(TINY, architecture=architecture, projection_dim=16)
+    query, document = _part_ids(model.query_tower), _part_ids(model.document_tower)
+    for part in ("embedding", "encoder", "projection"):
+        assert query[part], part  # every part exists and has variables
+        if part in shared:
+            assert query[part] == document[part], part
+        else:
+            assert not query[part] & document[part], part
+    all_query = _ids(model.query_tower.weights)
+    all_document = _ids(model.document_tower.weights)
+    expected_shared = set().union(*(query[p] for p in shared)) if shared else set()
+    assert all_query & all_document == expected_shared
+    # the model holds each variable once
+    assert len(model.weights) == len(_ids(model.weights)) == len(all_query | all_document)
+    embedding = model.query_tower.token_embedding.embeddings
+    assert (id(embedding) in _ids(model.trainable_variables)) == (architecture != "ade-fte")
+
+
+def test_ade_spl_without_projection_dim_projects_to_hidden_size():
+    model = DualEncoder(TINY, architecture="ade-spl")
+    assert model.query_tower.projection is model.document_tower.projection
+    assert model.embedding_dim == TINY.hidden_dim
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        DualEncoder(TINY, architecture="two-tower")
+
+
+def _tokens(rng, n, length):
+    ids = rng.integers(2, 2048, size=(n, length)).astype("int32")
+    return {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+
+
+def test_fit_changes_frozen_embeddings_never_and_towers_as_shared():
+    rng = np.random.default_rng(0)
+    batch = {"query": _tokens(rng, 16, 8), "document": _tokens(rng, 16, 12)}
+    for architecture in ARCHITECTURES:
+        keras.utils.set_random_seed(1)
+        model = DualEncoder(TINY, architecture=architecture)
+        model.compile(keras.optimizers.Adam(1e-2), loss=SamToNeLoss(0.05))
+        before = {id(v): v.numpy() for v in model.weights}
+        model.fit(batch, batch_size=8, epochs=1, verbose=0)
+        changed = {id(v): not np.allclose(before[id(v)], v.numpy()) for v in model.weights}
+        embedding = model.query_tower.token_embedding.embeddings
+        assert changed[id(embedding)] == (architecture != "ade-fte"), architecture
+        assert changed[id(model.document_tower.encoder.weights[0])], architecture
+
+
+def test_encode_matches_tower_and_is_normalised():
+    rng = np.random.default_rng(1)
+    model = DualEncoder(TINY, architecture="ade", projection_dim=8)
+    tokens = _tokens(rng, 10, 6)
+    tokens["padding_mask"][:, 4:] = 0
+    out = model.encode_documents(tokens, batch_size=3)
+    direct = model.document_tower(tokens).numpy()
+    np.testing.assert_allclose(out, direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(model.encode_queries(tokens), out)  # ADE towers differ
+
+
+def test_padding_does_not_change_mean_pooled_embeddings():
+    model = DualEncoder(TINY, architecture="sde")
+    ids = np.array([[1, 5, 9, 0, 0]], "int32")
+    padded = model.encode_queries({"token_ids": ids, "padding_mask": (ids > 0).astype("int32")})
+    short = model.encode_queries({"token_ids": ids[:, :3], "padding_mask": np.ones((1, 3), "int32")})
+    np.testing.assert_allclose(padded, short, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_batches_name_the_problem():
+    model = DualEncoder(TINY)
+    model.compile(loss=SamToNeLoss())
+    rng = np.random.default_rng(2)
+    with pytest.raises(ValueError, match="missing \\['document'\\]"):
+        model.train_step({"query": _tokens(rng, 4, 5)})
+    with pytest.raises(ValueError, match=r"token_ids .* got \(4, 5\)"):
+        model({"hard_negatives": _tokens(rng, 4, 5)})
+    with pytest.raises(TypeError, match="SamToNeLoss"):
+        model.compile(loss="mse")
+
+
+@pytest.fixture(scope="module")
+def scifact_train():
+    collection = load_beir(os.path.join(DATA, "scifact"), split="train")
+    return examples_from_qrels(collection)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_tiny_tower_trains_on_scifact(architecture, scifact_train):
+    """A few hundred steps lower the loss and raise in-batch accuracy."""
+    keras.utils.set_random_seed(0)
+    tokenizer = HashingTokenizer(vocab_size=TINY.vocab_size, max_length=48,
+                                 pad_to_max_length=True)
+    train = training_dataset(scifact_train, tokenizer, tokenizer, global_batch_size=16,
+                             seed=0, epochs=6)
+    probe = training_dataset(scifact_train, tokenizer, tokenizer, global_batch_size=16,
+                             seed=123).take(20).cache()
+    model = DualEncoder(TINY, architecture=architecture, projection_dim=32)
+    model.compile(keras.optimizers.Adam(2e-3), loss=SamToNeLoss(0.05))
+    before = model.evaluate(probe, verbose=0, return_dict=True)
+    history = model.fit(train, verbose=0)
+    after = model.evaluate(probe, verbose=0, return_dict=True)
+    steps = sum(1 for _ in train)
+    assert steps >= 250
+    assert np.isfinite(history.history["loss"][0])
+    print(architecture, steps, before, after)
+    assert after["loss"] < before["loss"] - 0.5, (before, after)
+    assert after["in_batch_accuracy"] > before["in_batch_accuracy"] + 0.2, (before, after)
