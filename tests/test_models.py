@@ -1,7 +1,5 @@
 """DualEncoder: variable sharing per architecture, fit on real data, encoding."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -11,10 +9,10 @@ from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
 from samtone_tf.losses import SamToNeLoss
 from samtone_tf.models import ARCHITECTURES, DualEncoder
+from samtone_tf.resources import scifact_path
 from samtone_tf.tokenization import HashingTokenizer
 from samtone_tf.towers import SmallTransformer
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 TINY = SmallTransformer(vocab_size=2048, hidden_dim=32, num_layers=1, num_heads=2,
                         intermediate_dim=64, max_length=64)
 
@@ -121,7 +119,7 @@ def test_bad_batches_name_the_problem():
 
 @pytest.fixture(scope="module")
 def scifact_train():
-    collection = load_beir(os.path.join(DATA, "scifact"), split="train")
+    collection = load_beir(scifact_path(), split="train")
     return examples_from_qrels(collection)
 
 
@@ -143,6 +141,5 @@ def test_tiny_tower_trains_on_scifact(architecture, scifact_train):
     steps = sum(1 for _ in train)
     assert steps >= 250
     assert np.isfinite(history.history["loss"][0])
-    print(architecture, steps, before, after)
     assert after["loss"] < before["loss"] - 0.5, (before, after)
     assert after["in_batch_accuracy"] > before["in_batch_accuracy"] + 0.2, (before, after)
