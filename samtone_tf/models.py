@@ -98,6 +98,8 @@ class DualEncoder(keras.Model):
         architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl".
         pooling: "mean" (default) or "cls".
         projection_dim: size of the bias-free projection, or None for none.
+        query_max_length, document_max_length: tokens per query / document for the
+            raw-text entry points (``encode_queries(["text", ...])``, export).
 
     ``compile(optimizer, loss=SamToNeLoss(...))`` then ``fit`` on batches of the
     form in the module docstring. The loss object owns the temperature and the
@@ -105,9 +107,13 @@ class DualEncoder(keras.Model):
     """
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
-                 **kwargs):
+                 query_max_length=64, document_max_length=256, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        self.query_max_length = query_max_length
+        self.document_max_length = document_max_length
+        self._tokenizers = {}
+        self._encode_functions = {}
         self.architecture = architecture
         self.pooling = pooling
         self.projection_dim = projection_dim
@@ -201,22 +207,53 @@ class DualEncoder(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     # ---------------------------------------------------------------- encoding
-    def encode_queries(self, tokens, batch_size=256):
-        """Token dict of arrays → float32 numpy [N, dim], L2-normalised."""
-        return _encode(self.query_tower, tokens, batch_size)
+    def query_tokenizer(self):
+        """The backbone's tokenizer for queries (``query_max_length`` tokens)."""
+        return self.backbone.make_tokenizer(self.query_max_length)
 
-    def encode_documents(self, tokens, batch_size=256):
-        """Token dict of arrays → float32 numpy [N, dim], L2-normalised."""
-        return _encode(self.document_tower, tokens, batch_size)
+    def document_tokenizer(self):
+        """The backbone's tokenizer for documents (``document_max_length`` tokens)."""
+        return self.backbone.make_tokenizer(self.document_max_length)
+
+    def encode_queries(self, inputs, batch_size=64):
+        """Strings or a token dict of arrays → float32 numpy [N, dim], L2-normalised."""
+        return self._encode("query", inputs, batch_size)
+
+    def encode_documents(self, inputs, batch_size=64):
+        """Strings (documents as ``title + " " + text``) or a token dict → [N, dim]."""
+        return self._encode("document", inputs, batch_size)
+
+    def _encode(self, side, inputs, batch_size):
+        tower = self.query_tower if side == "query" else self.document_tower
+        if not isinstance(inputs, dict):
+            texts = list(inputs)
+            if not texts:
+                return np.zeros((0, tower.output_dim), "float32")
+            tokenizer = self._tokenizers.get(side)
+            if tokenizer is None:
+                tokenizer = self._tokenizers[side] = (
+                    self.query_tokenizer() if side == "query" else self.document_tokenizer())
+            inputs = {k: v.numpy() for k, v in tokenizer(tf.constant(texts)).items()}
+        if side not in self._encode_functions:
+            self._encode_functions[side] = tf.function(
+                lambda t: tower(t, training=False), reduce_retracing=True)
+        return encode_sorted(self._encode_functions[side], inputs, batch_size, tower.output_dim)
 
 
-def _encode(tower, tokens, batch_size):
-    n = len(tokens["token_ids"])
+def encode_sorted(function, tokens, batch_size, dim):
+    """Length-sorted batches, each padded only to its longest row (dynamic padding);
+    returns the embeddings in the input order."""
+    token_ids = np.asarray(tokens["token_ids"])
+    mask = np.asarray(tokens["padding_mask"])
+    n = len(token_ids)
+    out = np.zeros((n, dim), "float32")
     if n == 0:
-        return np.zeros((0, tower.output_dim), "float32")
-    step = tf.function(lambda t: tower(t, training=False), reduce_retracing=True)
-    parts = []
+        return out
+    lengths = mask.sum(axis=1)
+    order = np.argsort(-lengths, kind="stable")
     for start in range(0, n, batch_size):
-        chunk = {k: np.asarray(v[start:start + batch_size]) for k, v in tokens.items()}
-        parts.append(step(chunk).numpy())
-    return np.concatenate(parts)
+        rows = order[start:start + batch_size]
+        width = max(int(lengths[rows].max()), 1)
+        chunk = {"token_ids": token_ids[rows, :width], "padding_mask": mask[rows, :width]}
+        out[rows] = function(chunk).numpy()
+    return out

