@@ -109,14 +109,20 @@ def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tup
 
 
 def read_corpus(path: str) -> dict:
-    corpus = {}
+    """Documents by id. An empty document (no title, no text) is kept, since it is
+    part of the collection (Cranfield has two), with a warning naming its lines."""
+    corpus, empty = {}, []
     for number, record in read_jsonl(path, ("_id", "text"), ("title",)):
         doc_id, title, text = record["_id"], record.get("title", "").strip(), record["text"].strip()
-        if not (title or text):
-            raise DataError(f"{path}:{number}: document {doc_id!r} has empty title and text")
         if doc_id in corpus:
             raise DataError(f"{path}:{number}: duplicate document id {doc_id!r}")
+        if not (title or text):
+            empty.append(f"line {number} (id {doc_id!r})")
         corpus[doc_id] = Document(title, text)
+    if empty:
+        shown = ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else "")
+        warnings.warn(f"{path}: {len(empty)} document(s) with empty title and text kept: "
+                      f"{shown}", stacklevel=3)
     return corpus
 
 

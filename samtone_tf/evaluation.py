@@ -1,0 +1,201 @@
+"""Retrieval evaluation: encode a corpus, exact chunked top-k search, IR metrics.
+
+* :func:`exact_search`: top-k by cosine (inner product of L2-normalised vectors),
+  computed by chunked matrix products and ``tf.math.top_k`` with a running merge,
+  so memory is O(query_chunk × (doc_chunk + k)), never queries × corpus. Ties go
+  to the lower document index, as in a full-matrix ``top_k``.
+* :func:`evaluate_run`: nDCG@k, MRR@k, P@k, Recall@k, MAP@k (k in 1, 3, 5, 10, 100)
+  by pytrec_eval (``pytrec-eval-terrier``), averaged over every judged query (a
+  query with no retrieved document scores 0). MRR@k is pytrec_eval's reciprocal
+  rank over the run cut at k. ``ignore_identical_ids`` drops a retrieved document
+  whose id equals the query id (BEIR's default; right for Quora/ArguAna, wrong for
+  Cranfield, whose query and document ids share a number space by accident).
+* :func:`evaluate_model`: a DualEncoder (or anything with ``encode_queries`` /
+  ``encode_documents`` on strings) on a BEIR collection.
+
+The summary keys are "ndcg@10", "mrr@10", "p@1", "recall@100", "map@100" and all
+the other "metric@k" pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+CUTOFFS = (1, 3, 5, 10, 100)
+HEADLINE = ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100")
+
+
+def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=65536):
+    """Exact top-k inner-product search.
+
+    Args:
+        queries: [Q, D] float array; documents: [N, D] float array.
+        k: results per query (capped at N).
+    Returns:
+        (scores [Q, k] float32, indices [Q, k] int64), best first.
+    """
+    queries = np.asarray(queries, np.float32)
+    documents = np.asarray(documents, np.float32)
+    if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
+        raise ValueError(f"queries [Q, D] and documents [N, D] must share D; got "
+                         f"{queries.shape} and {documents.shape}")
+    k = min(int(k), len(documents))
+    if k <= 0 or len(queries) == 0:
+        return (np.zeros((len(queries), max(k, 0)), np.float32),
+                np.zeros((len(queries), max(k, 0)), np.int64))
+    doc_chunks = [(start, tf.constant(documents[start:start + document_chunk]))
+                  for start in range(0, len(documents), document_chunk)]
+    all_scores, all_indices = [], []
+    for q_start in range(0, len(queries), query_chunk):
+        q = tf.constant(queries[q_start:q_start + query_chunk])
+        best_scores = best_indices = None
+        for d_start, d in doc_chunks:
+            scores, indices = _chunk_top_k(q, d, min(k, int(d.shape[0])), d_start)
+            if best_scores is not None:  # earlier (lower-index) results first: ties keep them
+                scores = tf.concat([best_scores, scores], axis=1)
+                indices = tf.concat([best_indices, indices], axis=1)
+                scores, position = tf.math.top_k(scores, k=min(k, int(scores.shape[1])))
+                indices = tf.gather(indices, position, batch_dims=1)
+            best_scores, best_indices = scores, indices
+        all_scores.append(best_scores.numpy())
+        all_indices.append(best_indices.numpy())
+    return np.concatenate(all_scores), np.concatenate(all_indices).astype(np.int64)
+
+
+@tf.function(reduce_retracing=True)
+def _chunk_top_k(q, d, k, offset):
+    scores = tf.matmul(q, d, transpose_b=True)
+    values, indices = tf.math.top_k(scores, k=k)
+    return values, tf.cast(indices, tf.int64) + tf.cast(offset, tf.int64)
+
+
+def run_from_search(query_ids, document_ids, scores, indices, ignore_identical_ids=False):
+    """{query id: {document id: score}} from search results."""
+    run = {}
+    for row, query_id in enumerate(query_ids):
+        ranked = {}
+        for score, index in zip(scores[row], indices[row]):
+            doc_id = document_ids[index]
+            if ignore_identical_ids and doc_id == query_id:
+                continue
+            ranked[doc_id] = float(score)
+        run[query_id] = ranked
+    return run
+
+
+def _cut(run, k):
+    """The top k documents of each query (score descending, then id descending, as
+    trec_eval orders ties)."""
+    out = {}
+    for query_id, docs in run.items():
+        ranked = sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        out[query_id] = dict(ranked[:k])
+    return out
+
+
+def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
+    """Mean metrics over the judged queries, plus per-query values.
+
+    Returns ``(summary, per_query)``: summary maps "ndcg@10" etc. to floats;
+    per_query maps query id → the same keys.
+    """
+    import pytrec_eval
+
+    if ignore_identical_ids:
+        run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
+    qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
+    run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items()}
+    # pytrec_eval skips queries absent from the run; give them an empty ranking → 0.
+    run = {q: run.get(q, {}) for q in qrels}
+    per_query = {q: {} for q in qrels}
+    measures = {f"ndcg_cut.{k}" for k in cutoffs} | {f"P.{k}" for k in cutoffs} | {
+        f"recall.{k}" for k in cutoffs} | {f"map_cut.{k}" for k in cutoffs}
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, measures)
+    names = {"ndcg_cut": "ndcg", "P": "p", "recall": "recall", "map_cut": "map"}
+    for query_id, values in evaluator.evaluate(_nonempty(run)).items():
+        for key, value in values.items():
+            metric, k = key.rsplit("_", 1)
+            per_query[query_id][f"{names[metric]}@{k}"] = value
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
+    for k in cutoffs:
+        for query_id, values in rr.evaluate(_nonempty(_cut(run, k))).items():
+            per_query[query_id][f"mrr@{k}"] = values["recip_rank"]
+    keys = sorted({key for values in per_query.values() for key in values} | {
+        f"{m}@{k}" for m in ("ndcg", "mrr", "p", "recall", "map") for k in cutoffs})
+    for values in per_query.values():
+        for key in keys:
+            values.setdefault(key, 0.0)
+    summary = {key: float(np.mean([per_query[q][key] for q in per_query])) for key in keys}
+    return summary, per_query
+
+
+def _nonempty(run):
+    return {q: docs for q, docs in run.items() if docs}
+
+
+def write_trec_run(run, path, tag="samtone_tf"):
+    """Writes a TREC run file: ``qid Q0 docid rank score tag``."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for query_id, docs in run.items():
+            ranked = sorted(docs.items(), key=lambda item: (-item[1], item[0]))
+            for rank, (doc_id, score) in enumerate(ranked, start=1):
+                handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False):
+    """Encodes ``collection`` (a :class:`~samtone_tf.data.beir.BeirCollection`) with
+    ``model`` and returns ``(summary, per_query, run)``."""
+    doc_ids = list(collection.corpus)
+    query_ids = list(collection.queries)
+    documents = model.encode_documents([collection.corpus[d].full_text for d in doc_ids],
+                                       batch_size=batch_size)
+    queries = model.encode_queries([collection.queries[q] for q in query_ids],
+                                   batch_size=batch_size)
+    extra = 1 if ignore_identical_ids else 0
+    scores, indices = exact_search(queries, documents, k=k + extra)
+    run = run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids)
+    run = _cut(run, k)
+    summary, per_query = evaluate_run(collection.qrels, run)
+    summary["ignore_identical_ids"] = bool(ignore_identical_ids)
+    return summary, per_query, run
+
+
+def markdown_table(rows, keys=("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100")):
+    """rows: {name: summary} → a markdown table string."""
+    lines = ["| | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, summary in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+
+def bm25_run(collection, k=100, k1=0.9, b=0.4):
+    """A BM25 baseline run: {query id: {document id: score}}, top k per query.
+
+    Lucene's BM25 (idf = ln(1 + (N - n + 0.5) / (n + 0.5))), lower-cased ``\\w+``
+    tokens, no stemming, no stop words; ties broken by corpus order.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    doc_ids = list(collection.corpus)
+    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
+    tf_matrix = vectorizer.fit_transform(
+        [collection.corpus[d].full_text for d in doc_ids]).tocsr().astype(np.float64)
+    lengths = np.asarray(tf_matrix.sum(axis=1)).ravel()
+    n_docs = tf_matrix.shape[0]
+    df = np.bincount(tf_matrix.indices, minlength=tf_matrix.shape[1])
+    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    norm = k1 * (1 - b + b * lengths / max(lengths.mean(), 1e-9))
+    weights = tf_matrix.copy()
+    rows = np.repeat(np.arange(n_docs), np.diff(weights.indptr))
+    weights.data = idf[weights.indices] * weights.data * (k1 + 1) / (weights.data + norm[rows])
+    weights = weights.T.tocsr()  # terms × docs
+    query_ids = list(collection.queries)
+    query_terms = vectorizer.transform([collection.queries[q] for q in query_ids])
+    scores = np.asarray((query_terms @ weights).todense())
+    run = {}
+    for row, query_id in enumerate(query_ids):
+        top = np.argsort(-scores[row], kind="stable")[:k]
+        run[query_id] = {doc_ids[i]: float(scores[row, i]) for i in top}
+    return run
