@@ -1,0 +1,205 @@
+"""Export a DualEncoder as a TF-Hub-style reusable SavedModel that takes raw strings.
+
+Contract of the SavedModel (see savedmodels/README.md):
+
+* serving signatures ``encode_query``, ``encode_document`` and ``serving_default``
+  (= ``encode_query``): one input ``texts`` (tf.string, [None]) and one output
+  ``embeddings`` (float32 [None, dim], L2-normalised);
+* callables ``query_encoder(texts, training=False)``, ``document_encoder(...)``
+  and ``__call__`` (= ``query_encoder``), following TF-Hub's reusable SavedModel
+  API, with ``variables``, ``trainable_variables`` and ``regularization_losses``;
+* the tokenizer runs inside the graph; consumers ``import tensorflow_text`` first
+  and need neither samtone_tf nor pickle;
+* each variable is stored once (SDE: one tower's weights; ADE: both towers');
+* ``assets/samtone_config.json``: architecture, embedding size, similarity,
+  normalisation, max lengths, temperature and the training configuration.
+
+Written atomically: into a temporary folder beside the target, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+CONFIG_ASSET = "samtone_config.json"
+SIGNATURES = ("encode_query", "encode_document", "serving_default")
+
+
+def _unique_variables(variables):
+    seen, out = set(), []
+    for variable in variables:
+        value = getattr(variable, "value", variable)  # Keras 3 variable → tf.Variable
+        if id(value) not in seen:
+            seen.add(id(value))
+            out.append(value)
+    return out
+
+
+class _Holder:
+    """Plain attributes that tf.Module does not track."""
+
+    def __init__(self, query_tower, document_tower, query_tokenizer, document_tokenizer):
+        self.query_tower = query_tower
+        self.document_tower = document_tower
+        self.query_tokenizer = query_tokenizer
+        self.document_tokenizer = document_tokenizer
+
+
+class _EncoderModule(tf.__internal__.tracking.AutoTrackable):
+    """What gets saved: towers' variables, in-graph tokenizers, encode functions.
+
+    (AutoTrackable rather than tf.Module: ``variables`` etc. must be plain saved
+    attributes for the TF-Hub reusable SavedModel API.)
+    """
+
+    def __init__(self, model, query_tokenizer, document_tokenizer):
+        super().__init__()
+        # The Keras layers are kept out of the object graph (a plain holder is not
+        # tracked): only their tf.Variables are saved, once each. Tracking the Keras
+        # layers too would store every weight twice (Keras variable + tf.Variable).
+        self._untracked = _Holder(model.query_tower, model.document_tower,
+                                  query_tokenizer, document_tokenizer)
+        # tokenizer resources (vocabulary tables) must be tracked to be saved
+        self._tokenizer_modules = [getattr(t, "_tokenizer", None)
+                                   for t in (query_tokenizer, document_tokenizer)]
+        all_variables = _unique_variables(model.query_tower.weights +
+                                          model.document_tower.weights)
+        trainable = {id(v) for v in _unique_variables(
+            model.query_tower.trainable_weights + model.document_tower.trainable_weights)}
+        self.variables = all_variables
+        # dropout seed-generator states are captured by the training=True functions
+        self._state_variables = [v for v in _unique_variables(
+            model.query_tower.variables + model.document_tower.variables)
+            if id(v) not in {id(w) for w in all_variables}]
+        self.trainable_variables = [v for v in all_variables if id(v) in trainable]
+        self.regularization_losses = []
+
+        spec = tf.TensorSpec([None], tf.string, name="texts")
+
+        held = self._untracked
+
+        @tf.function
+        def query_encoder(texts, training=False):
+            return held.query_tower(held.query_tokenizer(texts), training=training)
+
+        @tf.function
+        def document_encoder(texts, training=False):
+            return held.document_tower(held.document_tokenizer(texts), training=training)
+
+        for function in (query_encoder, document_encoder):
+            for training in (False, True):
+                function.get_concrete_function(spec, training)
+        self.query_encoder = query_encoder
+        self.document_encoder = document_encoder
+        self.__call__ = query_encoder
+
+        @tf.function(input_signature=[spec])
+        def encode_query(texts):
+            return {"embeddings": query_encoder(texts, training=False)}
+
+        @tf.function(input_signature=[spec])
+        def encode_document(texts):
+            return {"embeddings": document_encoder(texts, training=False)}
+
+        self.encode_query = encode_query
+        self.encode_document = encode_document
+
+
+def export_config(model, training_config=None):
+    """The assets JSON: what a consumer needs to know about the embeddings."""
+    loss = getattr(model, "loss_fn", None)
+    backbone = model.backbone
+    return {
+        "format": "samtone_tf dual encoder SavedModel v1",
+        "architecture": model.architecture,
+        "backbone": repr(backbone),
+        "embedding_dim": int(model.embedding_dim),
+        "similarity": "cosine (dot product of L2-normalised embeddings)",
+        "normalization": "l2",
+        "pooling": model.pooling,
+        "query_max_length": model.query_max_length,
+        "document_max_length": model.document_max_length,
+        "document_text": 'title + " " + text (text alone when the title is empty)',
+        "temperature": None if loss is None else float(loss.temperature.numpy()),
+        "loss": None if loss is None else loss.get_config(),
+        "training_config": training_config or {},
+        "signatures": {name: {"inputs": {"texts": "tf.string [None]"},
+                              "outputs": {"embeddings": f"float32 [None, {model.embedding_dim}]"}}
+                       for name in SIGNATURES},
+        "requires": "import tensorflow_text before loading",
+    }
+
+
+def export_saved_model(model, output, training_config=None, overwrite=False):
+    """Writes ``model`` as a SavedModel at ``output`` (atomically); returns ``output``.
+
+    Refuses to replace an existing ``output`` unless ``overwrite=True``.
+    """
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    module = _EncoderModule(model, model.query_tokenizer(), model.document_tokenizer())
+    temporary = tempfile.mkdtemp(prefix=os.path.basename(output) + ".tmp-", dir=parent)
+    try:
+        tf.saved_model.save(module, temporary, signatures={
+            "encode_query": module.encode_query,
+            "encode_document": module.encode_document,
+            "serving_default": module.encode_query,
+        })
+        os.makedirs(os.path.join(temporary, "assets"), exist_ok=True)
+        with open(os.path.join(temporary, "assets", CONFIG_ASSET), "w", encoding="utf-8") as f:
+            json.dump(export_config(model, training_config), f, indent=2, default=str)
+        if os.path.exists(output):
+            old = temporary + ".old"
+            os.rename(output, old)
+            os.rename(temporary, output)
+            shutil.rmtree(old)
+        else:
+            os.rename(temporary, output)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return output
+
+
+class SavedModelEncoder:
+    """A reloaded SavedModel with the ``encode_queries`` / ``encode_documents``
+    interface of DualEncoder (for evaluation and analysis)."""
+
+    def __init__(self, path):
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+        self.path = path
+        self.module = tf.saved_model.load(path)
+        config_path = os.path.join(path, "assets", CONFIG_ASSET)
+        self.config = {}
+        if os.path.exists(config_path):
+            with open(config_path, encoding="utf-8") as handle:
+                self.config = json.load(handle)
+
+    def _encode(self, function, texts, batch_size):
+        import numpy as np
+
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), int(self.config.get("embedding_dim", 0)) or 1), "float32")
+        parts = {}
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            parts.update(zip(rows, function(tf.constant([texts[i] for i in rows])).numpy()))
+        if parts:
+            out = np.stack([parts[i] for i in range(len(texts))])
+        return out
+
+    def encode_queries(self, texts, batch_size=64):
+        return self._encode(self.module.query_encoder, texts, batch_size)
+
+    def encode_documents(self, texts, batch_size=64):
+        return self._encode(self.module.document_encoder, texts, batch_size)
