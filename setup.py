@@ -23,6 +23,7 @@ setup(
         "setuptools<81",  # tensorflow_hub needs pkg_resources
         "numpy",
         "pyyaml",
+        "tensorboard",
         "pytrec-eval-terrier",
         "scikit-learn",
         "matplotlib",

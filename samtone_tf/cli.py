@@ -1,17 +1,173 @@
-"""The ``samtone`` command."""
+"""The ``samtone`` command: train, eval, export.
+
+    samtone train [--config FILE] [--output RUN_DIR] [--set section.key=value ...]
+    samtone eval --model DIR --data BEIR_FOLDER [--split test] [--output metrics.json]
+    samtone export --checkpoint RUN_DIR --output DIR
+    samtone export --pretrained HF_FOLDER --architecture sde --output DIR
+"""
+
+from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import sys
+
+import yaml
+
+
+def _override(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set needs section.key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    if "." not in key:
+        raise argparse.ArgumentTypeError(f"--set needs section.key=value, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="samtone",
+        description="Dual-encoder retrieval training with the SamToNe loss (TensorFlow/Keras).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="fine-tune a dual encoder, evaluate zero-shot and fine-tuned, export",
+        description="Runs offline with no arguments: all-MiniLM-L6-v2 SDE + SamToNe on the "
+                    "SciFact copy shipped in the package (the small tower when the MiniLM "
+                    "extra is not installed). Writes RUN_DIR/metrics.json ('zero_shot', "
+                    "'fine_tuned'), RUN_DIR/savedmodel/, checkpoints and TensorBoard logs.")
+    train.add_argument("--config", help="YAML file; sections data/model/loss/training/"
+                                        "evaluation as in samtone_tf/configs/default.yaml")
+    train.add_argument("--output", help="run folder (default runs/<timestamp>)")
+    train.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                       metavar="SECTION.KEY=VALUE",
+                       help="override one field, e.g. --set model.architecture=ade")
+    for flag, field in (("--data", "data.path"), ("--tower", "model.tower"),
+                        ("--architecture", "model.architecture"),
+                        ("--same-tower", "loss.same_tower"), ("--strategy", "training.strategy")):
+        train.add_argument(flag, dest=field, help=f"shortcut for --set {field}=...")
+    for flag, field, kind in (("--batch-size", "training.global_batch_size", int),
+                              ("--epochs", "training.epochs", int),
+                              ("--steps", "training.steps", int),
+                              ("--learning-rate", "training.learning_rate", float),
+                              ("--temperature", "loss.temperature", float),
+                              ("--seed", "training.seed", int)):
+        train.add_argument(flag, dest=field, type=kind, help=f"shortcut for --set {field}=...")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a SavedModel, run folder or HF folder on a BEIR folder",
+        description="Writes a JSON with keys ndcg@10, mrr@10, p@1, recall@100, map@100 (and "
+                    "every metric@k for k in 1,3,5,10,100) and prints a markdown table.")
+    evaluate.add_argument("--model", required=True,
+                          help="exported SavedModel, run folder, or Hugging Face BERT folder")
+    evaluate.add_argument("--data", required=True, help="BEIR folder")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--output", help="metrics JSON path")
+    evaluate.add_argument("--run-file", help="also write the TREC run here")
+    evaluate.add_argument("--ignore-identical-ids", action="store_true",
+                          help="drop retrieved documents whose id equals the query id (BEIR "
+                               "default; right for Quora/ArguAna, wrong for Cranfield)")
+    evaluate.add_argument("--k", type=int, default=100)
+    evaluate.add_argument("--batch-size", type=int, default=64)
+
+    export = commands.add_parser(
+        "export", help="write a reusable SavedModel (raw strings in, embeddings out)")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="run folder written by samtone train")
+    source.add_argument("--pretrained", help="Hugging Face BERT folder (zero-shot model)")
+    export.add_argument("--architecture", default="sde")
+    export.add_argument("--query-max-length", type=int, default=64)
+    export.add_argument("--document-max-length", type=int, default=256)
+    export.add_argument("--output", required=True)
+    export.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def _fail(message):
+    print(f"samtone: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="samtone", description="Dual-encoder retrieval training with the SamToNe loss.")
-    parser.add_subparsers(dest="command")
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        return {"train": _train, "eval": _eval, "export": _export}[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
+        return _fail(str(error))
+
+
+def _train(args):
+    from samtone_tf.config import load_config
+
+    overrides = dict(args.overrides)
+    overrides.update({k: v for k, v in vars(args).items() if "." in k and v is not None})
+    config = load_config(args.config, overrides)  # validated before any training
+    output = args.output or os.path.join(
+        "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    from samtone_tf.train import run_training
+
+    run_training(config, output, verbose=0 if args.quiet else 1)
+    return 0
+
+
+def _load_encoder(path):
+    from samtone_tf.export import SavedModelEncoder
+
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return SavedModelEncoder(path)
+    if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
+        return SavedModelEncoder(os.path.join(path, "savedmodel"))
+    if os.path.exists(os.path.join(path, "config.json")):
+        from samtone_tf.models import DualEncoder
+        from samtone_tf.towers import HFBert
+
+        return DualEncoder(HFBert(path), architecture="sde")
+    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or Hugging Face folder")
+
+
+def _eval(args):
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.evaluation import evaluate_model, markdown_table, write_trec_run
+    from samtone_tf.train import write_json_atomic
+
+    collection = load_beir(args.data, args.split)
+    encoder = _load_encoder(args.model)
+    summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
+                                     ignore_identical_ids=args.ignore_identical_ids)
+    summary.update(data=args.data, split=args.split, model=args.model)
+    if args.output:
+        write_json_atomic(args.output, summary)
+    if args.run_file:
+        write_trec_run(run, args.run_file)
+    print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
+    print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
+    return 0
+
+
+def _export(args):
+    from samtone_tf.export import export_saved_model
+
+    if args.checkpoint:
+        from samtone_tf.train import load_run_model
+
+        model, config = load_run_model(args.checkpoint)
+    else:
+        from samtone_tf.models import DualEncoder
+        from samtone_tf.towers import HFBert
+
+        model = DualEncoder(HFBert(args.pretrained), architecture=args.architecture,
+                            query_max_length=args.query_max_length,
+                            document_max_length=args.document_max_length)
+        config = {"pretrained": args.pretrained, "zero_shot": True}
+    path = export_saved_model(model, args.output, training_config=config,
+                              overwrite=args.overwrite)
+    print(f"exported {model.architecture} ({model.embedding_dim}-d) to {path}")
     return 0
 
 

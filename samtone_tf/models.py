@@ -110,6 +110,11 @@ class DualEncoder(keras.Model):
                  query_max_length=64, document_max_length=256, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        for name, value in (("query_max_length", query_max_length),
+                            ("document_max_length", document_max_length)):
+            if not 2 <= value <= backbone.max_length:
+                raise ValueError(f"{name} must be in [2, {backbone.max_length}] (the "
+                                 f"backbone's positions), got {value}")
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
         self._tokenizers = {}

@@ -110,7 +110,7 @@ class SmallTransformer:
     num_layers: int = 2
     num_heads: int = 2
     intermediate_dim: int = 256
-    max_length: int = 128
+    max_length: int = 512
     dropout: float = 0.0
 
     def make_token_embedding(self, name="token_embedding"):

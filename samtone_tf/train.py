@@ -1,0 +1,167 @@
+"""``samtone train``: config → data → model → zero-shot eval → fit → eval → export.
+
+The run folder holds ``config.yaml``, ``checkpoints/final.weights.h5``,
+``logs/`` (TensorBoard), ``history.json``, ``metrics.json`` ({"zero_shot": ...,
+"fine_tuned": ...}, each the object ``samtone eval`` writes) and ``savedmodel/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from samtone_tf.config import dump, validate
+
+
+def write_json_atomic(path, value):
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+    os.replace(temporary, path)
+
+
+def make_backbone(tower, log=print):
+    """'minilm' (falls back to the small tower, saying so), 'small' or an HF folder."""
+    from samtone_tf.towers import MINILM_INSTALL_HINT, HFBert, SmallTransformer, minilm_path
+
+    if tower == "minilm":
+        path = minilm_path()
+        if path is None:
+            log(f"note: {MINILM_INSTALL_HINT}; training the small from-scratch tower instead")
+            return SmallTransformer()
+        return HFBert(path)
+    if tower == "small":
+        return SmallTransformer()
+    return HFBert(tower)
+
+
+def build_model(config, strategy, total_steps=1, log=print):
+    from samtone_tf.losses import SamToNeLoss
+    from samtone_tf.models import DualEncoder
+
+    model_cfg, loss_cfg = config["model"], config["loss"]
+    backbone = make_backbone(model_cfg["tower"], log)
+    with strategy.scope():
+        model = DualEncoder(backbone, architecture=model_cfg["architecture"],
+                            pooling=model_cfg["pooling"],
+                            projection_dim=model_cfg["projection_dim"],
+                            query_max_length=model_cfg["query_max_length"],
+                            document_max_length=model_cfg["document_max_length"])
+        training = config["training"]
+        schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
+                                     int(training["warmup_ratio"] * total_steps))
+        model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg))
+    return model
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then linear decay to
+    0 at ``total`` steps (sentence-transformers' WarmupLinear)."""
+
+    def __init__(self, peak, total, warmup):
+        self.peak, self.total, self.warmup = float(peak), int(total), int(warmup)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = (step + 1.0) / max(self.warmup, 1)
+        decay = (self.total - step) / max(self.total - self.warmup, 1)
+        factor = tf.where(step < self.warmup, warm, decay)
+        return self.peak * tf.clip_by_value(factor, 0.0, 1.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "total": self.total, "warmup": self.warmup}
+
+
+def run_training(config, output, verbose=1, log=print):
+    """Runs the whole job; returns the metrics dict written to metrics.json."""
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.data.pipeline import (examples_from_qrels, no_duplicate_batches,
+                                          training_dataset)
+    from samtone_tf.distribute import get_strategy
+    from samtone_tf.evaluation import evaluate_model, markdown_table
+    from samtone_tf.export import export_saved_model
+    from samtone_tf.resources import scifact_path
+
+    started = time.time()
+    strategy = get_strategy(config["training"]["strategy"])
+    validate(config, replicas=strategy.num_replicas_in_sync)
+    os.makedirs(output, exist_ok=True)
+    if os.path.exists(os.path.join(output, "metrics.json")):
+        raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
+                              "choose another --output")
+    with open(os.path.join(output, "config.yaml"), "w", encoding="utf-8") as handle:
+        handle.write(dump(config))
+    keras.utils.set_random_seed(config["training"]["seed"])
+
+    data_path = config["data"]["path"] or scifact_path()
+    train_set = load_beir(data_path, config["data"]["train_split"])
+    eval_set = load_beir(data_path, config["data"]["eval_split"])
+    examples = examples_from_qrels(train_set)
+    log(f"data: {data_path} — {len(examples)} training pairs ({config['data']['train_split']}), "
+        f"{len(eval_set.queries)} evaluation queries ({config['data']['eval_split']}), "
+        f"{len(eval_set.corpus)} documents")
+
+    training = config["training"]
+    steps = sum(len(no_duplicate_batches(examples, training["global_batch_size"],
+                                         training["seed"] + epoch))
+                for epoch in range(training["epochs"]))
+    if training["steps"]:
+        steps = min(steps, training["steps"])
+    model = build_model(config, strategy, steps, log)
+    log(f"model: {model.backbone!r}, architecture {model.architecture}, "
+        f"{strategy.num_replicas_in_sync} replica(s)")
+    evaluation = config["evaluation"]
+
+    def evaluate(name):
+        log(f"evaluating ({name}) on {config['data']['eval_split']} ...")
+        summary, _, _ = evaluate_model(model, eval_set, k=evaluation["k"],
+                                       batch_size=evaluation["batch_size"],
+                                       ignore_identical_ids=config["data"]["ignore_identical_ids"])
+        summary.update(data=data_path, split=config["data"]["eval_split"])
+        return summary
+
+    metrics = {}
+    if evaluation["zero_shot"]:
+        metrics["zero_shot"] = evaluate("zero-shot")
+
+    dataset = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
+                               training["global_batch_size"], seed=training["seed"],
+                               epochs=training["epochs"]).take(steps)
+    log(f"training: {steps} steps of global batch {training['global_batch_size']}")
+    history = model.fit(dataset, epochs=1, verbose=verbose, callbacks=[
+        keras.callbacks.TensorBoard(os.path.join(output, "logs"))])
+    os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
+    weights = os.path.join(output, "checkpoints", "final.weights.h5")
+    model.save_weights(weights + ".tmp.weights.h5")
+    os.replace(weights + ".tmp.weights.h5", weights)
+    write_json_atomic(os.path.join(output, "history.json"), {
+        k: [float(x) for x in v] for k, v in history.history.items()})
+
+    metrics["fine_tuned"] = evaluate("fine-tuned")
+    export_saved_model(model, os.path.join(output, "savedmodel"), training_config=config,
+                       overwrite=True)
+    metrics["wall_time_s"] = round(time.time() - started, 1)
+    write_json_atomic(os.path.join(output, "metrics.json"), metrics)
+    rows = {name: metrics[name] for name in ("zero_shot", "fine_tuned") if name in metrics}
+    log("\n" + markdown_table(rows, keys=("ndcg@10", "mrr@10", "p@1", "recall@100")))
+    log(f"\nrun folder: {output} (wall time {metrics['wall_time_s']} s)")
+    sys.stdout.flush()
+    return metrics
+
+
+def load_run_model(run_dir):
+    """Rebuilds a trained DualEncoder from a run folder (config + final weights)."""
+    from samtone_tf.config import load_config
+    from samtone_tf.distribute import get_strategy
+
+    config = load_config(os.path.join(run_dir, "config.yaml"))
+    config["training"]["strategy"] = "default"
+    model = build_model(config, get_strategy("default"), log=lambda *a: None)
+    model.load_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
+    return model, config
