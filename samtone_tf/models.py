@@ -99,7 +99,8 @@ class DualEncoder(keras.Model):
         pooling: "mean" (default) or "cls".
         projection_dim: size of the bias-free projection, or None for none.
         query_max_length, document_max_length: tokens per query / document for the
-            raw-text entry points (``encode_queries(["text", ...])``, export).
+            raw-text entry points (``encode_queries(["text", ...])``, export);
+            default 64 / 256, capped at the backbone's positions.
 
     ``compile(optimizer, loss=SamToNeLoss(...))`` then ``fit`` on batches of the
     form in the module docstring. The loss object owns the temperature and the
@@ -107,9 +108,13 @@ class DualEncoder(keras.Model):
     """
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
-                 query_max_length=64, document_max_length=256, **kwargs):
+                 query_max_length=None, document_max_length=None, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        if query_max_length is None:
+            query_max_length = min(64, backbone.max_length)
+        if document_max_length is None:
+            document_max_length = min(256, backbone.max_length)
         for name, value in (("query_max_length", query_max_length),
                             ("document_max_length", document_max_length)):
             if not 2 <= value <= backbone.max_length:
@@ -131,6 +136,7 @@ class DualEncoder(keras.Model):
         self.document_tower(dummy)
         for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
             backbone.initialize(tower.token_embedding, tower.encoder)
+        self.built = True
 
     @property
     def embedding_dim(self):

@@ -1,0 +1,100 @@
+"""The samtone command end to end (small tower), and configuration errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+from samtone_tf.config import ConfigError, load_config, validate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+
+
+def samtone(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "samtone_tf.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"model.architecture": "two-tower"}, "model.architecture must be one of"),
+    ({"training.global_batch_size": 0}, "training.global_batch_size must be a positive"),
+    ({"training.global_batch_size": -4}, "training.global_batch_size must be a positive"),
+    ({"data.path": "/no/such/folder"}, "data.path '/no/such/folder' does not exist"),
+    ({"training.batchsize": 3}, "unknown key training.batchsize"),
+    ({"optimizer.name": "adam"}, "unknown section 'optimizer'"),
+    ({"loss.same_tower": "both"}, "loss.same_tower 'both' needs"),
+    ({"loss.temperature": 0}, "loss.temperature must be in"),
+    ({"model.tower": "/nope"}, "model.tower must be"),
+])
+def test_invalid_configuration_names_the_field(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+def test_indivisible_global_batch_names_replicas():
+    config = load_config(None, {"training.global_batch_size": 30})
+    with pytest.raises(ConfigError, match="30 is not divisible by the 4 replicas"):
+        validate(config, replicas=4)
+
+
+def test_cli_rejects_bad_config_before_training(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  architecture: ade\n  towr: small\n")
+    out = samtone("train", "--config", str(bad), "--output", str(tmp_path / "run"))
+    assert out.returncode == 2 and "unknown key model.towr" in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+    out = samtone("train", "--strategy", "cpu:3", "--batch-size", "32", "--tower", "small",
+                  "--output", str(tmp_path / "run"))
+    assert out.returncode == 2 and "32 is not divisible by the 3 replicas" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_help():
+    out = samtone("--help")
+    assert out.returncode == 0
+    for command in ("train", "eval", "export"):
+        assert command in out.stdout
+    assert "--ignore-identical-ids" in samtone("eval", "--help").stdout
+
+
+def test_train_eval_export_end_to_end_small_tower(tmp_path):
+    run = tmp_path / "run"
+    out = samtone("train", "--tower", "small", "--steps", "4", "--batch-size", "16",
+                  "--output", str(run), "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| zero_shot |" in out.stdout and "| fine_tuned |" in out.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    for name in ("zero_shot", "fine_tuned"):
+        for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
+            assert 0.0 <= metrics[name][key] <= 1.0
+    assert (run / "savedmodel" / "saved_model.pb").exists()
+    assert (run / "checkpoints" / "final.weights.h5").exists()
+    assert os.listdir(run / "logs")
+
+    # the reloaded SavedModel, evaluated by `samtone eval`, reproduces the run's numbers
+    scores = tmp_path / "eval.json"
+    out = samtone("eval", "--model", str(run / "savedmodel"), "--data",
+                  os.path.join(SHARED, "scifact"), "--split", "test", "--output", str(scores))
+    assert out.returncode == 0, out.stderr[-3000:]
+    evaluated = json.loads(scores.read_text())
+    for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
+        assert evaluated[key] == pytest.approx(metrics["fine_tuned"][key], abs=2e-3), key
+    assert "| savedmodel |" in out.stdout
+
+    # re-export from the checkpoint gives the same embeddings
+    again = tmp_path / "again"
+    out = samtone("export", "--checkpoint", str(run), "--output", str(again))
+    assert out.returncode == 0, out.stderr[-3000:]
+    texts = tf.constant(["a claim about T cells", "Title. Abstract text."])
+    first = tf.saved_model.load(str(run / "savedmodel"))
+    second = tf.saved_model.load(str(again))
+    np.testing.assert_allclose(first.document_encoder(texts), second.document_encoder(texts),
+                               atol=1e-5)
+    out = samtone("export", "--checkpoint", str(run), "--output", str(again))
+    assert out.returncode == 2 and "overwrite" in out.stderr
