@@ -70,6 +70,10 @@ def _parser():
                           help="drop retrieved documents whose id equals the query id (BEIR "
                                "default; right for Quora/ArguAna, wrong for Cranfield)")
     evaluate.add_argument("--k", type=int, default=100)
+    evaluate.add_argument("--cache-dir", help="cache corpus embeddings here (keyed by a "
+                                              "fingerprint of model weights and texts)")
+    evaluate.add_argument("--backend", choices=("tf", "faiss"), default="tf",
+                          help="exact search backend (faiss needs faiss-cpu)")
     evaluate.add_argument("--batch-size", type=int, default=64)
 
     export = commands.add_parser(
@@ -139,7 +143,9 @@ def _eval(args):
     collection = load_beir(args.data, args.split)
     encoder = _load_encoder(args.model)
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
-                                     ignore_identical_ids=args.ignore_identical_ids)
+                                     ignore_identical_ids=args.ignore_identical_ids,
+                                     cache_dir=args.cache_dir, progress=True,
+                                     backend=args.backend)
     summary.update(data=args.data, split=args.split, model=args.model)
     if args.output:
         write_json_atomic(args.output, summary)

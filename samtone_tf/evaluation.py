@@ -26,12 +26,15 @@ CUTOFFS = (1, 3, 5, 10, 100)
 HEADLINE = ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100")
 
 
-def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=65536):
+def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=65536,
+                 backend="tf"):
     """Exact top-k inner-product search.
 
     Args:
         queries: [Q, D] float array; documents: [N, D] float array.
         k: results per query (capped at N).
+        backend: "tf" (chunked matmul + top_k) or "faiss" (``faiss.IndexFlatIP``,
+            needs faiss-cpu; also exact, its tie order may differ).
     Returns:
         (scores [Q, k] float32, indices [Q, k] int64), best first.
     """
@@ -40,6 +43,10 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
     if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
         raise ValueError(f"queries [Q, D] and documents [N, D] must share D; got "
                          f"{queries.shape} and {documents.shape}")
+    if backend == "faiss":
+        return _faiss_search(queries, documents, k)
+    if backend != "tf":
+        raise ValueError(f"backend must be 'tf' or 'faiss', got {backend!r}")
     k = min(int(k), len(documents))
     if k <= 0 or len(queries) == 0:
         return (np.zeros((len(queries), max(k, 0)), np.float32),
@@ -61,6 +68,17 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
         all_scores.append(best_scores.numpy())
         all_indices.append(best_indices.numpy())
     return np.concatenate(all_scores), np.concatenate(all_indices).astype(np.int64)
+
+
+def _faiss_search(queries, documents, k):
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("backend='faiss' needs faiss-cpu: pip install faiss-cpu") from None
+    index = faiss.IndexFlatIP(documents.shape[1])
+    index.add(np.ascontiguousarray(documents))
+    scores, indices = index.search(np.ascontiguousarray(queries), min(int(k), len(documents)))
+    return scores.astype(np.float32), indices.astype(np.int64)
 
 
 @tf.function(reduce_retracing=True)
@@ -143,17 +161,66 @@ def write_trec_run(run, path, tag="samtone_tf"):
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False):
+def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None,
+                  progress=True, side="document"):
+    """Encodes texts in chunks with a progress bar; with ``cache_dir`` and a model
+    ``fingerprint``, embeddings are cached in ``cache_dir/<sha256>.npy``, keyed by
+    the fingerprint, the side and every text."""
+    import hashlib
+    import os
+
+    import keras
+
+    cache_path = None
+    if cache_dir is not None and fingerprint is not None:
+        digest = hashlib.sha256(f"{fingerprint}|{side}|{len(texts)}".encode())
+        for text in texts:
+            digest.update(text.encode("utf-8") + b"\0")
+        cache_path = os.path.join(cache_dir, digest.hexdigest() + ".npy")
+        if os.path.exists(cache_path):
+            return np.load(cache_path)
+    encode = model.encode_documents if side == "document" else model.encode_queries
+    chunk = max(batch_size * 16, 1)
+    bar = keras.utils.Progbar(len(texts), unit_name=side) if progress and texts else None
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(encode(texts[start:start + chunk], batch_size=batch_size))
+        if bar is not None:
+            bar.add(len(parts[-1]))
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    if cache_path is not None:
+        os.makedirs(cache_dir, exist_ok=True)
+        np.save(cache_path + ".tmp.npy", embeddings)
+        os.replace(cache_path + ".tmp.npy", cache_path)
+    return embeddings
+
+
+def model_fingerprint(model):
+    """sha256 over a model's weights and configuration (for the embedding cache)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(getattr(model, "backbone", model)).encode())
+    for name in ("architecture", "query_max_length", "document_max_length", "pooling"):
+        digest.update(repr(getattr(model, name, None)).encode())
+    for weight in getattr(model, "weights", []):
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False,
+                   cache_dir=None, progress=False, backend="tf"):
     """Encodes ``collection`` (a :class:`~samtone_tf.data.beir.BeirCollection`) with
-    ``model`` and returns ``(summary, per_query, run)``."""
+    ``model`` (a DualEncoder or a reloaded SavedModel) and returns
+    ``(summary, per_query, run)``."""
     doc_ids = list(collection.corpus)
     query_ids = list(collection.queries)
-    documents = model.encode_documents([collection.corpus[d].full_text for d in doc_ids],
-                                       batch_size=batch_size)
-    queries = model.encode_queries([collection.queries[q] for q in query_ids],
-                                   batch_size=batch_size)
+    fingerprint = model_fingerprint(model) if cache_dir else None
+    documents = encode_corpus(model, [collection.corpus[d].full_text for d in doc_ids],
+                              batch_size, cache_dir, fingerprint, progress, "document")
+    queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
+                            cache_dir, fingerprint, progress, "query")
     extra = 1 if ignore_identical_ids else 0
-    scores, indices = exact_search(queries, documents, k=k + extra)
+    scores, indices = exact_search(queries, documents, k=k + extra, backend=backend)
     run = run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids)
     run = _cut(run, k)
     summary, per_query = evaluate_run(collection.qrels, run)

