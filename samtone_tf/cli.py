@@ -13,6 +13,7 @@ import datetime
 import os
 import sys
 
+import numpy as np
 import yaml
 
 
@@ -86,6 +87,22 @@ def _parser():
     export.add_argument("--document-max-length", type=int, default=256)
     export.add_argument("--output", required=True)
     export.add_argument("--overwrite", action="store_true")
+    analyze = commands.add_parser(
+        "analyze", help="t-SNE + linear-probe separation of the towers; similarity histograms",
+        description="For each run folder or SavedModel: N queries and their N positive "
+                    "documents through both towers → t-SNE picture and the cross-validated "
+                    "accuracy of a linear probe telling the towers apart (0.5 = one mixed "
+                    "cloud); histograms of top-1 retrieval similarity and of s(q_i,q_j), "
+                    "s(q_i,d_j), all runs side by side.")
+    analyze.add_argument("models", nargs="+", metavar="RUN_OR_SAVEDMODEL")
+    analyze.add_argument("--data", help="BEIR folder (default: the shipped SciFact)")
+    analyze.add_argument("--split", default="test")
+    analyze.add_argument("--n", type=int, default=400, help="queries and documents (each)")
+    analyze.add_argument("--names", nargs="+", help="labels for the runs")
+    analyze.add_argument("--output", required=True, help="folder for PNGs and analysis.json")
+    analyze.add_argument("--no-top1", action="store_true",
+                         help="skip encoding the corpus for the top-1 histogram")
+    analyze.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -101,7 +118,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return {"train": _train, "eval": _eval, "export": _export}[args.command](args)
+        return {"train": _train, "eval": _eval, "export": _export,
+                "analyze": _analyze}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
         return _fail(str(error))
 
@@ -174,6 +192,48 @@ def _export(args):
     path = export_saved_model(model, args.output, training_config=config,
                               overwrite=args.overwrite)
     print(f"exported {model.architecture} ({model.embedding_dim}-d) to {path}")
+    return 0
+
+
+def _analyze(args):
+    from samtone_tf import analysis
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.evaluation import encode_corpus
+    from samtone_tf.resources import scifact_path
+    from samtone_tf.train import write_json_atomic
+
+    names = args.names or [os.path.basename(os.path.normpath(m)) for m in args.models]
+    if len(names) != len(args.models) or len(set(names)) != len(names):
+        raise ValueError("--names needs one distinct label per model")
+    collection = load_beir(args.data or scifact_path(), args.split)
+    pairs = analysis.sample_pairs(collection, args.n, args.seed)
+    separations, stats, summary = {}, {}, {}
+    corpus_texts = [doc.full_text for doc in collection.corpus.values()]
+    for name, path in zip(names, args.models):
+        encoder = _load_encoder(path)
+        queries = encoder.encode_queries([q for q, _ in pairs])
+        documents = encoder.encode_documents([d for _, d in pairs])
+        separations[name] = analysis.tower_separation(queries, documents, args.seed)
+        corpus = None if args.no_top1 else encode_corpus(encoder, corpus_texts, 64)
+        retrieval = None if corpus is None else encode_corpus(
+            encoder, list(collection.queries.values()), 64, side="query")
+        stats[name] = analysis.similarity_statistics(queries, documents, corpus, retrieval)
+        summary[name] = {
+            "model": path, "pairs": len(pairs),
+            "probe_accuracy": separations[name]["probe_accuracy"],
+            "probe_accuracy_std": separations[name]["probe_accuracy_std"],
+            **{f"mean_{k}": float(np.mean(v)) for k, v in stats[name].items()}}
+    os.makedirs(args.output, exist_ok=True)
+    analysis.plot_tsne(separations, os.path.join(args.output, "tsne.png"))
+    analysis.plot_similarities(stats, os.path.join(args.output, "similarities.png"))
+    write_json_atomic(os.path.join(args.output, "analysis.json"), summary)
+    print("| run | linear probe accuracy (0.5 = mixed) | mean top-1 | mean s(q,q') | mean s(q,d') |")
+    print("|---|---|---|---|---|")
+    for name, row in summary.items():
+        print(f"| {name} | {row['probe_accuracy']:.3f} ± {row['probe_accuracy_std']:.3f} | "
+              f"{row.get('mean_top1', float('nan')):.3f} | {row['mean_query_query']:.3f} | "
+              f"{row['mean_query_document']:.3f} |")
+    print(f"wrote {args.output}/tsne.png, similarities.png, analysis.json")
     return 0
 
 

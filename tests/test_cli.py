@@ -99,6 +99,18 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
     out = samtone("export", "--checkpoint", str(run), "--output", str(again))
     assert out.returncode == 2 and "overwrite" in out.stderr
 
+    # analyze: both pictures and the separation numbers, two runs side by side
+    out = samtone("analyze", str(run), str(again), "--names", "run", "reexport", "--n", "60",
+                  "--output", str(tmp_path / "analysis"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "analysis" / "analysis.json").read_text())
+    assert set(summary) == {"run", "reexport"}
+    assert summary["run"]["probe_accuracy"] == pytest.approx(
+        summary["reexport"]["probe_accuracy"], abs=1e-6)  # same weights, same number
+    assert 0.0 <= summary["run"]["mean_top1"] <= 1.0
+    for name in ("tsne.png", "similarities.png"):
+        assert (tmp_path / "analysis" / name).stat().st_size > 1000
+
 
 def test_export_pretrained_zero_shot_model(tmp_path):
     from samtone_tf.towers import minilm_path

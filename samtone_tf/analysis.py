@@ -1,0 +1,114 @@
+"""The paper's two analyses: are the two towers' embeddings one space, and how do
+similarities distribute?
+
+* :func:`tower_separation`: N queries and their N positive documents (default
+  400 + 400, as Dong et al. 2022) from both towers → a 2-D t-SNE (scikit-learn) for
+  the picture, and a number: the 5-fold cross-validated accuracy of a linear probe
+  (logistic regression) telling query embeddings from document embeddings. 0.5
+  means fully mixed (one cloud); 1.0 means two separable clouds.
+* :func:`similarity_statistics`: the top-1 retrieval similarity of every query over
+  the corpus, and s(qᵢ,qⱼ) / s(qᵢ,dⱼ) (i ≠ j) over the sampled pairs.
+* :func:`plot_tsne` / :func:`plot_similarities`: PNG figures; several runs side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sample_pairs(collection, n=400, seed=0):
+    """Up to n (query text, positive document text) pairs, one per query."""
+    rng = np.random.default_rng(seed)
+    query_ids = sorted(collection.qrels)
+    rng.shuffle(query_ids)
+    pairs = []
+    for query_id in query_ids:
+        positives = sorted(d for d, r in collection.qrels[query_id].items() if r > 0)
+        if positives:
+            pairs.append((collection.queries[query_id],
+                          collection.corpus[positives[0]].full_text))
+        if len(pairs) == n:
+            break
+    return pairs
+
+
+def tower_separation(query_embeddings, document_embeddings, seed=0, tsne=True):
+    """Returns {"probe_accuracy", "probe_accuracy_std", "tsne": [2N, 2] or None}."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.manifold import TSNE
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x = np.concatenate([query_embeddings, document_embeddings]).astype(np.float64)
+    y = np.concatenate([np.zeros(len(query_embeddings)), np.ones(len(document_embeddings))])
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    scores = cross_val_score(LogisticRegression(max_iter=2000), x, y, cv=folds)
+    coords = None
+    if tsne:
+        perplexity = min(30.0, (len(x) - 1) / 3)
+        coords = TSNE(n_components=2, perplexity=perplexity, random_state=seed,
+                      init="pca").fit_transform(x)
+    return {"probe_accuracy": float(scores.mean()), "probe_accuracy_std": float(scores.std()),
+            "tsne": coords}
+
+
+def similarity_statistics(query_embeddings, document_embeddings, corpus_embeddings=None,
+                          retrieval_queries=None):
+    """The off-diagonal query–query and query–document similarities of the sampled
+    pairs, their positive similarities, and (with ``corpus_embeddings``) the top-1
+    retrieval similarity of each of ``retrieval_queries`` (default: the sampled
+    queries) over the corpus."""
+    q, d = np.asarray(query_embeddings), np.asarray(document_embeddings)
+    off = ~np.eye(len(q), dtype=bool)
+    out = {"query_query": (q @ q.T)[off], "query_document": (q @ d.T)[off],
+           "positive": np.sum(q * d, axis=1)}
+    if corpus_embeddings is not None:
+        from samtone_tf.evaluation import exact_search
+
+        anchors = q if retrieval_queries is None else np.asarray(retrieval_queries)
+        out["top1"] = exact_search(anchors, corpus_embeddings, k=1)[0][:, 0]
+    return out
+
+
+def plot_tsne(results, path):
+    """results: {run name: tower_separation(...)} → one PNG, a panel per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 5), squeeze=False)
+    for axis, (name, result) in zip(axes[0], results.items()):
+        coords = result["tsne"]
+        n = len(coords) // 2
+        axis.scatter(coords[:n, 0], coords[:n, 1], s=6, alpha=0.7, label="query tower")
+        axis.scatter(coords[n:, 0], coords[n:, 1], s=6, alpha=0.7, label="document tower")
+        axis.set_title(f"{name}\nlinear probe accuracy {result['probe_accuracy']:.3f}")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_similarities(stats, path):
+    """stats: {run name: similarity_statistics(...)} → one PNG, runs side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("top1", "query_query", "query_document") if all(k in s for s in stats.values())]
+    titles = {"top1": "top-1 retrieval similarity", "query_query": "s(qᵢ, qⱼ), i ≠ j",
+              "query_document": "s(qᵢ, dⱼ), i ≠ j"}
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
+    for axis, kind in zip(axes[0], kinds):
+        for name, values in stats.items():
+            axis.hist(values[kind], bins=50, range=(-0.2, 1.0), alpha=0.5, density=True,
+                      label=name)
+        axis.set_title(titles[kind])
+        axis.set_xlabel("cosine similarity")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
