@@ -122,6 +122,8 @@ def main(argv=None):
                 "analyze": _analyze}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
         return _fail(str(error))
+    except RuntimeError as error:  # NonFiniteLossError and other stops during training
+        return _fail(f"{type(error).__name__}: {error}")
 
 
 def _train(args):

@@ -95,6 +95,7 @@ def validate(config, replicas=None):
                   "training.global_batch_size", "training.epochs"):
         _positive_int(config, field)
     _positive_int(config, "training.steps", allow_none=True)
+    _positive_int(config, "training.checkpoint_every")
     _positive_int(config, "model.projection_dim", allow_none=True)
     if not isinstance(training["learning_rate"], (int, float)) or training["learning_rate"] <= 0:
         raise ConfigError(f"training.learning_rate must be > 0, got {training['learning_rate']!r}")

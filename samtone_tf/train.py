@@ -86,6 +86,7 @@ def run_training(config, output, verbose=1, log=print):
     from samtone_tf.distribute import get_strategy
     from samtone_tf.evaluation import evaluate_model, markdown_table
     from samtone_tf.export import export_saved_model
+    from samtone_tf.reliability import fit_resumable
     from samtone_tf.resources import scifact_path
 
     started = time.time()
@@ -95,8 +96,17 @@ def run_training(config, output, verbose=1, log=print):
     if os.path.exists(os.path.join(output, "metrics.json")):
         raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
                               "choose another --output")
-    with open(os.path.join(output, "config.yaml"), "w", encoding="utf-8") as handle:
-        handle.write(dump(config))
+    config_path = os.path.join(output, "config.yaml")
+    if os.path.exists(config_path):  # an interrupted run: resume only the same job
+        with open(config_path, encoding="utf-8") as handle:
+            if handle.read() != dump(config):
+                raise ValueError(f"{output} holds an interrupted run with another "
+                                 f"configuration ({config_path}); use another --output")
+        log(f"resuming the interrupted run in {output}")
+    else:
+        with open(config_path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(dump(config))
+        os.replace(config_path + ".tmp", config_path)
     keras.utils.set_random_seed(config["training"]["seed"])
 
     data_path = config["data"]["path"] or scifact_path()
@@ -128,21 +138,29 @@ def run_training(config, output, verbose=1, log=print):
         return summary
 
     metrics = {}
+    zero_shot_path = os.path.join(output, "zero_shot.json")
     if evaluation["zero_shot"]:
-        metrics["zero_shot"] = evaluate("zero-shot")
+        if os.path.exists(zero_shot_path):
+            with open(zero_shot_path, encoding="utf-8") as handle:
+                metrics["zero_shot"] = json.load(handle)
+        else:
+            metrics["zero_shot"] = evaluate("zero-shot")
+            write_json_atomic(zero_shot_path, metrics["zero_shot"])
 
     dataset = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
                                training["global_batch_size"], seed=training["seed"],
-                               epochs=training["epochs"]).take(steps)
-    log(f"training: {steps} steps of global batch {training['global_batch_size']}")
-    history = model.fit(dataset, epochs=1, verbose=verbose, callbacks=[
-        keras.callbacks.TensorBoard(os.path.join(output, "logs"))])
-    os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
+                               epochs=training["epochs"])
+    log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
+        f"checkpoints every {training['checkpoint_every']} in {output}/checkpoints")
+    history = fit_resumable(model, dataset, steps, os.path.join(output, "checkpoints"),
+                            checkpoint_every=training["checkpoint_every"], verbose=verbose,
+                            callbacks=[keras.callbacks.TensorBoard(os.path.join(output, "logs"))])
     weights = os.path.join(output, "checkpoints", "final.weights.h5")
     model.save_weights(weights + ".tmp.weights.h5")
     os.replace(weights + ".tmp.weights.h5", weights)
-    write_json_atomic(os.path.join(output, "history.json"), {
-        k: [float(x) for x in v] for k, v in history.history.items()})
+    if history is not None:
+        write_json_atomic(os.path.join(output, "history.json"), {
+            k: [float(x) for x in v] for k, v in history.history.items()})
 
     metrics["fine_tuned"] = evaluate("fine-tuned")
     export_saved_model(model, os.path.join(output, "savedmodel"), training_config=config,

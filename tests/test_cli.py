@@ -130,3 +130,11 @@ def test_export_pretrained_zero_shot_model(tmp_path):
     assert (ours * reference).sum(1).min() >= 0.9999
     config = json.loads((tmp_path / "zs" / "assets" / "samtone_config.json").read_text())
     assert config["architecture"] == "sde" and config["embedding_dim"] == 384
+
+
+def test_rerun_with_another_config_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: {}\n")
+    out = samtone("train", "--tower", "small", "--output", str(run))
+    assert out.returncode == 2 and "interrupted run with another configuration" in out.stderr
