@@ -109,3 +109,28 @@ def per_replica_batch_size(global_batch: int, strategy=None) -> int:
             f"global batch size {global_batch} is not divisible by the {replicas} "
             f"replicas; use a multiple of {replicas}")
     return global_batch // replicas
+
+
+def keras_symbolic_build_shim_needed() -> bool:
+    """Whether DualEncoder applies its MultiWorkerMirroredStrategy shim.
+
+    Keras 3 (seen on 3.15.1, keras-team/keras#20585) breaks ``fit`` under
+    ``MultiWorkerMirroredStrategy`` twice: (1) before training it reduces the first
+    distributed batch with ``strategy.reduce("MEAN", ...)`` to build the model
+    symbolically, which fails on nested dict batches of int tensors; (2) it reduces
+    each step's outputs with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+    the scalar metrics a train step returns. The shim (in DualEncoder) builds only
+    the optimizer (every variable exists since ``__init__``) and returns [1]-shaped
+    step outputs under a multi-worker strategy. Remove it, and this function, once
+    the Keras pin is a release where tests/test_multiworker.py passes without it.
+    """
+    import keras
+    from packaging.version import Version
+
+    return Version(keras.__version__) < Version("3.16")
+
+
+def in_multi_worker_mode(strategy=None) -> bool:
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        strategy.extended._in_multi_worker_mode())

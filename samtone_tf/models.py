@@ -142,6 +142,16 @@ class DualEncoder(keras.Model):
     def embedding_dim(self):
         return self.query_tower.output_dim
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        from samtone_tf.distribute import keras_symbolic_build_shim_needed
+
+        if not keras_symbolic_build_shim_needed():
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        # Every variable exists since __init__; only the optimizer needs building.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Like ``keras.Model.compile``; ``loss`` is a :class:`SamToNeLoss`
@@ -209,13 +219,22 @@ class DualEncoder(keras.Model):
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs()
 
     def test_step(self, data):
         self._check_compiled()
         batch = data[0] if isinstance(data, tuple) else data
         self._loss(batch, training=False)
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs()
+
+    def _step_logs(self):
+        from samtone_tf.distribute import (in_multi_worker_mode,
+                                           keras_symbolic_build_shim_needed)
+
+        logs = {m.name: m.result() for m in self.metrics}
+        if keras_symbolic_build_shim_needed() and in_multi_worker_mode(self.distribute_strategy):
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}  # see the shim's note
+        return logs
 
     # ---------------------------------------------------------------- encoding
     def query_tokenizer(self):

@@ -1,8 +1,10 @@
-"""One fit step under MirroredStrategy over N logical CPUs vs one single-device step.
+"""One fit step under a distribution strategy vs one single-device step.
 
-Run as ``python -m tests.helpers.distributed_step N``; prints one JSON line with the
-relative errors. A separate process per N, because the logical-device split is
-fixed once TensorFlow initialises.
+Run as ``python -m tests.helpers.distributed_step N`` (MirroredStrategy over N
+logical CPUs) or ``python -m tests.helpers.distributed_step multiworker`` (one
+worker of a MultiWorkerMirroredStrategy; TF_CONFIG set by the caller); prints one
+JSON line with the relative errors. A separate process per strategy size,
+because the logical-device split is fixed once TensorFlow initialises.
 """
 
 import json
@@ -11,8 +13,12 @@ import sys
 from samtone_tf.distribute import get_strategy
 
 
-def main(replicas: int, per_replica_batch: int = 3) -> dict:
-    strategy = get_strategy(f"cpu:{replicas}")
+def main(mode: str, per_replica_batch: int = 3, global_batch_override=None) -> dict:
+    """mode "N": compare in-process; "multiworker" / "single": one side only, returning
+    its losses and weight updates for the caller to compare across processes."""
+    strategy = get_strategy(mode if mode == "multiworker" else
+                            "default" if mode == "single" else f"cpu:{mode}")
+    replicas = strategy.num_replicas_in_sync
     import keras
     import numpy as np
     import tensorflow as tf
@@ -25,8 +31,8 @@ def main(replicas: int, per_replica_batch: int = 3) -> dict:
 
     spec = SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
                             intermediate_dim=32, max_length=8)
-    global_batch = per_replica_batch * replicas
-    rng = np.random.default_rng(replicas)
+    global_batch = global_batch_override or per_replica_batch * replicas
+    rng = np.random.default_rng(global_batch)
 
     def tokens(*shape):
         ids = rng.integers(1, 64, size=shape).astype("int32")
@@ -61,6 +67,14 @@ def main(replicas: int, per_replica_batch: int = 3) -> dict:
         single, distributed = models
         distributed.set_weights(single.get_weights())
         start = [np.array(w) for w in single.get_weights()]
+        if mode in ("multiworker", "single"):  # one side; the caller compares processes
+            model = distributed if mode == "multiworker" else single
+            loss = model.fit(dataset, verbose=0).history["loss"][0]
+            results[name] = {
+                "loss": float(np.ravel(loss)[0]), "replicas": replicas,
+                "update": np.concatenate([(w - s).ravel() for w, s in
+                                          zip(model.get_weights(), start)]).tolist()}
+            continue
         loss_single = single.fit(dataset, verbose=0).history["loss"][0]
         loss_dist = distributed.fit(dataset, verbose=0).history["loss"][0]
         w_single = single.get_weights()
@@ -81,4 +95,5 @@ def main(replicas: int, per_replica_batch: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    print("RESULT " + json.dumps(main(int(sys.argv[1]))))
+    override = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    print("RESULT " + json.dumps(main(sys.argv[1], global_batch_override=override)))
