@@ -34,6 +34,8 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Document:
+    """A corpus entry; texts are kept exactly as read (no stripping)."""
+
     title: str
     text: str
 
@@ -113,10 +115,10 @@ def read_corpus(path: str) -> dict:
     part of the collection (Cranfield has two), with a warning naming its lines."""
     corpus, empty = {}, []
     for number, record in read_jsonl(path, ("_id", "text"), ("title",)):
-        doc_id, title, text = record["_id"], record.get("title", "").strip(), record["text"].strip()
+        doc_id, title, text = record["_id"], record.get("title", ""), record["text"]
         if doc_id in corpus:
             raise DataError(f"{path}:{number}: duplicate document id {doc_id!r}")
-        if not (title or text):
+        if not (title.strip() or text.strip()):
             empty.append(f"line {number} (id {doc_id!r})")
         corpus[doc_id] = Document(title, text)
     if empty:
@@ -129,8 +131,8 @@ def read_corpus(path: str) -> dict:
 def read_queries(path: str) -> dict:
     queries = {}
     for number, record in read_jsonl(path, ("_id", "text")):
-        query_id, text = record["_id"], record["text"].strip()
-        if not text:
+        query_id, text = record["_id"], record["text"]
+        if not text.strip():
             raise DataError(f"{path}:{number}: query {query_id!r} has an empty text")
         if query_id in queries:
             raise DataError(f"{path}:{number}: duplicate query id {query_id!r}")
