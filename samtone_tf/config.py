@@ -71,6 +71,15 @@ def validate(config, replicas=None):
     data, model, loss, training = (config[s] for s in ("data", "model", "loss", "training"))
     if data["path"] is not None and not os.path.isdir(data["path"]):
         raise ConfigError(f"data.path {data['path']!r} does not exist")
+    negatives = data["hard_negatives"]
+    if negatives not in (None, "bm25") and not os.path.isfile(str(negatives)):
+        raise ConfigError(f"data.hard_negatives must be null, 'bm25' or a TREC run file, got "
+                          f"{negatives!r}")
+    if not isinstance(data["num_hard_negatives"], int) or data["num_hard_negatives"] < 0:
+        raise ConfigError(f"data.num_hard_negatives must be an integer >= 0, got "
+                          f"{data['num_hard_negatives']!r}")
+    if data["num_hard_negatives"] and negatives is None:
+        raise ConfigError("data.num_hard_negatives > 0 needs data.hard_negatives")
     if model["architecture"] not in ARCHITECTURES:
         raise ConfigError(f"model.architecture must be one of {ARCHITECTURES}, got "
                           f"{model['architecture']!r}")

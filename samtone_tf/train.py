@@ -112,7 +112,15 @@ def run_training(config, output, verbose=1, log=print):
     data_path = config["data"]["path"] or scifact_path()
     train_set = load_beir(data_path, config["data"]["train_split"])
     eval_set = load_beir(data_path, config["data"]["eval_split"])
-    examples = examples_from_qrels(train_set)
+    negatives = None
+    if config["data"]["num_hard_negatives"]:
+        from samtone_tf.data.msmarco import mine_hard_negatives, read_trec_run
+        from samtone_tf.evaluation import bm25_run
+
+        source = config["data"]["hard_negatives"]
+        run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
+        negatives = mine_hard_negatives(run, train_set.qrels, config["data"]["num_hard_negatives"])
+    examples = examples_from_qrels(train_set, negatives, config["data"]["num_hard_negatives"])
     log(f"data: {data_path} — {len(examples)} training pairs ({config['data']['train_split']}), "
         f"{len(eval_set.queries)} evaluation queries ({config['data']['eval_split']}), "
         f"{len(eval_set.corpus)} documents")

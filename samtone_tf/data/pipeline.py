@@ -28,16 +28,43 @@ class Example:
     document_id: str
     query: str
     document: str
+    hard_negative_ids: tuple = ()
+    hard_negatives: tuple = ()
 
 
-def examples_from_qrels(collection: BeirCollection) -> list:
-    """One :class:`Example` per (query, document) pair with relevance > 0."""
-    examples = []
+def examples_from_qrels(collection: BeirCollection, hard_negatives=None,
+                        num_hard_negatives=0) -> list:
+    """One :class:`Example` per (query, document) pair with relevance > 0.
+
+    hard_negatives: {query id: [document id, ...]} (e.g. from
+    :func:`samtone_tf.data.msmarco.mine_hard_negatives`); each example takes the
+    first ``num_hard_negatives``. Queries with fewer are skipped with a warning
+    that gives the count.
+    """
+    import warnings
+
+    examples, short = [], 0
     for query_id in sorted(collection.qrels):
+        negatives = ()
+        if num_hard_negatives:
+            mined = list((hard_negatives or {}).get(query_id, []))[:num_hard_negatives]
+            unknown = [d for d in mined if d not in collection.corpus]
+            if unknown:
+                raise ValueError(f"hard negative {unknown[0]!r} of query {query_id!r} is not "
+                                 "in the corpus")
+            if len(mined) < num_hard_negatives:
+                short += 1
+                continue
+            negatives = tuple(mined)
         for doc_id, score in sorted(collection.qrels[query_id].items()):
             if score > 0:
-                examples.append(Example(query_id, doc_id, collection.queries[query_id],
-                                        collection.corpus[doc_id].full_text))
+                examples.append(Example(
+                    query_id, doc_id, collection.queries[query_id],
+                    collection.corpus[doc_id].full_text, negatives,
+                    tuple(collection.corpus[d].full_text for d in negatives)))
+    if short:
+        warnings.warn(f"{short} query(ies) skipped: fewer than {num_hard_negatives} hard "
+                      "negatives", stacklevel=2)
     return examples
 
 
@@ -90,7 +117,13 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     if not examples:
         raise ValueError("no training examples")
     query_ids = _int_ids([e.query_id for e in examples])
-    document_ids = _int_ids([e.document_id for e in examples])
+    num_negatives = len(examples[0].hard_negative_ids)
+    if any(len(e.hard_negative_ids) != num_negatives for e in examples):
+        raise ValueError("every example needs the same number of hard negatives")
+    all_docs = [e.document_id for e in examples] + [d for e in examples
+                                                     for d in e.hard_negative_ids]
+    doc_index = {v: i for i, v in enumerate(sorted(set(all_docs)))}
+    document_ids = np.array([doc_index[e.document_id] for e in examples], np.int64)
     order = np.concatenate([
         np.concatenate(no_duplicate_batches(examples, global_batch_size, seed + epoch))
         for epoch in range(epochs)
@@ -104,14 +137,25 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
         "query_ids": query_ids[order],
         "document_ids": document_ids[order],
     }
+    if num_negatives:
+        columns["hard_negatives"] = np.array(
+            [list(examples[i].hard_negatives) for i in order], dtype=object)
+        columns["hard_negative_ids"] = np.array(
+            [[doc_index[d] for d in examples[i].hard_negative_ids] for i in order], np.int64)
 
     def tokenize(batch):
-        return {
+        out = {
             "query": query_tokenizer(batch["query"]),
             "document": document_tokenizer(batch["document"]),
             "query_ids": batch["query_ids"],
             "document_ids": batch["document_ids"],
         }
+        if num_negatives:
+            flat = document_tokenizer(tf.reshape(batch["hard_negatives"], [-1]))
+            out["hard_negatives"] = {
+                k: tf.reshape(v, [global_batch_size, num_negatives, -1]) for k, v in flat.items()}
+            out["hard_negative_ids"] = batch["hard_negative_ids"]
+        return out
 
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
