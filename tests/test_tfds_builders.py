@@ -1,0 +1,49 @@
+"""TFDS builders prepare from manual_dir and then load offline with download=False."""
+
+import os
+
+import pytest
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from samtone_tf.data import tfds_builders  # noqa: E402
+from samtone_tf.data.beir import load_beir  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+
+
+def _prepare(builder_class, config, manual_dir, data_dir):
+    builder = builder_class(config=config, data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir))
+    return builder
+
+
+def test_beir_cranfield_pairs_and_corpus_offline(tmp_path):
+    manual = os.path.join(SHARED, "cranfield")
+    for config in ("cranfield-pairs", "cranfield-corpus"):
+        _prepare(tfds_builders.Beir, config, manual, tmp_path)
+    expected = load_beir(manual, "test")
+    pairs = tfds.load("beir/cranfield-pairs", split="test", data_dir=str(tmp_path),
+                      download=False)
+    rows = list(pairs.as_numpy_iterator())
+    assert len(rows) == expected.num_judgements == 1612
+    first = rows[0]
+    qid, did = first["query_id"].decode(), first["document_id"].decode()
+    assert expected.qrels[qid][did] == first["relevance"]
+    assert first["document"].decode() == expected.corpus[did].full_text
+    corpus = tfds.load("beir/cranfield-corpus", split="corpus", data_dir=str(tmp_path),
+                       download=False)
+    assert sum(1 for _ in corpus) == 1400
+
+
+def test_multireqa_builder_from_manual_dir(tmp_path):
+    manual = os.path.join(HERE, "data", "multireqa_excerpt")
+    _prepare(tfds_builders.MultiReqa, "squad-pairs", manual, tmp_path)
+    rows = list(tfds.load("multi_reqa/squad-pairs", split="test", data_dir=str(tmp_path),
+                          download=False).as_numpy_iterator())
+    expected = load_beir(os.path.join(SHARED, "reqa-squad"), "test")
+    in_excerpt = {q: d for q, d in expected.qrels.items()
+                  if any(x.startswith(("c0_s", "c1_s")) for x in d)}
+    assert len(rows) == sum(len(d) for d in in_excerpt.values())
