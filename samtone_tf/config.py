@@ -87,10 +87,10 @@ def validate(config, replicas=None):
         raise ConfigError(f"model.pooling must be one of {POOLING_OPTIONS}, got "
                           f"{model['pooling']!r}")
     tower = model["tower"]
-    if tower not in ("minilm", "small") and not os.path.isfile(os.path.join(str(tower),
-                                                                            "config.json")):
-        raise ConfigError(f"model.tower must be 'minilm', 'small' or a Hugging Face folder "
-                          f"with config.json, got {tower!r}")
+    if (tower not in ("minilm", "small") and not str(tower).startswith("keras_hub:")
+            and not os.path.isfile(os.path.join(str(tower), "config.json"))):
+        raise ConfigError(f"model.tower must be 'minilm', 'small', 'keras_hub:PRESET' or a "
+                          f"Hugging Face / keras-hub folder with config.json, got {tower!r}")
     if loss["same_tower"] not in SAME_TOWER_OPTIONS:
         raise ConfigError(f"loss.same_tower must be one of {SAME_TOWER_OPTIONS}, got "
                           f"{loss['same_tower']!r}")

@@ -196,15 +196,70 @@ def _unpack_tokens(inputs):
 _HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate", "relu": "relu"}
 
 
-class HFBert:
-    """Spec of a pretrained BERT-family tower from a Hugging Face folder
-    (config.json, model.safetensors, vocab.txt), loaded offline through keras-hub.
+class _BertSpec:
+    """Shared logic of pretrained BERT specs: fresh parts, weight copy, tokenizer.
 
-    The weights are read once (``keras_hub.models.BertBackbone.from_preset``) and
-    copied into each fresh token embedding / encoder, so ADE towers start as two
-    copies of the checkpoint and shared parts are one copy. The activation follows
-    config.json ("gelu" is the exact erf GELU, as in Hugging Face).
+    Subclasses set the architecture attributes and ``vocabulary`` / ``lowercase``,
+    and implement ``_backbone()`` returning a keras-hub ``BertBackbone`` with the
+    checkpoint's weights. The weights are read once and copied into each fresh token
+    embedding / encoder, so ADE towers start as two copies of the checkpoint and
+    shared parts are one copy.
     """
+
+    _weights = None
+
+    def make_token_embedding(self, name="token_embedding"):
+        return keras.layers.Embedding(self.vocab_size, self.hidden_dim, name=name)
+
+    def make_encoder(self, name="encoder"):
+        activation = self.activation
+        if activation == "gelu_approximate":
+            activation = _gelu_approximate
+        return TransformerTextEncoder(
+            self.hidden_dim, self.num_layers, self.num_heads, self.intermediate_dim,
+            self.max_length, dropout=self.dropout, activation=activation,
+            layer_norm_epsilon=self.layer_norm_epsilon, use_token_type=True, name=name)
+
+    def _load(self):
+        if self._weights is None:
+            backbone = self._backbone()
+            self._weights = {
+                "token": backbone.get_layer("token_embedding").get_weights(),
+                "position": backbone.get_layer("position_embedding").get_weights(),
+                "segment": backbone.get_layer("segment_embedding").get_weights()[0][0],
+                "norm": backbone.get_layer("embeddings_layer_norm").get_weights(),
+                "layers": [layer.get_weights() for layer in backbone.transformer_layers],
+            }
+            del backbone
+        return self._weights
+
+    def initialize(self, token_embedding, encoder):
+        """Copies the checkpoint into a token embedding and an encoder."""
+        weights = self._load()
+        token_embedding.set_weights(weights["token"][:1])
+        encoder.position_embedding.set_weights(weights["position"])
+        encoder.token_type_vector.assign(weights["segment"])
+        encoder.embeddings_layer_norm.set_weights(weights["norm"])
+        for layer, values in zip(encoder.transformer_layers, weights["layers"]):
+            layer.set_weights(values)
+
+    def make_tokenizer(self, max_length, pad_to_max_length=False):
+        from samtone_tf.tokenization import WordPieceTokenizer
+
+        return WordPieceTokenizer(self.vocabulary, max_length=max_length,
+                                  lowercase=self.lowercase,
+                                  pad_to_max_length=pad_to_max_length)
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+def _gelu_approximate(x):
+    return keras.activations.gelu(x, approximate=True)
+
+
+class HFBert(_BertSpec):
+    """A pretrained BERT-family tower from a Hugging Face folder (config.json,
+    model.safetensors, vocab.txt), loaded offline through keras-hub. The activation
+    follows config.json ("gelu" is the exact erf GELU, as in Hugging Face)."""
 
     def __init__(self, folder, dropout=None):
         import json
@@ -234,53 +289,43 @@ class HFBert:
         self.layer_norm_epsilon = config.get("layer_norm_eps", 1e-12)
         self.dropout = config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
         self.vocab_path = os.path.join(folder, "vocab.txt")
+        self.vocabulary = self.vocab_path
         self.lowercase = _folder_lowercases(folder)
-        self._weights = None
 
     def __repr__(self):
         return f"HFBert({self.folder!r})"
 
-    def make_token_embedding(self, name="token_embedding"):
-        return keras.layers.Embedding(self.vocab_size, self.hidden_dim, name=name)
+    def _backbone(self):
+        return keras_hub.models.BertBackbone.from_preset(self.folder, load_weights=True)
 
-    def make_encoder(self, name="encoder"):
-        activation = self.activation
-        if activation == "gelu_approximate":
-            activation = lambda x: keras.activations.gelu(x, approximate=True)  # noqa: E731
-        return TransformerTextEncoder(
-            self.hidden_dim, self.num_layers, self.num_heads, self.intermediate_dim,
-            self.max_length, dropout=self.dropout, activation=activation,
-            layer_norm_epsilon=self.layer_norm_epsilon, use_token_type=True, name=name)
 
-    def _load(self):
-        if self._weights is None:
-            backbone = keras_hub.models.BertBackbone.from_preset(self.folder, load_weights=True)
-            self._weights = {
-                "token": backbone.get_layer("token_embedding").get_weights(),
-                "position": backbone.get_layer("position_embedding").get_weights(),
-                "segment": backbone.get_layer("segment_embedding").get_weights()[0][0],
-                "norm": backbone.get_layer("embeddings_layer_norm").get_weights(),
-                "layers": [layer.get_weights() for layer in backbone.transformer_layers],
-            }
-            del backbone
-        return self._weights
+class KerasHubBert(_BertSpec):
+    """A keras-hub BERT preset, by name (e.g. "bert_tiny_en_uncased", downloaded by
+    keras-hub when online) or as a local keras-hub preset folder. Keeps keras-hub's
+    approximate GELU, so the tower reproduces ``BertBackbone``'s outputs."""
 
-    def initialize(self, token_embedding, encoder):
-        """Copies the checkpoint into a token embedding and an encoder."""
-        weights = self._load()
-        token_embedding.set_weights(weights["token"][:1])
-        encoder.position_embedding.set_weights(weights["position"])
-        encoder.token_type_vector.assign(weights["segment"])
-        encoder.embeddings_layer_norm.set_weights(weights["norm"])
-        for layer, values in zip(encoder.transformer_layers, weights["layers"]):
-            layer.set_weights(values)
+    def __init__(self, preset, dropout=None):
+        self.preset = str(preset)
+        backbone = keras_hub.models.BertBackbone.from_preset(self.preset, load_weights=False)
+        config = backbone.get_config()
+        self.vocab_size = config["vocabulary_size"]
+        self.hidden_dim = config["hidden_dim"]
+        self.num_layers = config["num_layers"]
+        self.num_heads = config["num_heads"]
+        self.intermediate_dim = config["intermediate_dim"]
+        self.max_length = config["max_sequence_length"]
+        self.activation = "gelu_approximate"
+        self.layer_norm_epsilon = 1e-12
+        self.dropout = config.get("dropout", 0.1) if dropout is None else dropout
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(self.preset)
+        self.vocabulary = list(tokenizer.vocabulary)
+        self.lowercase = bool(getattr(tokenizer, "lowercase", True))
 
-    def make_tokenizer(self, max_length, pad_to_max_length=False):
-        from samtone_tf.tokenization import WordPieceTokenizer
+    def __repr__(self):
+        return f"KerasHubBert({self.preset!r})"
 
-        return WordPieceTokenizer(self.vocab_path, max_length=max_length,
-                                  lowercase=self.lowercase,
-                                  pad_to_max_length=pad_to_max_length)
+    def _backbone(self):
+        return keras_hub.models.BertBackbone.from_preset(self.preset, load_weights=True)
 
 
 def _folder_lowercases(folder):

@@ -26,8 +26,15 @@ def write_json_atomic(path, value):
 
 
 def make_backbone(tower, log=print):
-    """'minilm' (falls back to the small tower, saying so), 'small' or an HF folder."""
-    from samtone_tf.towers import MINILM_INSTALL_HINT, HFBert, SmallTransformer, minilm_path
+    """'minilm' (falls back to the small tower, saying so), 'small', 'keras_hub:PRESET'
+    (a keras-hub BERT preset name, online), a keras-hub preset folder or an HF folder."""
+    from samtone_tf.towers import (MINILM_INSTALL_HINT, HFBert, KerasHubBert,
+                                   SmallTransformer, minilm_path)
+
+    if tower.startswith("keras_hub:"):
+        return KerasHubBert(tower[len("keras_hub:"):])
+    if _is_keras_hub_preset(tower):
+        return KerasHubBert(tower)
 
     if tower == "minilm":
         path = minilm_path()
@@ -38,6 +45,14 @@ def make_backbone(tower, log=print):
     if tower == "small":
         return SmallTransformer()
     return HFBert(tower)
+
+
+def _is_keras_hub_preset(path):
+    config = os.path.join(str(path), "config.json")
+    if not os.path.isfile(config):
+        return False
+    with open(config, encoding="utf-8") as handle:
+        return "class_name" in json.load(handle)
 
 
 def build_model(config, strategy, total_steps=1, log=print):

@@ -78,3 +78,31 @@ def test_minilm_trains_on_two_logical_replicas(spec):
     assert result["replicas"] == 2
     assert np.isfinite(result["after"]["loss"])
     assert result["after"]["loss"] < result["before"]["loss"], result
+
+
+def test_keras_hub_preset_tower_reproduces_bert_backbone(tmp_path):
+    """A keras-hub preset folder (the format of named presets) through KerasHubBert."""
+    import keras_hub
+
+    from samtone_tf.towers import KerasHubBert
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
+        w for w in "the a cell cells claim protein gene ##s is are of in".split()]
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=32, dropout=0.0)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone.save_to_preset(str(tmp_path))
+    tokenizer.save_to_preset(str(tmp_path))
+    spec = KerasHubBert(str(tmp_path))
+    model = DualEncoder(spec, architecture="ade-ste", query_max_length=16)
+    texts = ["The cells are a claim", "genes of the protein in cells"]
+    ours = model.encode_queries(texts)
+    tokens = {k: v.numpy() for k, v in model.query_tokenizer()(np.array(texts)).items()}
+    outputs = backbone({"token_ids": tokens["token_ids"], "padding_mask": tokens["padding_mask"],
+                        "segment_ids": np.zeros_like(tokens["token_ids"])})
+    mask = tokens["padding_mask"][:, :, None]
+    pooled = (outputs["sequence_output"].numpy() * mask).sum(1) / mask.sum(1)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.testing.assert_allclose(ours, pooled, atol=1e-5)
+    np.testing.assert_allclose(model.encode_documents(texts), ours, atol=1e-5)
