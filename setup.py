@@ -12,7 +12,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["samtone_tf", "samtone_tf.*"]),
     include_package_data=True,
-    package_data={"samtone_tf": ["configs/*.yaml", "resources/scifact/*", "resources/scifact/qrels/*"]},
+    package_data={"samtone_tf": ["configs/*.yaml", "resources/scifact/*", "resources/scifact/qrels/*",
+                                 "resources/spm/*"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tensorflow-text==2.21.1",

@@ -87,9 +87,9 @@ def validate(config, replicas=None):
         raise ConfigError(f"model.pooling must be one of {POOLING_OPTIONS}, got "
                           f"{model['pooling']!r}")
     tower = model["tower"]
-    if (tower not in ("minilm", "small") and not str(tower).startswith("keras_hub:")
+    if (tower not in ("minilm", "small", "t5") and not str(tower).startswith("keras_hub:")
             and not os.path.isfile(os.path.join(str(tower), "config.json"))):
-        raise ConfigError(f"model.tower must be 'minilm', 'small', 'keras_hub:PRESET' or a "
+        raise ConfigError(f"model.tower must be 'minilm', 'small', 't5', 'keras_hub:PRESET' or a "
                           f"Hugging Face / keras-hub folder with config.json, got {tower!r}")
     if loss["same_tower"] not in SAME_TOWER_OPTIONS:
         raise ConfigError(f"loss.same_tower must be one of {SAME_TOWER_OPTIONS}, got "

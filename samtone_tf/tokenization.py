@@ -134,3 +134,40 @@ class WordPieceTokenizer:
         sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.sep_id, tf.int64)))
         return _pad(tf.concat([cls, pieces, sep], axis=1), self.max_length,
                     self.pad_to_max_length)
+
+
+class SentencePieceTokenizer:
+    """SentencePiece tokenization (T5-style) with ``tensorflow_text``, in-graph.
+
+    ``pieces [EOS]`` truncated to ``max_length`` (EOS included), padded with the
+    model's pad id, which must be 0 (T5's convention).
+
+    Args:
+        model: path to a SentencePiece ``.model`` file, or its bytes.
+    """
+
+    def __init__(self, model, max_length: int = 256, pad_to_max_length: bool = False):
+        import tensorflow_text as tf_text
+
+        if isinstance(model, str):
+            with open(model, "rb") as handle:
+                model = handle.read()
+        self.model = model
+        self.max_length = max_length
+        self.pad_to_max_length = pad_to_max_length
+        self._tokenizer = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+        if int(self._tokenizer.string_to_id("<pad>").numpy()) != PAD_ID:
+            raise ValueError("the SentencePiece model's <pad> must have id 0")
+        self.eos_id = int(self._tokenizer.string_to_id("</s>").numpy())
+        self.vocab_size = int(self._tokenizer.vocab_size().numpy())
+
+    def tokenize(self, texts):
+        """[N] strings → ragged [N, None] int64 piece ids (no EOS)."""
+        pieces = self._tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string))
+        return tf.cast(pieces, tf.int64)
+
+    def __call__(self, texts):
+        pieces = self.tokenize(texts)[:, : self.max_length - 1]
+        eos = tf.RaggedTensor.from_tensor(
+            tf.fill([pieces.nrows(), 1], tf.constant(self.eos_id, tf.int64)))
+        return _pad(tf.concat([pieces, eos], axis=1), self.max_length, self.pad_to_max_length)

@@ -360,3 +360,104 @@ def minilm():
     if path is None:
         raise ImportError(MINILM_INSTALL_HINT)
     return HFBert(path)
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class T5TextEncoder(keras.layers.Layer):
+    """The encoder half of T5 (v1.1 style: RMS layer norm, relative position bias in
+    the first layer, optionally gated GELU), over already-embedded tokens, built
+    from keras-hub's T5 layers. Returns [batch, length, hidden]."""
+
+    def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, key_value_dim=None,
+                 dropout=0.0, activation="gelu", use_gated_activation=True,
+                 layer_norm_epsilon=1e-6, **kwargs):
+        from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
+        from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
+
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.config = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads,
+                           intermediate_dim=intermediate_dim, key_value_dim=key_value_dim,
+                           dropout=dropout, activation=activation,
+                           use_gated_activation=use_gated_activation,
+                           layer_norm_epsilon=layer_norm_epsilon)
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.transformer_layers = [
+            T5TransformerLayer(
+                is_decoder=False, hidden_dim=hidden_dim, intermediate_dim=intermediate_dim,
+                key_value_dim=key_value_dim or hidden_dim // num_heads, dropout=dropout,
+                activation=activation, layer_norm_epsilon=layer_norm_epsilon,
+                num_heads=num_heads, use_gated_activation=use_gated_activation,
+                use_relative_attention_bias=(i == 0), name=f"transformer_encoder_layer_{i}")
+            for i in range(num_layers)]
+        self.output_layer_norm = T5LayerNorm(epsilon=layer_norm_epsilon,
+                                             name="encoder_output_layer_norm")
+        self.output_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        for layer in self.transformer_layers:
+            layer.build(input_shape)
+        self.output_layer_norm.build(input_shape)
+        self.built = True
+
+    def call(self, token_embeddings, padding_mask, training=None):
+        x = self.embedding_dropout(token_embeddings, training=training)
+        attention_mask = tf.cast(padding_mask, "int32")[:, None, :]
+        position_bias = None
+        for layer in self.transformer_layers:
+            x, position_bias = layer(x, attention_mask=attention_mask,
+                                     position_bias=position_bias, use_causal_mask=False,
+                                     training=bool(training))
+        x = self.output_layer_norm(x)
+        return self.output_dropout(x, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.config)
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Encoder:
+    """Spec of a from-scratch T5-encoder tower with a SentencePiece vocabulary (the
+    paper's t5.1.1 setup, at a size a CPU trains). ``spm_model`` defaults to the
+    8k unigram model trained on SciFact that ships in the package. Relative
+    position buckets let it take any length; ``max_length`` caps the tokenizer."""
+
+    spm_model: str = None
+    hidden_dim: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_dim: int = 256
+    dropout: float = 0.0
+    max_length: int = 512
+
+    @property
+    def model_path(self):
+        import os
+
+        return self.spm_model or os.path.join(os.path.dirname(__file__), "resources", "spm",
+                                              "scifact_unigram_8k.model")
+
+    @property
+    def vocab_size(self):
+        import sentencepiece
+
+        return sentencepiece.SentencePieceProcessor(model_file=self.model_path).vocab_size()
+
+    def make_token_embedding(self, name="token_embedding"):
+        return keras.layers.Embedding(
+            self.vocab_size, self.hidden_dim, name=name,
+            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=1.0))
+
+    def make_encoder(self, name="encoder"):
+        return T5TextEncoder(self.hidden_dim, self.num_layers, self.num_heads,
+                             self.intermediate_dim, dropout=self.dropout, name=name)
+
+    def initialize(self, token_embedding, encoder):
+        """From scratch: keeps the initialisation."""
+
+    def make_tokenizer(self, max_length, pad_to_max_length=False):
+        from samtone_tf.tokenization import SentencePieceTokenizer
+
+        return SentencePieceTokenizer(self.model_path, max_length, pad_to_max_length)

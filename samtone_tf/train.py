@@ -26,7 +26,7 @@ def write_json_atomic(path, value):
 
 
 def make_backbone(tower, log=print):
-    """'minilm' (falls back to the small tower, saying so), 'small', 'keras_hub:PRESET'
+    """'minilm' (falls back to the small tower, saying so), 'small', 't5', 'keras_hub:PRESET'
     (a keras-hub BERT preset name, online), a keras-hub preset folder or an HF folder."""
     from samtone_tf.towers import (MINILM_INSTALL_HINT, HFBert, KerasHubBert,
                                    SmallTransformer, minilm_path)
@@ -44,6 +44,10 @@ def make_backbone(tower, log=print):
         return HFBert(path)
     if tower == "small":
         return SmallTransformer()
+    if tower == "t5":
+        from samtone_tf.towers import T5Encoder
+
+        return T5Encoder()
     return HFBert(tower)
 
 
