@@ -283,7 +283,8 @@ def encode_sorted(function, tokens, batch_size, dim):
     order = np.argsort(-lengths, kind="stable")
     for start in range(0, n, batch_size):
         rows = order[start:start + batch_size]
-        width = max(int(lengths[rows].max()), 1)
+        # pad to a multiple of 16 (within the row width): few distinct shapes to trace
+        width = min(-(-max(int(lengths[rows].max()), 1) // 16) * 16, token_ids.shape[1])
         chunk = {"token_ids": token_ids[rows, :width], "padding_mask": mask[rows, :width]}
         out[rows] = function(chunk).numpy()
     return out

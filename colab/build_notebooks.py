@@ -1,0 +1,189 @@
+"""Writes the three Colab notebooks (run once after editing; CI executes them).
+
+    python colab/build_notebooks.py && python colab/build_notebooks.py --execute
+"""
+
+import sys
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+SETUP = '''# Colab: install samtone_tf (skipped when it is already importable, e.g. in CI)
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("samtone_tf") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/samtone-tf/samtone_tf"], check=True)'''
+
+SMALL = '''# SMALL = True runs in minutes on a CPU (small tower, a few steps); set False on a GPU/TPU
+# for the real thing (all-MiniLM-L6-v2, full epochs).
+import logging, os
+SMALL = os.environ.get("SAMTONE_NOTEBOOK_SMALL", "1") == "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # keep the outputs readable'''
+
+
+def quickstart():
+    return [
+        new_markdown_cell("# samtone_tf quickstart\n\nTrain a dual encoder with the SamToNe "
+                          "loss on SciFact, evaluate zero-shot and fine-tuned, analyse the "
+                          "towers, export a SavedModel and reload it with `hub.load`."),
+        new_code_cell(SETUP), new_code_cell(SMALL),
+        new_markdown_cell("## Train (the `samtone train` job, from Python)"),
+        new_code_cell('''import tempfile, json
+from samtone_tf.config import load_config
+from samtone_tf.train import run_training
+
+workdir = tempfile.mkdtemp()
+overrides = {"model.tower": "small", "training.steps": 5, "training.global_batch_size": 16,
+             "training.learning_rate": 1e-3} if SMALL else {}
+config = load_config(None, overrides)
+metrics = run_training(config, f"{workdir}/run", verbose=0)
+print(json.dumps({k: round(v["ndcg@10"], 4) for k, v in metrics.items() if isinstance(v, dict)}))'''),
+        new_markdown_cell("## Evaluate the exported model (what `samtone eval` does)"),
+        new_code_cell('''from samtone_tf.data.beir import load_beir
+from samtone_tf.evaluation import evaluate_model, markdown_table
+from samtone_tf.export import SavedModelEncoder
+from samtone_tf.resources import scifact_path
+
+encoder = SavedModelEncoder(f"{workdir}/run/savedmodel")
+summary, per_query, run = evaluate_model(encoder, load_beir(scifact_path(), "test"))
+print(markdown_table({"fine-tuned (reloaded)": summary}))'''),
+        new_markdown_cell("## Analyse: are the towers one space?"),
+        new_code_cell('''from samtone_tf.cli import main
+main(["analyze", f"{workdir}/run", "--n", "100" if SMALL else "400", "--no-top1",
+      "--output", f"{workdir}/analysis"])
+from IPython.display import Image
+Image(f"{workdir}/analysis/tsne.png")'''),
+        new_markdown_cell("## Reload with TF Hub"),
+        new_code_cell('''import tensorflow as tf, tensorflow_hub as hub, tensorflow_text  # noqa: F401
+model = hub.load(f"{workdir}/run/savedmodel")
+queries = model(tf.constant(["ALDH1 expression is associated with poorer prognosis"]))
+documents = model.document_encoder(tf.constant(["ALDH1 in breast cancer. Abstract ..."]))
+print(queries.shape, float(tf.reduce_sum(queries * documents)))'''),
+    ]
+
+
+def distributed():
+    return [
+        new_markdown_cell("# Distributed training with cross-replica SamToNe negatives\n\n"
+                          "Pick the strategy first: it must be created before any other "
+                          "TensorFlow work in the process. On Colab use `\"auto\"` (TPU or "
+                          "GPUs); here `\"cpu:2\"` splits the CPU into two replicas that "
+                          "behave like two GPUs."),
+        new_code_cell(SETUP), new_code_cell(SMALL),
+        new_code_cell('''from samtone_tf.distribute import get_strategy, per_replica_batch_size
+strategy = get_strategy("cpu:2" if SMALL else "auto")
+print(strategy.__class__.__name__, strategy.num_replicas_in_sync, "replicas")'''),
+        new_markdown_cell("## Global batch sizing\n\nThe loss sees the **global** batch: each "
+                          "replica encodes `global / replicas` rows, then all embeddings are "
+                          "all-gathered so every query is contrasted with every document and "
+                          "every other query of the global batch. The global batch must divide "
+                          "by the replicas."),
+        new_code_cell('''GLOBAL_BATCH = 16 if SMALL else 512
+print("per replica:", per_replica_batch_size(GLOBAL_BATCH, strategy))
+try:
+    per_replica_batch_size(GLOBAL_BATCH + 1, strategy)
+except ValueError as error:
+    print("error:", error)'''),
+        new_code_cell('''import keras
+from samtone_tf.data.beir import load_beir
+from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+from samtone_tf.losses import SamToNeLoss
+from samtone_tf.models import DualEncoder
+from samtone_tf.resources import scifact_path
+from samtone_tf.towers import SmallTransformer, minilm
+
+with strategy.scope():
+    backbone = SmallTransformer(hidden_dim=64, num_layers=1) if SMALL else minilm()
+    model = DualEncoder(backbone, architecture="ade-spl", query_max_length=32,
+                        document_max_length=64 if SMALL else 256)
+    model.compile(keras.optimizers.Adam(1e-3 if SMALL else 2e-5),
+                  loss=SamToNeLoss(0.05, same_tower="query"))
+examples = examples_from_qrels(load_beir(scifact_path(), "train"))
+data = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
+                        GLOBAL_BATCH, seed=0)
+history = model.fit(data.take(6) if SMALL else data, verbose=0)
+print({k: [round(x, 3) for x in v] for k, v in history.history.items()})'''),
+        new_markdown_cell("## Why gather? One step on N replicas = one step on the global "
+                          "batch\n\nEach replica returns sum(its rows' losses) / global batch "
+                          "and Keras sums the gradients over replicas, so the update equals a "
+                          "single-device step on the whole batch (tests/test_distribute.py "
+                          "checks it to ~1e-7). Scaling the batch up therefore scales the "
+                          "number of negatives too — the point of cross-replica negatives."),
+    ]
+
+
+def reuse():
+    return [
+        new_markdown_cell("# Reusing an exported samtone_tf SavedModel\n\nSignatures, Keras 3 "
+                          "`TFSMLayer`, tf-keras `hub.KerasLayer` fine-tuning and TF Serving."),
+        new_code_cell(SETUP), new_code_cell(SMALL),
+        new_code_cell('''import tempfile
+from samtone_tf.models import DualEncoder
+from samtone_tf.towers import SmallTransformer, minilm
+from samtone_tf.export import export_saved_model
+
+path = tempfile.mkdtemp() + "/encoder"
+model = DualEncoder(SmallTransformer(hidden_dim=32, num_layers=1) if SMALL else minilm(),
+                    architecture="ade")
+export_saved_model(model, path)'''),
+        new_markdown_cell("## The serving signatures (string in, `embeddings` out)"),
+        new_code_cell('''import tensorflow as tf, tensorflow_text  # noqa: F401  (registers tokenizer ops)
+loaded = tf.saved_model.load(path)
+for name, function in loaded.signatures.items():
+    print(name, function.structured_input_signature[1], list(function.structured_outputs))
+texts = tf.constant(["what causes rain?", "Rain forms when water vapour condenses."])
+print(loaded.signatures["encode_query"](texts=texts)["embeddings"].shape)'''),
+        new_markdown_cell("## Keras 3: `keras.layers.TFSMLayer` (trainable)"),
+        new_code_cell('''import keras, numpy as np
+layer = keras.layers.TFSMLayer(path, call_endpoint="query_encoder",
+                               call_training_endpoint="query_encoder", trainable=True)
+inputs = keras.Input(shape=(), dtype="string")
+classifier = keras.Model(inputs, keras.layers.Dense(2)(layer(inputs)))
+classifier.compile(keras.optimizers.Adam(1e-3),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+classifier.optimizer.build(classifier.trainable_variables)  # build before fit
+x = tf.constant(["rain", "sun", "storm", "clear sky"] * 4)
+y = np.array([0, 1, 0, 1] * 4)
+print(classifier.fit(x, y, epochs=3, verbose=0).history["loss"])'''),
+        new_markdown_cell("## tf-keras: `hub.KerasLayer(trainable=True)`\n\n`__call__` is the "
+                          "query encoder, so for an ADE model the document tower's variables "
+                          "get no gradient here (TensorFlow says so); an SDE model trains all."),
+        new_code_cell('''import tf_keras, tensorflow_hub as hub
+tfk_model = tf_keras.Sequential([
+    tf_keras.layers.InputLayer(input_shape=(), dtype=tf.string),
+    hub.KerasLayer(path, trainable=True), tf_keras.layers.Dense(2)])
+tfk_model.compile(tf_keras.optimizers.Adam(1e-3),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+print(tfk_model.fit(x, y, epochs=3, verbose=0).history["loss"])'''),
+        new_markdown_cell("## TF Serving\n\n`saved_model_cli show --dir PATH --all` lists the "
+                          "signatures; a REST request body for `POST /v1/models/NAME:predict`:"),
+        new_code_cell('''import json
+print(json.dumps({"signature_name": "encode_query", "instances": ["what causes rain?"]}))'''),
+    ]
+
+
+NOTEBOOKS = {"quickstart.ipynb": quickstart, "distributed_training.ipynb": distributed,
+             "reuse_savedmodel.ipynb": reuse}
+
+
+def main():
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, cells in NOTEBOOKS.items():
+        notebook = new_notebook(cells=cells(), metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "colab": {"provenance": []}})
+        path = os.path.join(here, name)
+        if "--execute" in sys.argv:
+            from nbclient import NotebookClient
+
+            NotebookClient(notebook, timeout=900, kernel_name="python3",
+                           resources={"metadata": {"path": here}}).execute()
+        nbformat.write(notebook, path)
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The Colab notebooks run top to bottom offline on CPU in their small mode."""
+
+import os
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+COLAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab")
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "distributed_training.ipynb",
+                                  "reuse_savedmodel.ipynb"])
+def test_notebook_executes(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("SAMTONE_NOTEBOOK_SMALL", "1")
+    notebook = nbformat.read(os.path.join(COLAB, name), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.output_type == "stream" for o in outputs)  # it printed results
