@@ -73,6 +73,8 @@ def distributed():
         new_code_cell(SETUP), new_code_cell(SMALL),
         new_code_cell('''from samtone_tf.distribute import get_strategy, per_replica_batch_size
 strategy = get_strategy("cpu:2" if SMALL else "auto")
+import tensorflow as tf
+tf.get_logger().setLevel("ERROR")  # MirroredStrategy logs every collective at INFO
 print(strategy.__class__.__name__, strategy.num_replicas_in_sync, "replicas")'''),
         new_markdown_cell("## Global batch sizing\n\nThe loss sees the **global** batch: each "
                           "replica encodes `global / replicas` rows, then all embeddings are "

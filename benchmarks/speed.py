@@ -1,0 +1,99 @@
+"""Training step time, same run: SamToNe vs standard loss in samtone_tf, and samtone_tf vs
+sentence-transformers MultipleNegativesRankingLoss(directions=("query_to_doc",
+"query_to_query")) (= SamToNe query side) on the same all-MiniLM-L6-v2.
+
+    python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8]
+
+Both sides: SDE, batch 32, queries and documents truncated/padded to 64 tokens, Adam,
+τ = 0.05 (scale 20), the same SciFact training pairs. Prints seconds per step and ratios.
+"""
+
+import argparse
+import json
+import time
+
+
+def samtone_step_time(examples, args, same_tower):
+    import keras
+
+    from samtone_tf.data.pipeline import training_dataset
+    from samtone_tf.losses import SamToNeLoss
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.towers import minilm
+
+    keras.utils.set_random_seed(0)
+    model = DualEncoder(minilm(), architecture="sde", query_max_length=args.length,
+                        document_max_length=args.length)
+    model.compile(keras.optimizers.Adam(2e-5), loss=SamToNeLoss(0.05, same_tower=same_tower))
+    tokenizer = model.backbone.make_tokenizer(args.length, pad_to_max_length=True)
+    data = training_dataset(examples, tokenizer, tokenizer, args.batch_size, seed=0
+                            ).take(args.steps + 2).cache()
+    list(data)
+    model.fit(data.take(2), verbose=0)  # tracing
+    start = time.perf_counter()
+    model.fit(data.skip(2), verbose=0)
+    return (time.perf_counter() - start) / args.steps
+
+
+def sentence_transformers_step_time(examples, args):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from samtone_tf.towers import minilm_path
+
+    torch.manual_seed(0)
+    model = SentenceTransformer(minilm_path(), device="cpu")
+    model.max_seq_length = args.length
+    loss = MultipleNegativesRankingLoss(model, scale=20.0,
+                                        directions=("query_to_doc", "query_to_query"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-5)
+    model.train()
+
+    def features(texts):
+        tokens = model.tokenize(texts)
+        # fixed length, as on the samtone_tf side
+        return {k: torch.nn.functional.pad(v, (0, args.length - v.shape[1]))
+                for k, v in tokens.items()}
+
+    times = []
+    for step in range(args.steps + 2):
+        batch = examples[step * args.batch_size:(step + 1) * args.batch_size]
+        queries = features([e.query for e in batch])
+        documents = features([e.document for e in batch])
+        start = time.perf_counter()
+        value = loss([queries, documents], labels=None)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return sum(times[2:]) / args.steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.data.pipeline import examples_from_qrels
+    from samtone_tf.resources import scifact_path
+
+    examples = examples_from_qrels(load_beir(scifact_path(), "train"))
+    standard = samtone_step_time(examples, args, "none")
+    samtone = samtone_step_time(examples, args, "query")
+    reference = sentence_transformers_step_time(examples, args)
+    print(json.dumps({
+        "batch_size": args.batch_size, "length": args.length, "steps": args.steps,
+        "samtone_tf_standard_s_per_step": standard,
+        "samtone_tf_samtone_s_per_step": samtone,
+        "ratio_samtone_over_standard": samtone / standard,
+        "sentence_transformers_mnrl_q2d_q2q_s_per_step": reference,
+        "ratio_samtone_tf_over_sentence_transformers": samtone / reference,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
