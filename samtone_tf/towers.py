@@ -101,8 +101,23 @@ class TransformerTextEncoder(keras.layers.Layer):
         return config
 
 
+class _FromScratch:
+    """Shared by from-scratch specs: a fresh token embedding, no weights to copy."""
+
+    embedding_stddev = 0.02
+
+    def make_token_embedding(self, name="token_embedding"):
+        return keras.layers.Embedding(
+            self.vocab_size, self.hidden_dim, name=name,
+            embeddings_initializer=keras.initializers.TruncatedNormal(
+                stddev=self.embedding_stddev))
+
+    def initialize(self, token_embedding, encoder):
+        """Pretrained specs copy weights here; a from-scratch tower keeps its init."""
+
+
 @dataclasses.dataclass(frozen=True)
-class SmallTransformer:
+class SmallTransformer(_FromScratch):
     """Spec of a small from-scratch transformer tower (no pretrained weights)."""
 
     vocab_size: int = 30522
@@ -113,18 +128,10 @@ class SmallTransformer:
     max_length: int = 512
     dropout: float = 0.0
 
-    def make_token_embedding(self, name="token_embedding"):
-        return keras.layers.Embedding(
-            self.vocab_size, self.hidden_dim, name=name,
-            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02))
-
     def make_encoder(self, name="encoder"):
         return TransformerTextEncoder(
             self.hidden_dim, self.num_layers, self.num_heads, self.intermediate_dim,
             self.max_length, dropout=self.dropout, name=name)
-
-    def initialize(self, token_embedding, encoder):
-        """Pretrained specs copy weights here; a from-scratch tower keeps its init."""
 
     def make_tokenizer(self, max_length, pad_to_max_length=False):
         from samtone_tf.tokenization import HashingTokenizer
@@ -418,7 +425,7 @@ class T5TextEncoder(keras.layers.Layer):
 
 
 @dataclasses.dataclass(frozen=True)
-class T5Encoder:
+class T5Encoder(_FromScratch):
     """Spec of a from-scratch T5-encoder tower with a SentencePiece vocabulary (the
     paper's t5.1.1 setup, at a size a CPU trains). ``spm_model`` defaults to the
     8k unigram model trained on SciFact that ships in the package. Relative
@@ -431,6 +438,7 @@ class T5Encoder:
     intermediate_dim: int = 256
     dropout: float = 0.0
     max_length: int = 512
+    embedding_stddev = 1.0  # T5's embedding initialisation
 
     @property
     def model_path(self):
@@ -445,17 +453,9 @@ class T5Encoder:
 
         return sentencepiece.SentencePieceProcessor(model_file=self.model_path).vocab_size()
 
-    def make_token_embedding(self, name="token_embedding"):
-        return keras.layers.Embedding(
-            self.vocab_size, self.hidden_dim, name=name,
-            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=1.0))
-
     def make_encoder(self, name="encoder"):
         return T5TextEncoder(self.hidden_dim, self.num_layers, self.num_heads,
                              self.intermediate_dim, dropout=self.dropout, name=name)
-
-    def initialize(self, token_embedding, encoder):
-        """From scratch: keeps the initialisation."""
 
     def make_tokenizer(self, max_length, pad_to_max_length=False):
         from samtone_tf.tokenization import SentencePieceTokenizer

@@ -128,15 +128,19 @@ def read_corpus(path: str) -> dict:
     return corpus
 
 
+def add_text(table: dict, path: str, number: int, kind: str, the_id: str, text: str):
+    """table[the_id] = text, refusing an empty text or a repeated id (naming file:line)."""
+    if not text.strip():
+        raise DataError(f"{path}:{number}: {kind} {the_id!r} has an empty text")
+    if the_id in table:
+        raise DataError(f"{path}:{number}: duplicate {kind} id {the_id!r}")
+    table[the_id] = text
+
+
 def read_queries(path: str) -> dict:
     queries = {}
     for number, record in read_jsonl(path, ("_id", "text")):
-        query_id, text = record["_id"], record["text"]
-        if not text.strip():
-            raise DataError(f"{path}:{number}: query {query_id!r} has an empty text")
-        if query_id in queries:
-            raise DataError(f"{path}:{number}: duplicate query id {query_id!r}")
-        queries[query_id] = text
+        add_text(queries, path, number, "query", record["_id"], record["text"])
     return queries
 
 

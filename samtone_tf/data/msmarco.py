@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import os
 
-from samtone_tf.data.beir import BeirCollection, DataError, Document
+from samtone_tf.data.beir import BeirCollection, DataError, Document, add_text
 
 
 def _rows(path, columns, separator="\t"):
@@ -46,11 +46,7 @@ def _find(folder, name):
 def read_id_text(path, kind):
     out = {}
     for number, (the_id, text) in _rows(path, 2):
-        if not text.strip():
-            raise DataError(f"{path}:{number}: {kind} {the_id!r} has an empty text")
-        if the_id in out:
-            raise DataError(f"{path}:{number}: duplicate {kind} id {the_id!r}")
-        out[the_id] = text
+        add_text(out, path, number, kind, the_id, text)
     return out
 
 
