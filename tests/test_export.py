@@ -179,3 +179,35 @@ def test_refuses_to_overwrite_and_leaves_nothing_on_failure(exported, tmp_path, 
         export_saved_model(model, str(target))
     assert not target.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
+    """SIGKILL at random moments of an export: the target is absent or complete."""
+    import random
+    import signal
+    import time
+
+    code = ("import keras\n"
+            "from samtone_tf.models import DualEncoder\n"
+            "from samtone_tf.towers import SmallTransformer\n"
+            "from samtone_tf.export import export_saved_model\n"
+            "m = DualEncoder(SmallTransformer(vocab_size=30000, hidden_dim=64, num_layers=2))\n"
+            "print('READY', flush=True)\n"
+            f"export_saved_model(m, {str(tmp_path / 'target')!r})\n"
+            "print('DONE', flush=True)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for attempt in range(3):
+        target = tmp_path / "target"
+        process = subprocess.Popen([sys.executable, "-c", code], cwd=root, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert process.stdout.readline().startswith("READY")
+        time.sleep(random.uniform(0.0, 2.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        if target.exists():  # finished before the kill: must be whole and loadable
+            module = tf.saved_model.load(str(target))
+            assert module.signatures["encode_query"](texts=tf.constant(["x"]))["embeddings"].shape == (1, 64)
+            import shutil
+            shutil.rmtree(target)
+        leftovers = [p.name for p in tmp_path.iterdir() if p.name != "target"]
+        assert all(".tmp-" in name for name in leftovers), leftovers  # only temporary siblings

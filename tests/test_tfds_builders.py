@@ -47,3 +47,21 @@ def test_multireqa_builder_from_manual_dir(tmp_path):
     in_excerpt = {q: d for q, d in expected.qrels.items()
                   if any(x.startswith(("c0_s", "c1_s")) for x in d)}
     assert len(rows) == sum(len(d) for d in in_excerpt.values())
+
+
+def test_msmarco_builder_from_manual_dir(tmp_path):
+    manual = tmp_path / "msmarco"
+    manual.mkdir()
+    (manual / "collection.tsv").write_text("1\tfirst passage\n2\tsecond passage\n3\tthird\n")
+    for split, rows in (("train", "10\tq ten\n11\tq eleven\n"), ("dev", "20\tq twenty\n")):
+        (manual / f"queries.{split}.tsv").write_text(rows)
+    (manual / "qrels.train.tsv").write_text("10 0 1 1\n11 0 2 1\n11 0 3 1\n")
+    (manual / "qrels.dev.tsv").write_text("20\t0\t3\t1\n")
+    _prepare(tfds_builders.MsMarcoPassage, "msmarco-pairs", str(manual), tmp_path / "data")
+    train = list(tfds.load("ms_marco_passage/msmarco-pairs", split="train",
+                           data_dir=str(tmp_path / "data"), download=False).as_numpy_iterator())
+    assert sorted((r["query_id"].decode(), r["document_id"].decode()) for r in train) == [
+        ("10", "1"), ("11", "2"), ("11", "3")]
+    dev = list(tfds.load("ms_marco_passage/msmarco-pairs", split="dev",
+                         data_dir=str(tmp_path / "data"), download=False).as_numpy_iterator())
+    assert [r["document"].decode() for r in dev] == ["third"]
