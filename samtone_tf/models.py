@@ -265,9 +265,39 @@ class DualEncoder(keras.Model):
                     self.query_tokenizer() if side == "query" else self.document_tokenizer())
             inputs = {k: v.numpy() for k, v in tokenizer(tf.constant(texts)).items()}
         if side not in self._encode_functions:
-            self._encode_functions[side] = tf.function(
-                lambda t: tower(t, training=False), reduce_retracing=True)
+            self._encode_functions[side] = _encode_function(tower, self.distribute_strategy)
         return encode_sorted(self._encode_functions[side], inputs, batch_size, tower.output_dim)
+
+
+def _encode_function(tower, strategy):
+    """tokens → embeddings; with several local replicas (MirroredStrategy, TPU) each
+    batch is split across them. Multi-worker strategies encode on the local device."""
+    from samtone_tf.distribute import in_multi_worker_mode
+
+    single = tf.function(lambda t: tower(t, training=False), reduce_retracing=True)
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1 or in_multi_worker_mode(strategy):
+        return single
+
+    @tf.function(reduce_retracing=True)
+    def distributed(per_replica):
+        outputs = strategy.run(lambda t: tower(t, training=False), args=(per_replica,))
+        return tf.concat(strategy.experimental_local_results(outputs), axis=0)
+
+    def function(tokens):
+        rows = len(tokens["token_ids"])
+        share = -(-rows // replicas)
+        padded = {k: np.concatenate([v, np.repeat(v[-1:], share * replicas - rows, axis=0)])
+                  for k, v in tokens.items()}
+
+        def value(context):
+            start = context.replica_id_in_sync_group * share
+            return {k: v[start:start + share] for k, v in padded.items()}
+
+        per_replica = strategy.experimental_distribute_values_from_function(value)
+        return distributed(per_replica)[:rows]
+
+    return function
 
 
 def encode_sorted(function, tokens, batch_size, dim):

@@ -59,3 +59,13 @@ def test_default_and_auto_on_cpu_are_single_replica():
     assert distribute.num_replicas(distribute.get_strategy("default")) == 1
     if not tf.config.list_logical_devices("GPU"):
         assert distribute.num_replicas(distribute.get_strategy("auto")) == 1
+
+
+def test_encoding_under_mirrored_strategy_equals_single_device():
+    process = subprocess.run([sys.executable, "-m", "tests.helpers.distributed_encode"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["replicas"] == 2 and result["used_distribution"] and result["rows"] == 37
+    assert result["max_abs_diff"] < 1e-5
