@@ -1,6 +1,5 @@
 """Search and metrics against brute force and pytrec_eval."""
 
-import json
 import os
 import subprocess
 import sys

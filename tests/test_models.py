@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset

@@ -9,7 +9,6 @@ def main():
     strategy = get_strategy("cpu:2")
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from samtone_tf.models import DualEncoder
     from samtone_tf.towers import SmallTransformer
