@@ -44,7 +44,8 @@ def _parser():
     train.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                        metavar="SECTION.KEY=VALUE",
                        help="override one field, e.g. --set model.architecture=ade")
-    for flag, field in (("--data", "data.path"), ("--tower", "model.tower"),
+    for flag, field in (("--data", "data.path"), ("--data-format", "data.format"),
+                        ("--tower", "model.tower"),
                         ("--architecture", "model.architecture"),
                         ("--same-tower", "loss.same_tower"), ("--strategy", "training.strategy")):
         train.add_argument(flag, dest=field, help=f"shortcut for --set {field}=...")
@@ -63,7 +64,9 @@ def _parser():
                     "every metric@k for k in 1,3,5,10,100) and prints a markdown table.")
     evaluate.add_argument("--model", required=True,
                           help="exported SavedModel, run folder, or Hugging Face BERT folder")
-    evaluate.add_argument("--data", required=True, help="BEIR folder")
+    evaluate.add_argument("--data", required=True, help="BEIR folder (or see --data-format)")
+    evaluate.add_argument("--data-format", default="beir",
+                          choices=("beir", "msmarco", "multireqa", "tfds"))
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--output", help="metrics JSON path")
     evaluate.add_argument("--run-file", help="also write the TREC run here")
@@ -156,11 +159,11 @@ def _load_encoder(path):
 
 
 def _eval(args):
-    from samtone_tf.data.beir import load_beir
+    from samtone_tf.data.loaders import load_collection
     from samtone_tf.evaluation import evaluate_model, markdown_table, write_trec_run
     from samtone_tf.train import write_json_atomic
 
-    collection = load_beir(args.data, args.split)
+    collection = load_collection(args.data, args.split, args.data_format)
     encoder = _load_encoder(args.model)
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
                                      ignore_identical_ids=args.ignore_identical_ids,

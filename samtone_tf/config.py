@@ -69,7 +69,15 @@ def _positive_int(config, field, allow_none=False):
 def validate(config, replicas=None):
     """Raises ConfigError naming the first invalid field."""
     data, model, loss, training = (config[s] for s in ("data", "model", "loss", "training"))
-    if data["path"] is not None and not os.path.isdir(data["path"]):
+    from samtone_tf.data.loaders import FORMATS
+
+    if data["format"] not in FORMATS:
+        raise ConfigError(f"data.format must be one of {FORMATS}, got {data['format']!r}")
+    if data["format"] == "tfds":
+        if not data["path"]:
+            raise ConfigError("data.path must name a prepared TFDS dataset (e.g. beir/scifact) "
+                              "when data.format is tfds")
+    elif data["path"] is not None and not os.path.isdir(data["path"]):
         raise ConfigError(f"data.path {data['path']!r} does not exist")
     negatives = data["hard_negatives"]
     if negatives not in (None, "bm25") and not os.path.isfile(str(negatives)):

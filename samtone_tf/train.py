@@ -1,7 +1,8 @@
 """``samtone train``: config → data → model → zero-shot eval → fit → eval → export.
 
-The run folder holds ``config.yaml``, ``checkpoints/final.weights.h5``,
-``logs/`` (TensorBoard), ``history.json``, ``metrics.json`` ({"zero_shot": ...,
+The run folder holds ``config.yaml``, ``checkpoints/`` (resumable checkpoints and
+``final.weights.h5``), ``logs/`` (TensorBoard), ``history.json``, ``plots/`` (t-SNE of
+both towers with the linear-probe number, similarity histograms), ``metrics.json`` ({"zero_shot": ...,
 "fine_tuned": ...}, each the object ``samtone eval`` writes) and ``savedmodel/``.
 """
 
@@ -99,7 +100,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 def run_training(config, output, verbose=1, log=print):
     """Runs the whole job; returns the metrics dict written to metrics.json."""
-    from samtone_tf.data.beir import load_beir
+    from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.pipeline import (examples_from_qrels, no_duplicate_batches,
                                           training_dataset)
     from samtone_tf.distribute import get_strategy
@@ -129,8 +130,9 @@ def run_training(config, output, verbose=1, log=print):
     keras.utils.set_random_seed(config["training"]["seed"])
 
     data_path = config["data"]["path"] or scifact_path()
-    train_set = load_beir(data_path, config["data"]["train_split"])
-    eval_set = load_beir(data_path, config["data"]["eval_split"])
+    data_format = config["data"]["format"]
+    train_set = load_collection(data_path, config["data"]["train_split"], data_format)
+    eval_set = load_collection(data_path, config["data"]["eval_split"], data_format)
     negatives = None
     if config["data"]["num_hard_negatives"]:
         from samtone_tf.data.msmarco import mine_hard_negatives, read_trec_run
@@ -190,6 +192,7 @@ def run_training(config, output, verbose=1, log=print):
             k: [float(x) for x in v] for k, v in history.history.items()})
 
     metrics["fine_tuned"] = evaluate("fine-tuned")
+    write_plots(model, eval_set, os.path.join(output, "plots"), config["training"]["seed"])
     export_saved_model(model, os.path.join(output, "savedmodel"), training_config=config,
                        overwrite=True)
     metrics["wall_time_s"] = round(time.time() - started, 1)
@@ -199,6 +202,27 @@ def run_training(config, output, verbose=1, log=print):
     log(f"\nrun folder: {output} (wall time {metrics['wall_time_s']} s)")
     sys.stdout.flush()
     return metrics
+
+
+def write_plots(model, collection, folder, seed=0, n=400):
+    """t-SNE of both towers (with the linear-probe number) and similarity histograms of
+    the fine-tuned model, on up to n evaluation pairs (no corpus pass)."""
+    from samtone_tf import analysis
+
+    pairs = analysis.sample_pairs(collection, n, seed)
+    if len(pairs) < 10:
+        return None
+    queries = model.encode_queries([q for q, _ in pairs])
+    documents = model.encode_documents([d for _, d in pairs])
+    os.makedirs(folder, exist_ok=True)
+    separation = analysis.tower_separation(queries, documents, seed)
+    analysis.plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))
+    analysis.plot_similarities({"fine-tuned": analysis.similarity_statistics(queries, documents)},
+                               os.path.join(folder, "similarities.png"))
+    write_json_atomic(os.path.join(folder, "separation.json"), {
+        "pairs": len(pairs), "probe_accuracy": separation["probe_accuracy"],
+        "probe_accuracy_std": separation["probe_accuracy_std"]})
+    return separation
 
 
 def load_run_model(run_dir):

@@ -76,6 +76,10 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
     assert (run / "savedmodel" / "saved_model.pb").exists()
     assert (run / "checkpoints" / "final.weights.h5").exists()
     assert os.listdir(run / "logs")
+    for name in ("tsne.png", "similarities.png"):
+        assert (run / "plots" / name).stat().st_size > 1000
+    separation = json.loads((run / "plots" / "separation.json").read_text())
+    assert 0.0 <= separation["probe_accuracy"] <= 1.0
 
     # the reloaded SavedModel, evaluated by `samtone eval`, reproduces the run's numbers
     scores = tmp_path / "eval.json"
