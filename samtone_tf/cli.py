@@ -150,12 +150,12 @@ def _load_encoder(path):
         return SavedModelEncoder(path)
     if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
         return SavedModelEncoder(os.path.join(path, "savedmodel"))
-    if os.path.exists(os.path.join(path, "config.json")):
+    if os.path.exists(os.path.join(path, "config.json")):  # zero-shot pretrained folder
         from samtone_tf.models import DualEncoder
-        from samtone_tf.towers import HFBert
+        from samtone_tf.train import make_backbone
 
-        return DualEncoder(HFBert(path), architecture="sde")
-    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or Hugging Face folder")
+        return DualEncoder(make_backbone(path), architecture="sde")
+    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
 
 
 def _eval(args):
@@ -188,9 +188,9 @@ def _export(args):
         model, config = load_run_model(args.checkpoint)
     else:
         from samtone_tf.models import DualEncoder
-        from samtone_tf.towers import HFBert
+        from samtone_tf.train import make_backbone
 
-        model = DualEncoder(HFBert(args.pretrained), architecture=args.architecture,
+        model = DualEncoder(make_backbone(args.pretrained), architecture=args.architecture,
                             query_max_length=args.query_max_length,
                             document_max_length=args.document_max_length)
         config = {"pretrained": args.pretrained, "zero_shot": True}

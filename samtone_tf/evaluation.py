@@ -228,7 +228,7 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
     return summary, per_query, run
 
 
-def markdown_table(rows, keys=("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100")):
+def markdown_table(rows, keys=HEADLINE):
     """rows: {name: summary} → a markdown table string."""
     lines = ["| | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for name, summary in rows.items():

@@ -19,11 +19,16 @@ import tensorflow as tf
 from samtone_tf.config import dump, validate
 
 
-def write_json_atomic(path, value):
+def write_text_atomic(path, text):
+    """Writes ``text`` to a temporary name beside ``path``, then renames it."""
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
+        handle.write(text)
     os.replace(temporary, path)
+
+
+def write_json_atomic(path, value):
+    write_text_atomic(path, json.dumps(value, indent=2))
 
 
 def make_backbone(tower, log=print):
@@ -60,12 +65,12 @@ def _is_keras_hub_preset(path):
         return "class_name" in json.load(handle)
 
 
-def build_model(config, strategy, total_steps=1, log=print):
+def build_model(config, strategy, total_steps=1, log=print, backbone=None):
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
 
     model_cfg, loss_cfg = config["model"], config["loss"]
-    backbone = make_backbone(model_cfg["tower"], log)
+    backbone = backbone or make_backbone(model_cfg["tower"], log)
     with strategy.scope():
         model = DualEncoder(backbone, architecture=model_cfg["architecture"],
                             pooling=model_cfg["pooling"],
@@ -101,8 +106,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 def run_training(config, output, verbose=1, log=print):
     """Runs the whole job; returns the metrics dict written to metrics.json."""
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.data.pipeline import (examples_from_qrels, no_duplicate_batches,
-                                          training_dataset)
+    from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
     from samtone_tf.distribute import get_strategy
     from samtone_tf.evaluation import evaluate_model, markdown_table
     from samtone_tf.export import export_saved_model
@@ -124,9 +128,7 @@ def run_training(config, output, verbose=1, log=print):
                                  f"configuration ({config_path}); use another --output")
         log(f"resuming the interrupted run in {output}")
     else:
-        with open(config_path + ".tmp", "w", encoding="utf-8") as handle:
-            handle.write(dump(config))
-        os.replace(config_path + ".tmp", config_path)
+        write_text_atomic(config_path, dump(config))
     keras.utils.set_random_seed(config["training"]["seed"])
 
     data_path = config["data"]["path"] or scifact_path()
@@ -146,13 +148,16 @@ def run_training(config, output, verbose=1, log=print):
         f"{len(eval_set.queries)} evaluation queries ({config['data']['eval_split']}), "
         f"{len(eval_set.corpus)} documents")
 
-    training = config["training"]
-    steps = sum(len(no_duplicate_batches(examples, training["global_batch_size"],
-                                         training["seed"] + epoch))
-                for epoch in range(training["epochs"]))
+    training, model_cfg = config["training"], config["model"]
+    backbone = make_backbone(model_cfg["tower"], log)
+    dataset = training_dataset(examples, backbone.make_tokenizer(model_cfg["query_max_length"]),
+                               backbone.make_tokenizer(model_cfg["document_max_length"]),
+                               training["global_batch_size"], seed=training["seed"],
+                               epochs=training["epochs"])
+    steps = int(dataset.cardinality())  # full batches over all epochs, known without a pass
     if training["steps"]:
         steps = min(steps, training["steps"])
-    model = build_model(config, strategy, steps, log)
+    model = build_model(config, strategy, steps, log, backbone=backbone)
     log(f"model: {model.backbone!r}, architecture {model.architecture}, "
         f"{strategy.num_replicas_in_sync} replica(s)")
     evaluation = config["evaluation"]
@@ -176,9 +181,6 @@ def run_training(config, output, verbose=1, log=print):
             metrics["zero_shot"] = evaluate("zero-shot")
             write_json_atomic(zero_shot_path, metrics["zero_shot"])
 
-    dataset = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
-                               training["global_batch_size"], seed=training["seed"],
-                               epochs=training["epochs"])
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {output}/checkpoints")
     history = fit_resumable(model, dataset, steps, os.path.join(output, "checkpoints"),

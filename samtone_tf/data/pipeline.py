@@ -101,10 +101,9 @@ def no_duplicate_batches(examples, batch_size: int, seed: int) -> list:
     return batches
 
 
-def _int_ids(values):
-    """String ids → stable int64 indices (sorted unique order)."""
-    unique = {v: i for i, v in enumerate(sorted(set(values)))}
-    return np.array([unique[v] for v in values], dtype=np.int64)
+def _index(values):
+    """String ids → stable int indices (sorted unique order)."""
+    return {v: i for i, v in enumerate(sorted(set(values)))}
 
 
 def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch_size: int,
@@ -116,19 +115,18 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     """
     if not examples:
         raise ValueError("no training examples")
-    query_ids = _int_ids([e.query_id for e in examples])
+    query_index = _index(e.query_id for e in examples)
+    query_ids = np.array([query_index[e.query_id] for e in examples], np.int64)
     num_negatives = len(examples[0].hard_negative_ids)
     if any(len(e.hard_negative_ids) != num_negatives for e in examples):
         raise ValueError("every example needs the same number of hard negatives")
-    all_docs = [e.document_id for e in examples] + [d for e in examples
-                                                     for d in e.hard_negative_ids]
-    doc_index = {v: i for i, v in enumerate(sorted(set(all_docs)))}
+    doc_index = _index([e.document_id for e in examples] + [d for e in examples
+                                                            for d in e.hard_negative_ids])
     document_ids = np.array([doc_index[e.document_id] for e in examples], np.int64)
-    order = np.concatenate([
-        np.concatenate(no_duplicate_batches(examples, global_batch_size, seed + epoch))
-        for epoch in range(epochs)
-    ]).astype(np.int64) if examples else np.zeros(0, np.int64)
-    if len(order) == 0:
+    order = [i for epoch in range(epochs)
+             for batch in no_duplicate_batches(examples, global_batch_size, seed + epoch)
+             for i in batch]
+    if not order:
         raise ValueError(f"{len(examples)} examples cannot fill one batch of "
                          f"{global_batch_size} without duplicates")
     columns = {
