@@ -73,9 +73,10 @@ class _EncoderModule(tf.__internal__.tracking.AutoTrackable):
             model.query_tower.trainable_weights + model.document_tower.trainable_weights)}
         self.variables = all_variables
         # dropout seed-generator states are captured by the training=True functions
+        weight_ids = {id(v) for v in all_variables}
         self._state_variables = [v for v in _unique_variables(
             model.query_tower.variables + model.document_tower.variables)
-            if id(v) not in {id(w) for w in all_variables}]
+            if id(v) not in weight_ids]
         self.trainable_variables = [v for v in all_variables if id(v) in trainable]
         self.regularization_losses = []
 
@@ -195,14 +196,14 @@ class SavedModelEncoder:
         import numpy as np
 
         texts = list(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batch
         out = np.zeros((len(texts), int(self.config.get("embedding_dim", 0)) or 1), "float32")
-        parts = {}
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
-            parts.update(zip(rows, function(tf.constant([texts[i] for i in rows])).numpy()))
-        if parts:
-            out = np.stack([parts[i] for i in range(len(texts))])
+            embeddings = function(tf.constant([texts[i] for i in rows])).numpy()
+            if start == 0:
+                out = np.zeros((len(texts), embeddings.shape[1]), "float32")
+            out[rows] = embeddings
         return out
 
     def encode_queries(self, texts, batch_size=64):
