@@ -7,7 +7,10 @@ Each cell fine-tunes all-MiniLM-L6-v2 on SciFact train with identical hyperparam
 (samtone_tf/configs/default.yaml: batch 32, 1 epoch, Adam 2e-5, τ 0.05), evaluates on
 SciFact test and, zero-shot, on reqa-squad and cranfield, and measures the linear-probe
 separation of the towers (400 + 400). Writes one JSON per run (resumable: finished
-runs are skipped) and OUTPUT/RESULTS.md with mean ± std per cell and wall times.
+runs are skipped), OUTPUT/baselines.json (BM25 and zero-shot all-MiniLM-L6-v2 on the
+same three collections) and OUTPUT/RESULTS.md: mean ± std (over seeds, ddof 1) per
+cell, the baseline rows, wall times, and the per-seed paired difference of each
+SamToNe loss against the standard loss of the same architecture and seed.
 """
 
 import argparse
@@ -55,22 +58,70 @@ def run_cell(architecture, loss, seed, output):
     return result
 
 
-def write_table(results, path):
-    keys = (("scifact", "ndcg@10"), ("reqa-squad", "p@1"), ("reqa-squad", "mrr@10"),
-            ("cranfield", "ndcg@10"))
-    lines = ["| architecture | loss | seeds | " + " | ".join(f"{c} {m}" for c, m in keys)
-             + " | probe acc. | wall s / run |", "|---|---|---|" + "---|" * (len(keys) + 2)]
+def baselines(output):
+    """BM25 and zero-shot all-MiniLM-L6-v2 on the grid's three test collections
+    (computed once, cached in OUTPUT/baselines.json)."""
+    from samtone_tf.config import load_config
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.evaluation import bm25_run, evaluate_model, evaluate_run
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.towers import minilm
+
+    path = os.path.join(output, "baselines.json")
+    if os.path.exists(path):
+        with open(path) as handle:
+            return json.load(handle)
+    lengths = load_config(None)["model"]  # the grid's query/document max lengths
+    model = DualEncoder(minilm(), architecture="sde", query_max_length=lengths["query_max_length"],
+                        document_max_length=lengths["document_max_length"])
+    result = {"bm25": {}, "zero-shot MiniLM": {}}
+    for name in ("scifact", "reqa-squad", "cranfield"):
+        collection = load_beir(os.path.join(SHARED, name), "test")
+        result["bm25"][name] = evaluate_run(collection.qrels, bm25_run(collection, k=100))[0]
+        result["zero-shot MiniLM"][name] = evaluate_model(model, collection)[0]
+    with open(path, "w") as handle:
+        json.dump(result, handle, indent=1)
+    return result
+
+
+KEYS = (("scifact", "ndcg@10"), ("reqa-squad", "p@1"), ("reqa-squad", "mrr@10"),
+        ("cranfield", "ndcg@10"))
+
+
+def _mean_std(values, signed=False):
+    values = np.asarray(values, dtype=np.float64)
+    std = values.std(ddof=1) if len(values) > 1 else float("nan")
+    return f"{values.mean():{'+' if signed else ''}.4f} ± {std:.4f}"
+
+
+def write_table(results, path, reference=None):
+    header = " | ".join(f"{c} {m}" for c, m in KEYS)
+    lines = [f"| architecture | loss | seeds | {header} | probe acc. | wall s / run |",
+             "|---|---|---|" + "---|" * (len(KEYS) + 2)]
+    for name, summaries in (reference or {}).items():
+        values = " | ".join(f"{summaries[c][m]:.4f}" for c, m in KEYS)
+        lines.append(f"| {name} | – | – | {values} | – | – |")
     cells = {}
     for r in results:
         cells.setdefault((r["architecture"], r["loss"]), []).append(r)
     for (architecture, loss), runs in cells.items():
-        row = [architecture, loss, str(len(runs))]
-        for collection, metric in keys:
-            values = np.array([r[collection][metric] for r in runs])
-            row.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}")
-        probe = np.array([r["probe_accuracy"] for r in runs])
-        row.append(f"{probe.mean():.3f}")
+        row = [architecture, loss, ", ".join(str(r["seed"]) for r in runs)]
+        row += [_mean_std([r[c][m] for r in runs]) for c, m in KEYS]
+        row.append(_mean_std([r["probe_accuracy"] for r in runs]))
         row.append(f"{np.mean([r['wall_time_s'] for r in runs]):.0f}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", ("Paired differences against the standard loss (same architecture and seed; "
+                   "mean ± std over seeds):"), "",
+              f"| architecture | loss − standard | seeds | {header} | probe acc. |",
+              "|---|---|---|" + "---|" * (len(KEYS) + 1)]
+    for (architecture, loss), runs in cells.items():
+        base = {r["seed"]: r for r in cells.get((architecture, "standard"), [])}
+        pairs = [(r, base[r["seed"]]) for r in runs if r["seed"] in base]
+        if loss == "standard" or not pairs:
+            continue
+        row = [architecture, loss, ", ".join(str(r["seed"]) for r, _ in pairs)]
+        row += [_mean_std([r[c][m] - b[c][m] for r, b in pairs], True) for c, m in KEYS]
+        row.append(_mean_std([r["probe_accuracy"] - b["probe_accuracy"] for r, b in pairs], True))
         lines.append("| " + " | ".join(row) + " |")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -83,11 +134,14 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--architectures", nargs="+", default=["sde", "ade", "ade-spl"])
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="leave out the BM25 and zero-shot MiniLM rows")
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
     results = [run_cell(a, l, s, args.output) for a in args.architectures
                for l in args.losses for s in args.seeds]
-    write_table(results, os.path.join(args.output, "RESULTS.md"))
+    reference = None if args.no_baselines else baselines(args.output)
+    write_table(results, os.path.join(args.output, "RESULTS.md"), reference)
 
 
 if __name__ == "__main__":
