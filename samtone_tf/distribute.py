@@ -134,3 +134,22 @@ def in_multi_worker_mode(strategy=None) -> bool:
     strategy = strategy or tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
         strategy.extended._in_multi_worker_mode())
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process writes the job's outputs: always outside multi-worker
+    mode; under ``MultiWorkerMirroredStrategy`` the ``chief`` task, or worker 0 when
+    the cluster has no chief (TensorFlow's convention, ``extended.should_checkpoint``)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if not in_multi_worker_mode(strategy):
+        return True
+    return bool(strategy.extended.should_checkpoint)
+
+
+def task_name(strategy=None) -> str:
+    """``"<task type>-<index>"`` of this process in a multi-worker cluster, else ``"local"``."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if not in_multi_worker_mode(strategy):
+        return "local"
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type}-{resolver.task_id}"

@@ -37,7 +37,8 @@ def _seed_states(model):
 
 def make_checkpoint(model):
     """A ``tf.train.Checkpoint`` of everything a resumed run needs."""
-    model.optimizer.build(model.trainable_variables)
+    with model.distribute_strategy.scope():  # optimizer slots are distributed like weights
+        model.optimizer.build(model.trainable_variables)
     steps_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_done")
     checkpoint = tf.train.Checkpoint(
         weights=[w.value for w in model.weights],
@@ -70,15 +71,22 @@ class _Guard(keras.callbacks.Callback):
 
 
 def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=50,
-                  verbose=1, callbacks=(), on_step=None, max_to_keep=2):
+                  verbose=1, callbacks=(), on_step=None, max_to_keep=2, restore_dir=None):
     """Trains ``model`` for ``total_steps`` batches of ``dataset`` (which must yield
     the same batches in the same order on every run), resuming from
     ``checkpoint_dir`` when it holds a checkpoint. Returns the Keras History
-    (None when the run was already complete)."""
+    (None when the run was already complete).
+
+    ``restore_dir`` (default ``checkpoint_dir``) is where an earlier checkpoint is
+    looked for: a non-chief worker of a multi-worker job saves into a private folder
+    (every worker must take part in a save) but resumes from the chief's checkpoints,
+    so all workers restart at the same step (this needs a filesystem they share)."""
     checkpoint, steps_done = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    latest = (manager.latest_checkpoint if restore_dir is None
+              else tf.train.latest_checkpoint(restore_dir) if os.path.isdir(restore_dir) else None)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
     start = int(steps_done.numpy())
     if start > total_steps:
         raise ValueError(f"{checkpoint_dir} holds {start} steps, more than the {total_steps} "
@@ -86,7 +94,7 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     if start == total_steps:
         return None
     if start and verbose:
-        print(f"resuming from {manager.latest_checkpoint} (step {start} of {total_steps})")
+        print(f"resuming from {latest} (step {start} of {total_steps})")
     guard = _Guard(manager, steps_done, start, checkpoint_every, on_step)
     history = model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
                         verbose=verbose, callbacks=[guard, *callbacks])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -104,10 +106,16 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def run_training(config, output, verbose=1, log=print):
-    """Runs the whole job; returns the metrics dict written to metrics.json."""
+    """Runs the whole job; returns the metrics dict written to metrics.json.
+
+    Under a multi-worker strategy every worker runs this with the same ``output``:
+    all train, only the chief evaluates, exports and writes ``output``; the others
+    return ``{"chief": False, "task": ..., "steps": ..., "wall_time_s": ...}``.
+    Resuming an interrupted multi-worker run needs ``output`` on a filesystem all
+    workers share (they restart from the chief's checkpoints)."""
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-    from samtone_tf.distribute import get_strategy
+    from samtone_tf.distribute import get_strategy, is_chief, task_name
     from samtone_tf.evaluation import evaluate_model, markdown_table
     from samtone_tf.export import export_saved_model
     from samtone_tf.reliability import fit_resumable
@@ -116,19 +124,28 @@ def run_training(config, output, verbose=1, log=print):
     started = time.time()
     strategy = get_strategy(config["training"]["strategy"])
     validate(config, replicas=strategy.num_replicas_in_sync)
-    os.makedirs(output, exist_ok=True)
     if os.path.exists(os.path.join(output, "metrics.json")):
         raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
                               "choose another --output")
     config_path = os.path.join(output, "config.yaml")
+    chief = is_chief(strategy)
+    if chief:
+        os.makedirs(output, exist_ok=True)
     if os.path.exists(config_path):  # an interrupted run: resume only the same job
         with open(config_path, encoding="utf-8") as handle:
             if handle.read() != dump(config):
                 raise ValueError(f"{output} holds an interrupted run with another "
                                  f"configuration ({config_path}); use another --output")
         log(f"resuming the interrupted run in {output}")
-    else:
+    elif chief:
         write_text_atomic(config_path, dump(config))
+    # Every worker of a multi-worker job trains (and takes part in each checkpoint
+    # save); only the chief writes the run folder. The others save into a private
+    # folder, removed when training ends, and resume from the chief's checkpoints.
+    write_dir = output if chief else tempfile.mkdtemp(prefix=f"samtone-{task_name(strategy)}-")
+    if not chief:
+        log(f"{task_name(strategy)} is not the chief: it trains and then stops; the run folder "
+            f"{output} is written by the chief (private checkpoints in {write_dir})")
     keras.utils.set_random_seed(config["training"]["seed"])
 
     data_path = config["data"]["path"] or scifact_path()
@@ -173,7 +190,7 @@ def run_training(config, output, verbose=1, log=print):
 
     metrics = {}
     zero_shot_path = os.path.join(output, "zero_shot.json")
-    if evaluation["zero_shot"]:
+    if evaluation["zero_shot"] and chief:
         if os.path.exists(zero_shot_path):
             with open(zero_shot_path, encoding="utf-8") as handle:
                 metrics["zero_shot"] = json.load(handle)
@@ -182,10 +199,17 @@ def run_training(config, output, verbose=1, log=print):
             write_json_atomic(zero_shot_path, metrics["zero_shot"])
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
-        f"checkpoints every {training['checkpoint_every']} in {output}/checkpoints")
-    history = fit_resumable(model, dataset, steps, os.path.join(output, "checkpoints"),
-                            checkpoint_every=training["checkpoint_every"], verbose=verbose,
-                            callbacks=[keras.callbacks.TensorBoard(os.path.join(output, "logs"))])
+        f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
+    history = fit_resumable(
+        model, dataset, steps, os.path.join(write_dir, "checkpoints"),
+        checkpoint_every=training["checkpoint_every"], verbose=verbose,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))],
+        restore_dir=None if chief else os.path.join(output, "checkpoints"))
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        log(f"{task_name(strategy)}: training done ({steps} steps)")
+        return {"chief": False, "task": task_name(strategy), "steps": steps,
+                "wall_time_s": round(time.time() - started, 1)}
     weights = os.path.join(output, "checkpoints", "final.weights.h5")
     model.save_weights(weights + ".tmp.weights.h5")
     os.replace(weights + ".tmp.weights.h5", weights)

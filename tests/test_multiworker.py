@@ -1,4 +1,5 @@
-"""Two MultiWorkerMirroredStrategy workers on 127.0.0.1 vs a single-process step."""
+"""Distributed runs vs single-device runs: two MultiWorkerMirroredStrategy workers on
+127.0.0.1 (one step, and the whole `samtone train` job), and the job on 2 logical CPUs."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,3 +63,89 @@ def test_two_workers_match_single_process_step():
             assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5, name
             assert abs(result["loss"] - reference[name]["loss"]) <= 1e-5 * abs(
                 reference[name]["loss"]), (name, result["loss"], reference[name]["loss"])
+
+
+def _h5_arrays(path):
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+JOB = ["train", "--tower", "small", "--steps", "4", "--batch-size", "16", "--quiet",
+       "--set", "training.learning_rate=0.001", "--set", "evaluation.zero_shot=false"]
+
+
+def _samtone(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "samtone_tf.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def single_device_run(tmp_path_factory):
+    """The reference: the same small job on one device (global batch 16)."""
+    run = tmp_path_factory.mktemp("single") / "run"
+    out = _samtone(*JOB, "--strategy", "default", "--output", str(run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+def _assert_same_training(run, reference):
+    """Same loss history and final weights as the reference run (Adam at lr 1e-3 moves
+    each weight by ~1e-3 per step, so 2e-5 separates a match from a different step)."""
+    want = json.loads((reference / "history.json").read_text())["loss"]
+    got = json.loads((run / "history.json").read_text())["loss"]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    expected = _h5_arrays(reference / "checkpoints" / "final.weights.h5")
+    trained = _h5_arrays(run / "checkpoints" / "final.weights.h5")
+    assert expected.keys() == trained.keys() and expected
+    for name, value in expected.items():
+        np.testing.assert_allclose(trained[name], value, atol=2e-5, err_msg=name)
+
+
+def test_train_job_on_two_logical_replicas_equals_single_device(tmp_path, single_device_run):
+    """`samtone train --strategy cpu:2` (MirroredStrategy) trains, evaluates and exports,
+    with the same loss and weights as the single-device job on the same global batch."""
+    run = tmp_path / "run"
+    out = _samtone(*JOB, "--strategy", "cpu:2", "--output", str(run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 replica(s)" in out.stdout and "| fine_tuned |" in out.stdout
+    assert (run / "savedmodel" / "saved_model.pb").exists()
+    _assert_same_training(run, single_device_run)
+
+
+def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_device_run):
+    """`samtone train --strategy multiworker` on 2 workers sharing one --output: both
+    train, only the chief writes the run folder (evaluated, exported), the other
+    worker's private folder is removed, and the trained weights and loss equal the
+    single-device job on the same global batch."""
+    ports = _free_ports(2)
+    run = tmp_path / "run"
+    (tmp_path / "tmp").mkdir()
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), TF_CONFIG=json.dumps({
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "samtone_tf.cli", *JOB, "--strategy", "multiworker",
+             "--output", str(run)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=600))
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "is not the chief" in outputs[1][0] and "training done (4 steps)" in outputs[1][0]
+    assert "| fine_tuned |" in outputs[0][0]
+    assert (run / "metrics.json").exists() and (run / "savedmodel" / "saved_model.pb").exists()
+    assert os.listdir(tmp_path / "tmp") == []  # the worker's private folder is gone
+    assert sorted(os.listdir(tmp_path)) == ["run", "tmp"]
+    _assert_same_training(run, single_device_run)
