@@ -259,5 +259,6 @@ def load_run_model(run_dir):
     config = load_config(os.path.join(run_dir, "config.yaml"))
     config["training"]["strategy"] = "default"
     model = build_model(config, get_strategy("default"), log=lambda *a: None)
+    model.optimizer.build(model.trainable_variables)  # the file holds its state too
     model.load_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
     return model, config
