@@ -71,7 +71,8 @@ class _Guard(keras.callbacks.Callback):
 
 
 def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=50,
-                  verbose=1, callbacks=(), on_step=None, max_to_keep=2, restore_dir=None):
+                  verbose=1, callbacks=(), on_step=None, max_to_keep=2, restore_dir=None,
+                  log=print):
     """Trains ``model`` for ``total_steps`` batches of ``dataset`` (which must yield
     the same batches in the same order on every run), resuming from
     ``checkpoint_dir`` when it holds a checkpoint. Returns the Keras History
@@ -80,7 +81,8 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     ``restore_dir`` (default ``checkpoint_dir``) is where an earlier checkpoint is
     looked for: a non-chief worker of a multi-worker job saves into a private folder
     (every worker must take part in a save) but resumes from the chief's checkpoints,
-    so all workers restart at the same step (this needs a filesystem they share)."""
+    so all workers restart at the same step (this needs a filesystem they share).
+    A resume is reported through ``log``."""
     checkpoint, steps_done = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
     latest = (manager.latest_checkpoint if restore_dir is None
@@ -93,8 +95,8 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
                          "this run asks for: a different run's checkpoints?")
     if start == total_steps:
         return None
-    if start and verbose:
-        print(f"resuming from {latest} (step {start} of {total_steps})")
+    if start:
+        log(f"resuming from {latest} (step {start} of {total_steps})")
     guard = _Guard(manager, steps_done, start, checkpoint_every, on_step)
     history = model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
                         verbose=verbose, callbacks=[guard, *callbacks])

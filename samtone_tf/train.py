@@ -204,7 +204,7 @@ def run_training(config, output, verbose=1, log=print):
         model, dataset, steps, os.path.join(write_dir, "checkpoints"),
         checkpoint_every=training["checkpoint_every"], verbose=verbose,
         callbacks=[keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))],
-        restore_dir=None if chief else os.path.join(output, "checkpoints"))
+        restore_dir=None if chief else os.path.join(output, "checkpoints"), log=log)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         log(f"{task_name(strategy)}: training done ({steps} steps)")

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -117,23 +118,20 @@ def test_train_job_on_two_logical_replicas_equals_single_device(tmp_path, single
     _assert_same_training(run, single_device_run)
 
 
-def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_device_run):
-    """`samtone train --strategy multiworker` on 2 workers sharing one --output: both
-    train, only the chief writes the run folder (evaluated, exported), the other
-    worker's private folder is removed, and the trained weights and loss equal the
-    single-device job on the same global batch."""
+def _start_workers(args, env_extra=None):
     ports = _free_ports(2)
-    run = tmp_path / "run"
-    (tmp_path / "tmp").mkdir()
     workers = []
     for index in range(2):
-        env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), TF_CONFIG=json.dumps({
+        env = dict(os.environ, **(env_extra or {}), TF_CONFIG=json.dumps({
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
             "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "samtone_tf.cli", *JOB, "--strategy", "multiworker",
-             "--output", str(run)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
+            [sys.executable, "-m", "samtone_tf.cli", *args, "--strategy", "multiworker"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return workers
+
+
+def _finish(workers):
     outputs = []
     try:
         for worker in workers:
@@ -143,9 +141,51 @@ def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_
             worker.kill()
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
-    assert "is not the chief" in outputs[1][0] and "training done (4 steps)" in outputs[1][0]
-    assert "| fine_tuned |" in outputs[0][0]
+    return [stdout for stdout, _ in outputs]
+
+
+def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_device_run):
+    """`samtone train --strategy multiworker` on 2 workers sharing one --output: both
+    train, only the chief writes the run folder (evaluated, exported), the other
+    worker's private folder is removed, and the trained weights and loss equal the
+    single-device job on the same global batch."""
+    run = tmp_path / "run"
+    (tmp_path / "tmp").mkdir()
+    chief, worker = _finish(_start_workers([*JOB, "--output", str(run)],
+                                           {"TMPDIR": str(tmp_path / "tmp")}))
+    assert "is not the chief" in worker and "training done (4 steps)" in worker
+    assert "| fine_tuned |" in chief
     assert (run / "metrics.json").exists() and (run / "savedmodel" / "saved_model.pb").exists()
     assert os.listdir(tmp_path / "tmp") == []  # the worker's private folder is gone
     assert sorted(os.listdir(tmp_path)) == ["run", "tmp"]
     _assert_same_training(run, single_device_run)
+
+
+def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path):
+    """Both workers SIGKILLed after the chief's first checkpoint, then restarted: both
+    resume from the chief's checkpoint (the other worker's own was private and is gone)
+    and the job ends with the weights of an uninterrupted single-device run."""
+    job = [*JOB, "--steps", "60", "--set", "training.checkpoint_every=10"]
+    run = tmp_path / "run"
+    workers = _start_workers([*job, "--output", str(run)])
+    index = run / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not (index.exists() and "ckpt-10" in index.read_text()):
+        assert time.time() < deadline and all(w.poll() is None for w in workers), \
+            "no checkpoint before the workers stopped"
+        time.sleep(0.05)
+    for worker in workers:
+        worker.kill()
+        worker.communicate()
+    assert not (run / "metrics.json").exists()
+    chief, worker = _finish(_start_workers([*job, "--output", str(run)]))
+    for out in (chief, worker):
+        assert "resuming from" in out and "ckpt-" in out
+    single = tmp_path / "single"
+    out = _samtone(*job, "--strategy", "default", "--output", str(single))
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected = _h5_arrays(single / "checkpoints" / "final.weights.h5")
+    trained = _h5_arrays(run / "checkpoints" / "final.weights.h5")
+    assert expected.keys() == trained.keys() and expected
+    for name, value in expected.items():
+        np.testing.assert_allclose(trained[name], value, atol=2e-5, err_msg=name)
