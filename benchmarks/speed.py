@@ -4,8 +4,9 @@ sentence-transformers MultipleNegativesRankingLoss(directions=("query_to_doc",
 
     python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8]
 
-samtone_tf sides are measured twice, alternating, best of two. Both sides: SDE, batch 32, queries and documents truncated/padded to 64 tokens, Adam,
-τ = 0.05 (scale 20), the same SciFact training pairs. Prints seconds per step and ratios.
+samtone_tf sides are measured twice, alternating, best of two. Both sides: SDE, batch 32,
+queries and documents truncated/padded to 64 tokens, Adam, τ = 0.05 (scale 20), the same
+SciFact training pairs. Prints seconds per step and ratios.
 """
 
 import argparse

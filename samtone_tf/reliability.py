@@ -85,8 +85,7 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     A resume is reported through ``log``."""
     checkpoint, steps_done = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-    latest = (manager.latest_checkpoint if restore_dir is None
-              else tf.train.latest_checkpoint(restore_dir) if os.path.isdir(restore_dir) else None)
+    latest = _latest_checkpoint(restore_dir or checkpoint_dir)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
     start = int(steps_done.numpy())
@@ -105,7 +104,12 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     return history
 
 
+def _latest_checkpoint(checkpoint_dir):
+    """Path of the latest checkpoint in ``checkpoint_dir``; None when none or no folder."""
+    return tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+
+
 def latest_step(checkpoint_dir):
     """The step of the latest checkpoint in ``checkpoint_dir`` (0 when none)."""
-    path = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    path = _latest_checkpoint(checkpoint_dir)
     return 0 if path is None else int(path.rsplit("-", 1)[1])

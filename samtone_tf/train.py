@@ -128,7 +128,7 @@ def run_training(config, output, verbose=1, log=print):
         raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
                               "choose another --output")
     config_path = os.path.join(output, "config.yaml")
-    chief = is_chief(strategy)
+    chief, task = is_chief(strategy), task_name(strategy)
     if chief:
         os.makedirs(output, exist_ok=True)
     if os.path.exists(config_path):  # an interrupted run: resume only the same job
@@ -142,9 +142,10 @@ def run_training(config, output, verbose=1, log=print):
     # Every worker of a multi-worker job trains (and takes part in each checkpoint
     # save); only the chief writes the run folder. The others save into a private
     # folder, removed when training ends, and resume from the chief's checkpoints.
-    write_dir = output if chief else tempfile.mkdtemp(prefix=f"samtone-{task_name(strategy)}-")
+    write_dir = output
     if not chief:
-        log(f"{task_name(strategy)} is not the chief: it trains and then stops; the run folder "
+        write_dir = tempfile.mkdtemp(prefix=f"samtone-{task}-")
+        log(f"{task} is not the chief: it trains and then stops; the run folder "
             f"{output} is written by the chief (private checkpoints in {write_dir})")
     keras.utils.set_random_seed(config["training"]["seed"])
 
@@ -207,8 +208,8 @@ def run_training(config, output, verbose=1, log=print):
         restore_dir=None if chief else os.path.join(output, "checkpoints"), log=log)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-        log(f"{task_name(strategy)}: training done ({steps} steps)")
-        return {"chief": False, "task": task_name(strategy), "steps": steps,
+        log(f"{task}: training done ({steps} steps)")
+        return {"chief": False, "task": task, "steps": steps,
                 "wall_time_s": round(time.time() - started, 1)}
     weights = os.path.join(output, "checkpoints", "final.weights.h5")
     model.save_weights(weights + ".tmp.weights.h5")
