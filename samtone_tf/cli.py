@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import sys
+import traceback
 
 import numpy as np
 import yaml
@@ -26,10 +28,32 @@ def _override(text):
     return key, yaml.safe_load(value)
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="samtone",
         description="Dual-encoder retrieval training with the SamToNe loss (TensorFlow/Keras).")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser(
@@ -49,11 +73,11 @@ def _parser():
                         ("--architecture", "model.architecture"),
                         ("--same-tower", "loss.same_tower"), ("--strategy", "training.strategy")):
         train.add_argument(flag, dest=field, help=f"shortcut for --set {field}=...")
-    for flag, field, kind in (("--batch-size", "training.global_batch_size", int),
-                              ("--epochs", "training.epochs", int),
-                              ("--steps", "training.steps", int),
-                              ("--learning-rate", "training.learning_rate", float),
-                              ("--temperature", "loss.temperature", float),
+    for flag, field, kind in (("--batch-size", "training.global_batch_size", _positive_int),
+                              ("--epochs", "training.epochs", _positive_int),
+                              ("--steps", "training.steps", _positive_int),
+                              ("--learning-rate", "training.learning_rate", _positive_float),
+                              ("--temperature", "loss.temperature", _positive_float),
                               ("--seed", "training.seed", int)):
         train.add_argument(flag, dest=field, type=kind, help=f"shortcut for --set {field}=...")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -73,12 +97,16 @@ def _parser():
     evaluate.add_argument("--ignore-identical-ids", action="store_true",
                           help="drop retrieved documents whose id equals the query id (BEIR "
                                "default; right for Quora/ArguAna, wrong for Cranfield)")
-    evaluate.add_argument("--k", type=int, default=100)
+    evaluate.add_argument("--k", type=_positive_int, default=100)
     evaluate.add_argument("--cache-dir", help="cache corpus embeddings here (keyed by a "
                                               "fingerprint of model weights and texts)")
     evaluate.add_argument("--backend", choices=("tf", "faiss"), default="tf",
                           help="exact search backend (faiss needs faiss-cpu)")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=64)
+    for flag, what in (("--query-max-length", "queries"), ("--document-max-length", "documents")):
+        evaluate.add_argument(flag, type=_positive_int,
+                              help=f"tokens for {what} of a pretrained folder (default: the "
+                                   "folder's own max_seq_length)")
 
     export = commands.add_parser(
         "export", help="write a reusable SavedModel (raw strings in, embeddings out)")
@@ -86,8 +114,10 @@ def _parser():
     source.add_argument("--checkpoint", help="run folder written by samtone train")
     source.add_argument("--pretrained", help="Hugging Face BERT folder (zero-shot model)")
     export.add_argument("--architecture", default="sde")
-    export.add_argument("--query-max-length", type=int, default=64)
-    export.add_argument("--document-max-length", type=int, default=256)
+    for flag, what in (("--query-max-length", "queries"), ("--document-max-length", "documents")):
+        export.add_argument(flag, type=_positive_int,
+                            help=f"tokens for {what} (default: the pretrained folder's own "
+                                 "max_seq_length, sentence_bert_config.json)")
     export.add_argument("--output", required=True)
     export.add_argument("--overwrite", action="store_true")
     analyze = commands.add_parser(
@@ -100,7 +130,7 @@ def _parser():
     analyze.add_argument("models", nargs="+", metavar="RUN_OR_SAVEDMODEL")
     analyze.add_argument("--data", help="BEIR folder (default: the shipped SciFact)")
     analyze.add_argument("--split", default="test")
-    analyze.add_argument("--n", type=int, default=400, help="queries and documents (each)")
+    analyze.add_argument("--n", type=_positive_int, default=400, help="queries and documents (each)")
     analyze.add_argument("--names", nargs="+", help="labels for the runs")
     analyze.add_argument("--output", required=True, help="folder for PNGs and analysis.json")
     analyze.add_argument("--no-top1", action="store_true",
@@ -109,9 +139,30 @@ def _parser():
     return parser
 
 
-def _fail(message):
+def _fail(message, debug=False):
+    if debug:
+        traceback.print_exc()
+    message = " ".join(str(message).split())  # one line
     print(f"samtone: error: {message}", file=sys.stderr)
     return 2
+
+
+def _os_message(error):
+    """One line naming the path: read-only, full disk, a folder where a file was
+    expected, a file where a folder was expected, a missing file."""
+    path = error.filename if error.filename is not None else ""
+    if error.filename2 is not None:
+        path = f"{path} -> {error.filename2}"
+    reason = error.strerror or str(error)
+    return f"{path}: {reason}" if path else reason
+
+
+def user_errors():
+    """The exceptions that are the user's input or environment, not a bug."""
+    from samtone_tf.reliability import CheckpointError, NonFiniteLossError, NonFiniteWeightsError
+
+    return (ValueError, ImportError, NonFiniteLossError, NonFiniteWeightsError,
+            CheckpointError)
 
 
 def main(argv=None):
@@ -123,10 +174,11 @@ def main(argv=None):
     try:
         return {"train": _train, "eval": _eval, "export": _export,
                 "analyze": _analyze}[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
-        return _fail(str(error))
-    except RuntimeError as error:  # NonFiniteLossError and other stops during training
-        return _fail(f"{type(error).__name__}: {error}")
+    except OSError as error:  # missing file, read-only, disk full, file vs folder, ...
+        return _fail(_os_message(error), args.debug)
+    except user_errors() as error:
+        name = f"{type(error).__name__}: " if isinstance(error, RuntimeError) else ""
+        return _fail(f"{name}{error}", args.debug)
 
 
 def _train(args):
@@ -143,7 +195,7 @@ def _train(args):
     return 0
 
 
-def _load_encoder(path):
+def _load_encoder(path, query_max_length=None, document_max_length=None):
     from samtone_tf.export import SavedModelEncoder
 
     if os.path.exists(os.path.join(path, "saved_model.pb")):
@@ -154,17 +206,22 @@ def _load_encoder(path):
         from samtone_tf.models import DualEncoder
         from samtone_tf.train import make_backbone
 
-        return DualEncoder(make_backbone(path), architecture="sde")
+        return DualEncoder(make_backbone(path), architecture="sde",  # the folder's own lengths
+                           query_max_length=query_max_length,
+                           document_max_length=document_max_length)
     raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
 
 
 def _eval(args):
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.evaluation import evaluate_model, markdown_table, write_trec_run
-    from samtone_tf.train import write_json_atomic
+    from samtone_tf.files import atomic_path, write_json_atomic
 
+    for path in (args.output, args.run_file):  # fail before the long encoding
+        if path and os.path.isdir(path):
+            raise IsADirectoryError(21, "is a directory, expected a file path", path)
     collection = load_collection(args.data, args.split, args.data_format)
-    encoder = _load_encoder(args.model)
+    encoder = _load_encoder(args.model, args.query_max_length, args.document_max_length)
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
                                      ignore_identical_ids=args.ignore_identical_ids,
                                      cache_dir=args.cache_dir, progress=True,
@@ -173,7 +230,8 @@ def _eval(args):
     if args.output:
         write_json_atomic(args.output, summary)
     if args.run_file:
-        write_trec_run(run, args.run_file)
+        with atomic_path(args.run_file) as temporary:
+            write_trec_run(run, temporary)
     print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
     print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
     return 0
@@ -205,7 +263,7 @@ def _analyze(args):
     from samtone_tf.data.beir import load_beir
     from samtone_tf.evaluation import encode_corpus
     from samtone_tf.resources import scifact_path
-    from samtone_tf.train import write_json_atomic
+    from samtone_tf.files import write_json_atomic
 
     names = args.names or [os.path.basename(os.path.normpath(m)) for m in args.models]
     if len(names) != len(args.models) or len(set(names)) != len(names):

@@ -7,6 +7,7 @@ Every field is checked before any training starts; an error names the field
 from __future__ import annotations
 
 import copy
+import math
 import os
 
 import yaml
@@ -66,6 +67,14 @@ def _positive_int(config, field, allow_none=False):
         raise ConfigError(f"{field} must be a positive integer, got {value!r}")
 
 
+def _number(config, field, check, wanted):
+    section, key = field.split(".")
+    value = config[section][key]
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not check(value)):
+        raise ConfigError(f"{field} must be {wanted}, got {value!r}")
+
+
 def validate(config, replicas=None):
     """Raises ConfigError naming the first invalid field."""
     data, model, loss, training = (config[s] for s in ("data", "model", "loss", "training"))
@@ -106,16 +115,26 @@ def validate(config, replicas=None):
         raise ConfigError("loss.same_tower 'both' needs loss.symmetric or loss.joint")
     if loss["symmetric"] and loss["joint"]:
         raise ConfigError("loss.symmetric and loss.joint are exclusive")
-    if not isinstance(loss["temperature"], (int, float)) or not 0.005 <= loss["temperature"] <= 1:
-        raise ConfigError(f"loss.temperature must be in [0.005, 1], got {loss['temperature']!r}")
-    for field in ("model.query_max_length", "model.document_max_length",
-                  "training.global_batch_size", "training.epochs"):
+    _number(config, "loss.temperature", lambda v: 0.005 <= v <= 1, "in [0.005, 1]")
+    for field in ("training.global_batch_size", "training.epochs", "training.checkpoint_every",
+                  "evaluation.k", "evaluation.batch_size"):
         _positive_int(config, field)
-    _positive_int(config, "training.steps", allow_none=True)
-    _positive_int(config, "training.checkpoint_every")
-    _positive_int(config, "model.projection_dim", allow_none=True)
-    if not isinstance(training["learning_rate"], (int, float)) or training["learning_rate"] <= 0:
-        raise ConfigError(f"training.learning_rate must be > 0, got {training['learning_rate']!r}")
+    for field in ("model.query_max_length", "model.document_max_length", "training.steps",
+                  "model.projection_dim"):
+        _positive_int(config, field, allow_none=True)
+    for field in ("data.ignore_identical_ids", "loss.trainable_temperature", "loss.symmetric",
+                  "loss.joint", "evaluation.zero_shot"):
+        section, key = field.split(".")
+        if not isinstance(config[section][key], bool):
+            raise ConfigError(f"{field} must be true or false, got {config[section][key]!r}")
+    _number(config, "training.learning_rate", lambda v: v > 0, "a finite number > 0")
+    _number(config, "training.warmup_ratio", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    if not isinstance(training["seed"], int) or isinstance(training["seed"], bool):
+        raise ConfigError(f"training.seed must be an integer, got {training['seed']!r}")
+    for field in ("data.train_split", "data.eval_split", "training.strategy"):
+        section, key = field.split(".")
+        if not isinstance(config[section][key], str) or not config[section][key]:
+            raise ConfigError(f"{field} must be a non-empty string, got {config[section][key]!r}")
     if replicas is not None and training["global_batch_size"] % replicas:
         raise ConfigError(f"training.global_batch_size {training['global_batch_size']} is not "
                           f"divisible by the {replicas} replicas of training.strategy "

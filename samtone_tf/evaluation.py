@@ -120,6 +120,8 @@ def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
     """
     import pytrec_eval
 
+    if not qrels:
+        raise ValueError("no judged query: metrics over an empty set are undefined")
     if ignore_identical_ids:
         run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
     qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
@@ -161,11 +163,31 @@ def write_trec_run(run, path, tag="samtone_tf"):
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
+class NonFiniteEmbeddingsError(ValueError):
+    """An encoder returned NaN/Inf; nothing is scored from it."""
+
+
+def check_finite_embeddings(embeddings, side="document", ids=None):
+    """Raises NonFiniteEmbeddingsError naming the first bad row (its id when given)."""
+    bad = ~np.isfinite(embeddings).all(axis=1) if embeddings.size else np.zeros(0, bool)
+    if bad.any():
+        first = int(np.argmax(bad))
+        name = f"id {ids[first]!r}" if ids is not None else f"row {first}"
+        raise NonFiniteEmbeddingsError(
+            f"{int(bad.sum())} of {len(embeddings)} {side} embeddings hold NaN/Inf (first: "
+            f"{name}); refusing to compute metrics from them")
+
+
 def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None,
-                  progress=True, side="document"):
-    """Encodes texts in chunks with a progress bar; with ``cache_dir`` and a model
-    ``fingerprint``, embeddings are cached in ``cache_dir/<sha256>.npy``, keyed by
-    the fingerprint, the side and every text."""
+                  progress=True, side="document", ids=None):
+    """Encodes texts in chunks with a progress bar; refuses NaN/Inf embeddings.
+
+    With ``cache_dir`` and a model ``fingerprint`` (:func:`model_fingerprint`: weights,
+    tokenizer assets, max lengths, dimension), embeddings are cached in
+    ``cache_dir/<sha256>.npy``, keyed by the fingerprint, the side and every text, with
+    a ``.json`` record of rows, dimension, dtype and a checksum. A cached file is used
+    only when it matches that record, has one row per text and is finite; otherwise it
+    is re-encoded with a warning."""
     import hashlib
     import os
 
@@ -177,8 +199,9 @@ def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None
         for text in texts:
             digest.update(text.encode("utf-8") + b"\0")
         cache_path = os.path.join(cache_dir, digest.hexdigest() + ".npy")
-        if os.path.exists(cache_path):
-            return np.load(cache_path)
+        cached = _read_cache(cache_path, len(texts), getattr(model, "embedding_dim", None))
+        if cached is not None:
+            return cached
     encode = model.encode_documents if side == "document" else model.encode_queries
     chunk = max(batch_size * 16, 1)
     bar = keras.utils.Progbar(len(texts), unit_name=side) if progress and texts else None
@@ -188,20 +211,91 @@ def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None
         if bar is not None:
             bar.add(len(parts[-1]))
     embeddings = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    check_finite_embeddings(embeddings, side, ids)
     if cache_path is not None:
-        os.makedirs(cache_dir, exist_ok=True)
-        np.save(cache_path + ".tmp.npy", embeddings)
-        os.replace(cache_path + ".tmp.npy", cache_path)
+        _write_cache(cache_path, np.ascontiguousarray(embeddings, np.float32))
     return embeddings
 
 
-def model_fingerprint(model):
-    """sha256 over a model's weights and configuration (for the embedding cache)."""
+def _checksum(array):
     import hashlib
 
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _read_cache(path, rows, dim=None):
+    """The cached array when it is exactly what was written for these texts, else
+    None (with a warning when a file was there but did not pass)."""
+    import json
+    import os
+    import warnings
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path[:-len(".npy")] + ".json", encoding="utf-8") as handle:
+            record = json.load(handle)
+        array = np.load(path, allow_pickle=False)
+        problems = [
+            (array.ndim != 2, f"shape {array.shape} is not [rows, dim]"),
+            (array.ndim == 2 and array.shape[0] != rows, f"{len(array)} rows for {rows} texts"),
+            (array.ndim == 2 and dim is not None and array.shape[1] != int(dim),
+             f"dimension {array.shape[-1]}, the model's is {dim}"),
+            (array.dtype != np.float32, f"dtype {array.dtype}, expected float32"),
+            (list(array.shape) != record.get("shape"), "shape differs from its record"),
+            (not np.isfinite(array).all(), "non-finite values"),
+            (_checksum(array) != record.get("sha256"), "checksum differs from its record "
+                                                       "(changed or reordered)")]
+        problem = next((why for bad, why in problems if bad), None)
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        problem = f"unreadable ({type(error).__name__}: {error})"
+    if problem is None:
+        return array
+    warnings.warn(f"embedding cache {path}: {problem}; re-encoding", stacklevel=3)
+    return None
+
+
+def _write_cache(path, embeddings):
+    import os
+
+    from samtone_tf.files import atomic_path, write_json_atomic
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with atomic_path(path, suffix=".npy") as temporary:
+        np.save(temporary, embeddings)
+    write_json_atomic(path[:-len(".npy")] + ".json", {
+        "shape": list(embeddings.shape), "dtype": "float32", "sha256": _checksum(embeddings)})
+
+
+def model_fingerprint(model):
+    """sha256 over everything that shapes a model's embeddings: weights, tokenizer
+    assets (vocabulary / SentencePiece model), max lengths, pooling, architecture,
+    dimension; for a reloaded SavedModel every file of the SavedModel (graph with
+    its tokenizer and lengths, assets, variables)."""
+    import hashlib
+    import os
+
     digest = hashlib.sha256(repr(getattr(model, "backbone", model)).encode())
-    for name in ("architecture", "query_max_length", "document_max_length", "pooling"):
-        digest.update(repr(getattr(model, name, None)).encode())
+    for name in ("architecture", "query_max_length", "document_max_length", "pooling",
+                 "embedding_dim"):
+        digest.update(f"{name}={getattr(model, name, None)!r};".encode())
+    backbone = getattr(model, "backbone", None)
+    for name in ("vocabulary", "vocab_path", "model_path"):
+        asset = getattr(backbone, name, None)
+        if isinstance(asset, str) and os.path.isfile(asset):
+            with open(asset, "rb") as handle:
+                digest.update(handle.read())
+    folder = getattr(model, "path", None)
+    if isinstance(folder, str) and os.path.isdir(folder):  # SavedModelEncoder
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                digest.update(os.path.relpath(path, folder).encode())
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        return digest.hexdigest()
     for weight in getattr(model, "weights", []):
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()
@@ -212,13 +306,18 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
     """Encodes ``collection`` (a :class:`~samtone_tf.data.beir.BeirCollection`) with
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
     ``(summary, per_query, run)``."""
+    if not collection.corpus:
+        raise ValueError(f"{collection.path}: the corpus is empty; nothing to evaluate")
+    if not collection.qrels:
+        raise ValueError(f"{collection.path}: split {collection.split!r} has no judged query; "
+                         "nothing to evaluate")
     doc_ids = list(collection.corpus)
     query_ids = list(collection.queries)
     fingerprint = model_fingerprint(model) if cache_dir else None
     documents = encode_corpus(model, [collection.corpus[d].full_text for d in doc_ids],
-                              batch_size, cache_dir, fingerprint, progress, "document")
+                              batch_size, cache_dir, fingerprint, progress, "document", doc_ids)
     queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
-                            cache_dir, fingerprint, progress, "query")
+                            cache_dir, fingerprint, progress, "query", query_ids)
     extra = 1 if ignore_identical_ids else 0
     scores, indices = exact_search(queries, documents, k=k + extra, backend=backend)
     run = run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids)

@@ -14,7 +14,9 @@ Contract of the SavedModel (see savedmodels/README.md):
 * ``assets/samtone_config.json``: architecture, embedding size, similarity,
   normalisation, max lengths, temperature and the training configuration.
 
-Written atomically: into a temporary folder beside the target, then renamed.
+Written atomically: into a temporary folder beside the target (``.samtone-tmp-<name>.*``,
+removed by the next export of the same target if a kill left it), then renamed; the
+folder gets the usual permissions. A model with a NaN/Inf weight is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 
@@ -141,13 +142,23 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
 
     Refuses to replace an existing ``output`` unless ``overwrite=True``.
     """
+    from samtone_tf.files import TEMP_PREFIX, make_temporary_folder
+    from samtone_tf.reliability import check_finite_weights
+
     output = os.path.abspath(output)
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
+    check_finite_weights(model, f"export to {output}")
     parent = os.path.dirname(output)
     os.makedirs(parent, exist_ok=True)
+    prefix = TEMP_PREFIX + os.path.basename(output) + "."
+    for name in os.listdir(parent):  # an earlier export of this target that was killed
+        if name.startswith(prefix):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     module = _EncoderModule(model, model.query_tokenizer(), model.document_tokenizer())
-    temporary = tempfile.mkdtemp(prefix=os.path.basename(output) + ".tmp-", dir=parent)
+    temporary = make_temporary_folder(output)
     try:
         tf.saved_model.save(module, temporary, signatures={
             "encode_query": module.encode_query,

@@ -89,6 +89,14 @@ def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=No
     return tower("query"), tower("document")
 
 
+def own_max_length(backbone):
+    """The length a backbone was trained for: a sentence-transformers folder's
+    ``max_seq_length`` (``sentence_bert_config.json``), else ``default_max_length``
+    of the spec, else its position count."""
+    length = getattr(backbone, "default_max_length", None) or backbone.max_length
+    return min(int(length), int(backbone.max_length))
+
+
 class DualEncoder(keras.Model):
     """Query and document towers with a contrastive training step.
 
@@ -100,7 +108,9 @@ class DualEncoder(keras.Model):
         projection_dim: size of the bias-free projection, or None for none.
         query_max_length, document_max_length: tokens per query / document for the
             raw-text entry points (``encode_queries(["text", ...])``, export);
-            default 64 / 256, capped at the backbone's positions.
+            default: the backbone's own length (:func:`own_max_length`; 256 for
+            all-MiniLM-L6-v2). Batches are padded to their longest text, so a long
+            limit costs nothing for short queries.
 
     ``compile(optimizer, loss=SamToNeLoss(...))`` then ``fit`` on batches of the
     form in the module docstring. The loss object owns the temperature and the
@@ -112,9 +122,9 @@ class DualEncoder(keras.Model):
         super().__init__(**kwargs)
         self.backbone = backbone
         if query_max_length is None:
-            query_max_length = min(64, backbone.max_length)
+            query_max_length = own_max_length(backbone)
         if document_max_length is None:
-            document_max_length = min(256, backbone.max_length)
+            document_max_length = own_max_length(backbone)
         for name, value in (("query_max_length", query_max_length),
                             ("document_max_length", document_max_length)):
             if not 2 <= value <= backbone.max_length:

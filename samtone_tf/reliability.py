@@ -10,6 +10,12 @@ resumed run ends with the same weights as an uninterrupted one.
 
 A non-finite loss stops training at once with :class:`NonFiniteLossError` naming
 the step; the checkpoint for that step is never written, so the last good one stays.
+The weights are checked before every save (and by :func:`check_finite_weights`
+before any export): a non-finite weight raises :class:`NonFiniteWeightsError`.
+
+A latest checkpoint that cannot be read (truncated, corrupt) is reported by name and
+the previous intact one is used. The per-step history (loss and in-batch metrics of
+each step) is kept beside the checkpoints, so after a resume it covers the whole run.
 
 Checkpoints are written by TensorFlow's checkpoint manager: the data files first,
 then the small ``checkpoint`` index file that points at them, so a kill mid-write
@@ -18,15 +24,38 @@ leaves the previous checkpoint as the latest.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or Inf."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """A weight holds NaN or Inf."""
+
+
+class CheckpointError(RuntimeError):
+    """No intact checkpoint could be restored."""
+
+
+HISTORY = "history.json"
+
+
+def check_finite_weights(model, where="the model"):
+    """Raises NonFiniteWeightsError naming the first weight that holds NaN/Inf."""
+    bad = [getattr(w, "path", None) or w.name for w in model.weights
+           if not np.isfinite(np.asarray(w.numpy(), np.float64)).all()]
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{where}: {len(bad)} weight(s) hold NaN/Inf (first: {bad[0]}); refusing to save "
+            "or export them")
 
 
 def _seed_states(model):
@@ -48,26 +77,48 @@ def make_checkpoint(model):
 
 
 class _Guard(keras.callbacks.Callback):
-    """Raises on a non-finite loss, else saves every ``every`` steps."""
+    """Raises on a non-finite loss, records each step's logs, checks the weights and
+    saves every ``every`` steps (the history first, then the checkpoint)."""
 
-    def __init__(self, manager, steps_done, start, every, on_step=None):
+    def __init__(self, manager, steps_done, start, every, history, history_path,
+                 on_step=None):
         super().__init__()
         self.manager, self.steps_done, self.start, self.every = manager, steps_done, start, every
-        self.on_step = on_step
+        self.history, self.history_path, self.on_step = history, history_path, on_step
+        self._means = {}
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.start + batch + 1
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(np.mean(loss))):
             latest = self.manager.latest_checkpoint
             raise NonFiniteLossError(
-                f"training loss became {float(loss)} at step {step}; stopped. The last "
-                f"good checkpoint is {latest or '(none yet)'}")
+                f"training loss became {float(np.mean(loss))} at step {step}; stopped. The "
+                f"last good checkpoint is {latest or '(none yet)'}")
+        self._record(step, batch + 1, logs)
         if self.on_step is not None:
             self.on_step(step)
         if self.every and step % self.every == 0:
-            self.steps_done.assign(step)
-            self.manager.save(checkpoint_number=step)
+            self.save(step)
+
+    def _record(self, step, n, logs):
+        """Keras logs running means over the fit call; the step's own value is
+        n·mean_n − (n−1)·mean_(n−1), so a resumed history equals an uninterrupted one."""
+        self.history.setdefault("step", []).append(step)
+        for key, value in logs.items():
+            mean = float(np.mean(value))
+            own = n * mean - (n - 1) * self._means.get(key, 0.0)
+            self._means[key] = mean
+            self.history.setdefault(key, []).append(own)
+
+    def save(self, step):
+        check_finite_weights(self.model, f"step {step}")
+        from samtone_tf.files import write_json_atomic
+
+        write_json_atomic(self.history_path, self.history)
+        self.steps_done.assign(step)
+        self.manager.save(checkpoint_number=step)
 
 
 def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=50,
@@ -75,41 +126,74 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
                   log=print):
     """Trains ``model`` for ``total_steps`` batches of ``dataset`` (which must yield
     the same batches in the same order on every run), resuming from
-    ``checkpoint_dir`` when it holds a checkpoint. Returns the Keras History
-    (None when the run was already complete).
+    ``checkpoint_dir`` when it holds a checkpoint. Returns the whole run's per-step
+    history ({"step": [...], "loss": [...], ...}), the steps before a resume included.
 
     ``restore_dir`` (default ``checkpoint_dir``) is where an earlier checkpoint is
     looked for: a non-chief worker of a multi-worker job saves into a private folder
     (every worker must take part in a save) but resumes from the chief's checkpoints,
     so all workers restart at the same step (this needs a filesystem they share).
     A resume is reported through ``log``."""
+    from samtone_tf.files import remove_leftovers
+
+    remove_leftovers(checkpoint_dir, log)
     checkpoint, steps_done = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-    latest = _latest_checkpoint(restore_dir or checkpoint_dir)
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+    source = restore_dir or checkpoint_dir
+    latest = restore_latest(checkpoint, source, log)
     start = int(steps_done.numpy())
     if start > total_steps:
         raise ValueError(f"{checkpoint_dir} holds {start} steps, more than the {total_steps} "
                          "this run asks for: a different run's checkpoints?")
+    history = _load_history(os.path.join(source, HISTORY), start)
     if start == total_steps:
-        return None
+        return history
     if start:
         log(f"resuming from {latest} (step {start} of {total_steps})")
-    guard = _Guard(manager, steps_done, start, checkpoint_every, on_step)
-    history = model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
-                        verbose=verbose, callbacks=[guard, *callbacks])
-    steps_done.assign(total_steps)
-    manager.save(checkpoint_number=total_steps)
+    guard = _Guard(manager, steps_done, start, checkpoint_every, history,
+                   os.path.join(checkpoint_dir, HISTORY), on_step)
+    model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
+              verbose=verbose, callbacks=[guard, *callbacks])
+    if int(steps_done.numpy()) != total_steps:
+        guard.save(total_steps)
     return history
 
 
-def _latest_checkpoint(checkpoint_dir):
-    """Path of the latest checkpoint in ``checkpoint_dir``; None when none or no folder."""
-    return tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+def _load_history(path, steps):
+    """The saved per-step history cut at ``steps`` (a checkpoint older than the
+    history, e.g. after falling back from a corrupt one, drops the later steps)."""
+    if not steps or not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    keep = sum(1 for step in saved.get("step", []) if step <= steps)
+    return {key: values[:keep] for key, values in saved.items()}
 
 
-def latest_step(checkpoint_dir):
-    """The step of the latest checkpoint in ``checkpoint_dir`` (0 when none)."""
-    path = _latest_checkpoint(checkpoint_dir)
-    return 0 if path is None else int(path.rsplit("-", 1)[1])
+def checkpoint_paths(checkpoint_dir):
+    """The checkpoints listed in ``checkpoint_dir``'s index, oldest first."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    return [p if os.path.isabs(p) else os.path.join(checkpoint_dir, p) for p in paths]
+
+
+def restore_latest(checkpoint, checkpoint_dir, log=print):
+    """Restores the newest intact checkpoint of ``checkpoint_dir``; returns its path
+    (None when there is none). An unreadable one is reported by name and skipped."""
+    paths = checkpoint_paths(checkpoint_dir)
+    for path in reversed(paths):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            log(f"warning: checkpoint {path} is unreadable ({type(error).__name__}: {reason}); "
+                "trying the previous one")
+    if paths:
+        raise CheckpointError(f"{checkpoint_dir}: no intact checkpoint among "
+                              f"{', '.join(os.path.basename(p) for p in paths)}")
+    return None

@@ -263,10 +263,27 @@ def _gelu_approximate(x):
     return keras.activations.gelu(x, approximate=True)
 
 
+def _sentence_transformers_length(folder, config_path):
+    """``max_seq_length`` of a sentence-transformers folder (None when absent)."""
+    import json
+    import os
+
+    path = os.path.join(folder, "sentence_bert_config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8-sig") as handle:
+        length = json.load(handle).get("max_seq_length")
+    if length is not None and (not isinstance(length, int) or length < 2):
+        raise ValueError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
+    return length
+
+
 class HFBert(_BertSpec):
     """A pretrained BERT-family tower from a Hugging Face folder (config.json,
     model.safetensors, vocab.txt), loaded offline through keras-hub. The activation
-    follows config.json ("gelu" is the exact erf GELU, as in Hugging Face)."""
+    follows config.json ("gelu" is the exact erf GELU, as in Hugging Face).
+    ``default_max_length`` is the folder's own ``max_seq_length``
+    (``sentence_bert_config.json``; 256 for all-MiniLM-L6-v2), else None."""
 
     def __init__(self, folder, dropout=None):
         import json
@@ -292,6 +309,7 @@ class HFBert(_BertSpec):
         self.num_heads = config["num_attention_heads"]
         self.intermediate_dim = config["intermediate_size"]
         self.max_length = config["max_position_embeddings"]
+        self.default_max_length = _sentence_transformers_length(folder, config_path)
         self.activation = _HF_ACTIVATIONS[activation]
         self.layer_norm_epsilon = config.get("layer_norm_eps", 1e-12)
         self.dropout = config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout

@@ -8,6 +8,7 @@ both towers with the linear-probe number, similarity histograms), ``metrics.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,18 +20,8 @@ import keras
 import tensorflow as tf
 
 from samtone_tf.config import dump, validate
-
-
-def write_text_atomic(path, text):
-    """Writes ``text`` to a temporary name beside ``path``, then renames it."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
-def write_json_atomic(path, value):
-    write_text_atomic(path, json.dumps(value, indent=2))
+from samtone_tf.files import (atomic_path, remove_leftovers, write_json_atomic,  # noqa: F401
+                              write_text_atomic)
 
 
 def make_backbone(tower, log=print):
@@ -108,6 +99,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 def run_training(config, output, verbose=1, log=print):
     """Runs the whole job; returns the metrics dict written to metrics.json.
 
+    ``output`` must be new, empty or a samtone run folder (see
+    :mod:`samtone_tf.runfolder`); nothing is written before the configuration, the
+    data and the model have all been checked, and a live run holds the folder's lock.
+
     Under a multi-worker strategy every worker runs this with the same ``output``:
     all train, only the chief evaluates, exports and writes ``output``; the others
     return ``{"chief": False, "task": ..., "steps": ..., "wall_time_s": ...}``.
@@ -116,37 +111,21 @@ def run_training(config, output, verbose=1, log=print):
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
     from samtone_tf.distribute import get_strategy, is_chief, task_name
-    from samtone_tf.evaluation import evaluate_model, markdown_table
-    from samtone_tf.export import export_saved_model
-    from samtone_tf.reliability import fit_resumable
+    from samtone_tf.models import own_max_length
     from samtone_tf.resources import scifact_path
+    from samtone_tf.runfolder import check_usable
 
     started = time.time()
     strategy = get_strategy(config["training"]["strategy"])
     validate(config, replicas=strategy.num_replicas_in_sync)
-    if os.path.exists(os.path.join(output, "metrics.json")):
-        raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
-                              "choose another --output")
-    config_path = os.path.join(output, "config.yaml")
     chief, task = is_chief(strategy), task_name(strategy)
-    if chief:
-        os.makedirs(output, exist_ok=True)
-    if os.path.exists(config_path):  # an interrupted run: resume only the same job
-        with open(config_path, encoding="utf-8") as handle:
-            if handle.read() != dump(config):
-                raise ValueError(f"{output} holds an interrupted run with another "
-                                 f"configuration ({config_path}); use another --output")
-        log(f"resuming the interrupted run in {output}")
-    elif chief:
-        write_text_atomic(config_path, dump(config))
-    # Every worker of a multi-worker job trains (and takes part in each checkpoint
-    # save); only the chief writes the run folder. The others save into a private
-    # folder, removed when training ends, and resume from the chief's checkpoints.
-    write_dir = output
-    if not chief:
-        write_dir = tempfile.mkdtemp(prefix=f"samtone-{task}-")
-        log(f"{task} is not the chief: it trains and then stops; the run folder "
-            f"{output} is written by the chief (private checkpoints in {write_dir})")
+    if chief and check_usable(output):  # writes nothing; refuses a foreign folder
+        if os.path.exists(os.path.join(output, "metrics.json")):
+            raise FileExistsError(f"{output} already holds a finished run (metrics.json); "
+                                  "choose another --output")
+        _check_same_config(output, config)
+    elif not chief:
+        _check_same_config(output, config)
     keras.utils.set_random_seed(config["training"]["seed"])
 
     data_path = config["data"]["path"] or scifact_path()
@@ -168,8 +147,10 @@ def run_training(config, output, verbose=1, log=print):
 
     training, model_cfg = config["training"], config["model"]
     backbone = make_backbone(model_cfg["tower"], log)
-    dataset = training_dataset(examples, backbone.make_tokenizer(model_cfg["query_max_length"]),
-                               backbone.make_tokenizer(model_cfg["document_max_length"]),
+    query_length = model_cfg["query_max_length"] or own_max_length(backbone)
+    document_length = model_cfg["document_max_length"] or own_max_length(backbone)
+    dataset = training_dataset(examples, backbone.make_tokenizer(query_length),
+                               backbone.make_tokenizer(document_length),
                                training["global_batch_size"], seed=training["seed"],
                                epochs=training["epochs"])
     steps = int(dataset.cardinality())  # full batches over all epochs, known without a pass
@@ -177,8 +158,61 @@ def run_training(config, output, verbose=1, log=print):
         steps = min(steps, training["steps"])
     model = build_model(config, strategy, steps, log, backbone=backbone)
     log(f"model: {model.backbone!r}, architecture {model.architecture}, "
-        f"{strategy.num_replicas_in_sync} replica(s)")
-    evaluation = config["evaluation"]
+        f"{strategy.num_replicas_in_sync} replica(s), max lengths query "
+        f"{model.query_max_length} / document {model.document_max_length}")
+    with contextlib.ExitStack() as stack:
+        if chief:  # the first write: manifest, lock, config
+            stack.callback(_claim(output, config, log).release)
+        return _train_and_report(config, output, model, dataset, steps, eval_set, data_path,
+                                 chief, task, started, verbose, log)
+
+
+def _check_same_config(output, config):
+    """True when ``output`` holds this job's config.yaml; raises if another job's."""
+    config_path = os.path.join(output, "config.yaml")
+    if not os.path.exists(config_path):
+        return False
+    with open(config_path, encoding="utf-8") as handle:
+        if handle.read() != dump(config):
+            raise ValueError(f"{output} holds an interrupted run with another "
+                             f"configuration ({config_path}); use another --output")
+    return True
+
+
+def _claim(output, config, log):
+    """Manifest + lock, leftovers of interrupted writes removed, config written or
+    matched (under the lock, so two starts cannot both write it)."""
+    from samtone_tf.runfolder import claim
+
+    lock = claim(output)
+    try:
+        for folder in (output, os.path.join(output, "checkpoints")):
+            remove_leftovers(folder, log)
+        if _check_same_config(output, config):
+            log(f"resuming the interrupted run in {output}")
+        else:
+            write_text_atomic(os.path.join(output, "config.yaml"), dump(config))
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _train_and_report(config, output, model, dataset, steps, eval_set, data_path, chief, task,
+                      started, verbose, log):
+    from samtone_tf.evaluation import evaluate_model, markdown_table
+    from samtone_tf.export import export_saved_model
+    from samtone_tf.reliability import check_finite_weights, fit_resumable
+
+    training, evaluation = config["training"], config["evaluation"]
+    # Every worker of a multi-worker job trains (and takes part in each checkpoint
+    # save); only the chief writes the run folder. The others save into a private
+    # folder, removed when training ends, and resume from the chief's checkpoints.
+    write_dir = output
+    if not chief:
+        write_dir = tempfile.mkdtemp(prefix=f"samtone-{task}-")
+        log(f"{task} is not the chief: it trains and then stops; the run folder "
+            f"{output} is written by the chief (private checkpoints in {write_dir})")
 
     def evaluate(name):
         log(f"evaluating ({name}) on {config['data']['eval_split']} ...")
@@ -192,7 +226,7 @@ def run_training(config, output, verbose=1, log=print):
     metrics = {}
     zero_shot_path = os.path.join(output, "zero_shot.json")
     if evaluation["zero_shot"] and chief:
-        if os.path.exists(zero_shot_path):
+        if os.path.exists(zero_shot_path):  # written by this run before an interruption
             with open(zero_shot_path, encoding="utf-8") as handle:
                 metrics["zero_shot"] = json.load(handle)
         else:
@@ -211,17 +245,16 @@ def run_training(config, output, verbose=1, log=print):
         log(f"{task}: training done ({steps} steps)")
         return {"chief": False, "task": task, "steps": steps,
                 "wall_time_s": round(time.time() - started, 1)}
-    weights = os.path.join(output, "checkpoints", "final.weights.h5")
-    model.save_weights(weights + ".tmp.weights.h5")
-    os.replace(weights + ".tmp.weights.h5", weights)
-    if history is not None:
-        write_json_atomic(os.path.join(output, "history.json"), {
-            k: [float(x) for x in v] for k, v in history.history.items()})
+    check_finite_weights(model, "the trained model")
+    with atomic_path(os.path.join(output, "checkpoints", "final.weights.h5"),
+                     suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+    write_json_atomic(os.path.join(output, "history.json"), history)
 
     metrics["fine_tuned"] = evaluate("fine-tuned")
-    write_plots(model, eval_set, os.path.join(output, "plots"), config["training"]["seed"])
+    write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"])
     export_saved_model(model, os.path.join(output, "savedmodel"), training_config=config,
-                       overwrite=True)
+                       overwrite=True)  # ours: the folder has the manifest and our lock
     metrics["wall_time_s"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(output, "metrics.json"), metrics)
     rows = {name: metrics[name] for name in ("zero_shot", "fine_tuned") if name in metrics}

@@ -74,15 +74,33 @@ def _find(folder: str, name: str) -> str:
     raise FileNotFoundError(f"{os.path.join(folder, name)}(.gz) not found")
 
 
-def _open_lines(path: str) -> Iterator[tuple[int, str]]:
+def open_lines(path: str) -> Iterator[tuple[int, str]]:
+    """Yields (line number, decoded line) of a text file, gzipped when it ends in
+    ``.gz``; a UTF-8 byte-order mark is dropped, invalid UTF-8 names file and line."""
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}:{number}: invalid UTF-8 ({error.reason} at byte "
                                 f"{error.start})") from None
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield number, line
+
+
+_open_lines = open_lines
+
+
+def _check_encodable(path: str, number: int, field: str, value: str):
+    """A JSON escape can smuggle in a lone surrogate (\\ud800), which no UTF-8
+    tokenizer can take: name file, line and field instead of failing later."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise DataError(f"{path}:{number}: field {field!r} holds an undecodable character "
+                        f"(U+{ord(value[error.start]):04X}, {error.reason})") from None
 
 
 def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tuple[int, dict]]:
@@ -107,6 +125,7 @@ def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tup
             if not isinstance(record[field], str):
                 raise DataError(f"{path}:{number}: field {field!r} must be a string, got "
                                 f"{type(record[field]).__name__}")
+            _check_encodable(path, number, field, record[field])
         yield number, record
 
 
@@ -175,12 +194,17 @@ def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Be
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"BEIR folder {folder!r} does not exist")
-    corpus = read_corpus(_find(folder, "corpus.jsonl"))
+    corpus_path = _find(folder, "corpus.jsonl")
+    corpus = read_corpus(corpus_path)
+    if not corpus:
+        raise DataError(f"{corpus_path}: the corpus holds no document")
     all_queries = read_queries(_find(folder, "queries.jsonl"))
     qrels_path = _find(os.path.join(folder, "qrels"), f"{split}.tsv")
     qrels: dict = {}
     skipped = {"query": 0, "document": 0}
+    seen: dict = {}
     for number, query_id, doc_id, score in read_qrels(qrels_path):
+        check_duplicate_judgement(seen, qrels_path, number, query_id, doc_id)
         for kind, known, the_id in (("query", all_queries, query_id),
                                     ("document", corpus, doc_id)):
             if the_id not in known:
@@ -195,5 +219,19 @@ def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Be
         warnings.warn(f"{qrels_path}: skipped {skipped['query']} qrels line(s) with an unknown "
                       f"query id and {skipped['document']} with an unknown document id "
                       f"(on_missing='skip')", stacklevel=2)
+    require_judgements(qrels, qrels_path, split)
     queries = {qid: all_queries[qid] for qid in qrels}
     return BeirCollection(corpus, queries, qrels, split, folder)
+
+
+def check_duplicate_judgement(seen: dict, path: str, number: int, query_id: str, doc_id: str):
+    """Refuses a (query, document) pair judged twice, naming both lines."""
+    first = seen.setdefault((query_id, doc_id), number)
+    if first != number:
+        raise DataError(f"{path}:{number}: query {query_id!r} and document {doc_id!r} are "
+                        f"judged twice (first at line {first}); which judgement holds?")
+
+
+def require_judgements(qrels: dict, path: str, split: str):
+    if not qrels:
+        raise DataError(f"{path}: split {split!r} has no judged query")

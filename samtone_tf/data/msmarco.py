@@ -13,27 +13,23 @@ Every malformed line raises :class:`~samtone_tf.data.beir.DataError` naming file
 
 from __future__ import annotations
 
-import gzip
 import os
 
-from samtone_tf.data.beir import BeirCollection, DataError, Document, add_text
+from samtone_tf.data.beir import (BeirCollection, DataError, Document, add_text,
+                                  check_duplicate_judgement, open_lines, require_judgements)
 
 
 def _rows(path, columns, separator="\t"):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{number}: invalid UTF-8 ({error.reason})") from None
-            if not line.strip():
-                continue
-            fields = line.split(separator) if separator else line.split()
-            if len(fields) != columns:
-                raise DataError(f"{path}:{number}: expected {columns} tab-separated fields, "
-                                f"got {len(fields)}")
-            yield number, fields
+    for number, line in open_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split(separator) if separator else line.split()
+        if len(fields) != columns:
+            raise DataError(f"{path}:{number}: expected {columns} "
+                            f"{'tab-separated' if separator else 'whitespace-separated'} fields, "
+                            f"got {len(fields)}")
+        yield number, fields
 
 
 def _find(folder, name):
@@ -61,12 +57,16 @@ def read_trec_qrels(path):
 
 def load_msmarco(folder, split="dev", on_missing="error"):
     """MS MARCO passage ranking as a :class:`BeirCollection` (queries judged in ``split``)."""
+    collection_path = _find(folder, "collection.tsv")
     corpus = {pid: Document("", text) for pid, text in
-              read_id_text(_find(folder, "collection.tsv"), "passage").items()}
+              read_id_text(collection_path, "passage").items()}
+    if not corpus:
+        raise DataError(f"{collection_path}: the collection holds no passage")
     all_queries = read_id_text(_find(folder, f"queries.{split}.tsv"), "query")
     qrels_path = _find(folder, f"qrels.{split}.tsv")
-    qrels, skipped = {}, 0
+    qrels, skipped, seen = {}, 0, {}
     for number, qid, pid, relevance in read_trec_qrels(qrels_path):
+        check_duplicate_judgement(seen, qrels_path, number, qid, pid)
         missing = ("query", qid) if qid not in all_queries else (
             ("passage", pid) if pid not in corpus else None)
         if missing:
@@ -80,6 +80,7 @@ def load_msmarco(folder, split="dev", on_missing="error"):
 
         warnings.warn(f"{qrels_path}: skipped {skipped} qrels line(s) with unknown ids",
                       stacklevel=2)
+    require_judgements(qrels, qrels_path, split)
     return BeirCollection(corpus, {q: all_queries[q] for q in qrels}, qrels, split, folder)
 
 

@@ -1,0 +1,125 @@
+"""Ownership and locking of a ``samtone train`` run folder.
+
+A run folder is recognised by its manifest, ``samtone_run.json``, written
+atomically before anything else. ``samtone train --output DIR`` accepts:
+
+* a folder that does not exist, or an empty one: claimed (manifest, lock, config);
+* a folder with a manifest: the same job resumes (its ``config.yaml`` must match).
+
+Anything else (a folder holding files but no manifest) is refused and nothing in
+it is touched: checkpoints without a manifest are never adopted, a user's
+``savedmodel/`` is never replaced, a stray ``zero_shot.json`` is never read.
+
+A live run holds an exclusive OS lock (``fcntl.flock``) on ``DIR/.samtone.lock``
+for its whole life; the lock dies with the process (SIGKILL included), so no stale
+lock is ever left. A second run on the same folder is refused, naming the holder
+written in the lock file (pid, host, start time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import socket
+
+from samtone_tf.files import is_leftover, write_json_atomic
+
+MANIFEST = "samtone_run.json"
+LOCK = ".samtone.lock"
+FORMAT = "samtone_tf run folder"
+
+
+class RunFolderError(ValueError):
+    """The folder cannot be used as this run's folder; the message says why."""
+
+
+def is_run_folder(path):
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            return json.load(handle).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_usable(path):
+    """Raises RunFolderError unless ``path`` is absent, empty or a run folder;
+    returns True when it already is a run folder. Writes nothing."""
+    if not os.path.exists(path):
+        return False
+    if not os.path.isdir(path):
+        raise RunFolderError(f"{path}: is a file, expected a run folder (--output)")
+    if is_run_folder(path):
+        return True
+    entries = sorted(name for name in os.listdir(path)
+                     if name != LOCK and not is_leftover(name))
+    if entries:
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        raise RunFolderError(
+            f"{path} is not a samtone run folder (no {MANIFEST}) and is not empty ({shown}); "
+            "refusing to write into it. Choose a new or empty --output")
+    return False
+
+
+class RunFolderLock:
+    """An exclusive, process-lifetime lock on a run folder."""
+
+    def __init__(self, path):
+        self.path = path
+        self._handle = None
+
+    def acquire(self):
+        lock_path = os.path.join(self.path, LOCK)
+        handle = open(lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(f"{self.path} is in use by a running samtone train ({holder}); "
+                                 "wait for it to end or choose another --output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                     f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self):
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim(path):
+    """Makes ``path`` a locked run folder (manifest first); returns the held lock.
+
+    Call after every check and validation has passed: this is the first write."""
+    existed = check_usable(path)
+    os.makedirs(path, exist_ok=True)
+    lock = RunFolderLock(path).acquire()
+    try:
+        if not existed and not is_run_folder(path):
+            check_usable(path)  # nothing appeared meanwhile
+            from samtone_tf import __version__
+
+            write_json_atomic(os.path.join(path, MANIFEST), {
+                "format": FORMAT, "version": 1, "samtone_tf": __version__,
+                "created": datetime.datetime.now().isoformat(timespec="seconds")})
+    except BaseException:
+        lock.release()
+        raise
+    return lock
