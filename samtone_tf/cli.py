@@ -18,6 +18,8 @@ import traceback
 import numpy as np
 import yaml
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
+
 
 def _override(text):
     if "=" not in text:
@@ -215,11 +217,11 @@ def _load_encoder(path, query_max_length=None, document_max_length=None):
 def _eval(args):
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.evaluation import evaluate_model, markdown_table, write_trec_run
-    from samtone_tf.files import atomic_path, write_json_atomic
+    from samtone_tf.files import atomic_path, check_target, write_json_atomic
 
     for path in (args.output, args.run_file):  # fail before the long encoding
-        if path and os.path.isdir(path):
-            raise IsADirectoryError(21, "is a directory, expected a file path", path)
+        if path:
+            check_target(path)
     collection = load_collection(args.data, args.split, args.data_format)
     encoder = _load_encoder(args.model, args.query_max_length, args.document_max_length)
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,

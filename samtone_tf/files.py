@@ -34,7 +34,7 @@ def umask():
     return mask
 
 
-def _check_target(path):
+def check_target(path):
     if os.path.isdir(path) and not os.path.islink(path):
         raise IsADirectoryError(21, "is a directory, expected a file path", path)
     parent = os.path.dirname(os.path.abspath(path))
@@ -47,7 +47,7 @@ def atomic_path(path, suffix=""):
     """Yields a temporary path beside ``path``; renames it onto ``path`` when the
     block ends without an exception, removes it otherwise."""
     path = os.fspath(path)
-    _check_target(path)
+    check_target(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + ".",
@@ -57,9 +57,11 @@ def atomic_path(path, suffix=""):
         yield temporary
         os.chmod(temporary, 0o666 & ~umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.filename is None and error.errno:
+            raise OSError(error.errno, error.strerror, path) from error  # name the path
         raise
 
 

@@ -1,0 +1,162 @@
+"""Run folders are owned and locked: nothing of a user's is read, replaced or adopted.
+
+Each test reproduces a failure of the earlier `samtone train` (small tower, a
+150-document SciFact copy) and checks what happens now.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from samtone_tf import runfolder
+from tests.helpers.small_collection import write_small_scifact
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def samtone(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "samtone_tf.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_small_scifact(tmp_path_factory.mktemp("small") / "scifact")
+
+
+def one_error_line(stderr):
+    """The CLI's error is one line and no traceback (TensorFlow's own start-up
+    logging on stderr is not ours and is left out)."""
+    assert "Traceback" not in stderr, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("samtone: error:")]
+    assert len(lines) == 1, stderr[-2000:]
+    return lines[0]
+
+
+def _job(data, output, *extra):
+    return ["train", "--tower", "small", "--data", data, "--steps", "2", "--batch-size", "16",
+            "--output", str(output), "--quiet", *extra]
+
+
+def _snapshot(folder):
+    """Every path under folder with its bytes (folders as None)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), folder)] = None
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                out[os.path.relpath(path, folder)] = handle.read()
+    return out
+
+
+def test_foreign_folder_is_refused_and_untouched(tmp_path, data):
+    """Earlier: a user's savedmodel/ was replaced and a stray zero_shot.json reported
+    as the zero-shot result, exit 0."""
+    folder = tmp_path / "mine"
+    (folder / "savedmodel").mkdir(parents=True)
+    (folder / "savedmodel" / "saved_model.pb").write_bytes(b"my model")
+    (folder / "zero_shot.json").write_text(json.dumps({"ndcg@10": 0.99}))
+    before = _snapshot(folder)
+    out = samtone(*_job(data, folder))
+    assert out.returncode == 2, out.stderr[-2000:]
+    line = one_error_line(out.stderr)
+    assert "not a samtone run folder" in line and str(folder) in line
+    assert _snapshot(folder) == before
+
+
+def test_checkpoints_without_a_manifest_are_never_adopted(tmp_path, data):
+    """Earlier: a finished run's checkpoints copied into a new folder were adopted
+    silently and training was skipped."""
+    first = tmp_path / "first"
+    out = samtone(*_job(data, first))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert runfolder.is_run_folder(str(first))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    os.system(f"cp -r {first / 'checkpoints'} {first / 'config.yaml'} {copy}")
+    before = _snapshot(copy)
+    out = samtone(*_job(data, copy))
+    assert out.returncode == 2 and "not a samtone run folder" in out.stderr
+    assert _snapshot(copy) == before
+
+
+def test_a_late_error_writes_nothing_and_the_corrected_command_runs(tmp_path, data):
+    """Earlier: an error found while building the model left config.yaml, and the
+    corrected command was then refused as 'another configuration'."""
+    run = tmp_path / "run"
+    out = samtone(*_job(data, run, "--set", "model.document_max_length=100000"))
+    assert out.returncode == 2 and "document_max_length" in out.stderr
+    assert not run.exists()
+    out = samtone(*_job(data, run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (run / "metrics.json").exists()
+
+
+def test_a_live_run_holds_the_lock_and_a_second_start_is_refused(tmp_path, data):
+    """Earlier: two runs on one folder interleaved checkpoints and both exited 0."""
+    run = tmp_path / "run"
+    lock = runfolder.claim(str(run))  # this test process plays the live run
+    try:
+        out = samtone(*_job(data, run))
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert "in use by a running samtone train" in out.stderr
+        assert f"pid {os.getpid()}" in out.stderr  # names the holder
+    finally:
+        lock.release()
+    assert not (run / "config.yaml").exists()
+
+
+def test_the_lock_dies_with_a_killed_process(tmp_path):
+    run = str(tmp_path / "run")
+    code = ("import sys, time; from samtone_tf import runfolder; "
+            f"lock = runfolder.claim({run!r}); print('HELD', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(runfolder.RunFolderError, match=f"pid {holder.pid}"):
+            runfolder.RunFolderLock(run).acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    deadline = time.time() + 10
+    while True:  # the kernel drops the lock with the process
+        try:
+            runfolder.RunFolderLock(run).acquire().release()
+            break
+        except runfolder.RunFolderError:
+            assert time.time() < deadline, "lock still held after SIGKILL"
+            time.sleep(0.1)
+
+
+def test_output_that_is_a_file_is_one_line(tmp_path, data):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    out = samtone(*_job(data, target))
+    line = one_error_line(out.stderr)
+    assert out.returncode == 2 and "is a file" in line and str(target) in line
+    assert target.read_text() == "keep me"
+
+
+def test_leftovers_of_interrupted_writes_are_removed_at_the_next_start(tmp_path, data):
+    run = tmp_path / "run"
+    runfolder.claim(str(run)).release()
+    (run / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
+    (run / "checkpoints" / "ckpt-3_temp" / "part-00000-of-00001").write_bytes(b"x")
+    (run / ".samtone-tmp-config.yaml.abc123").write_text("half")
+    (run / ".samtone-tmp-savedmodel.xyz").mkdir()
+    out = samtone(*_job(data, run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    left = [name for root, dirs, files in os.walk(run) for name in dirs + files
+            if name.startswith(".samtone-tmp-") or name.endswith("_temp")]
+    assert left == []
+    assert "leftover" in out.stdout
