@@ -154,6 +154,7 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
                    os.path.join(checkpoint_dir, HISTORY), on_step)
     model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
               verbose=verbose, callbacks=[guard, *callbacks])
+    check_finite_weights(model, f"after the last update (step {total_steps})")
     if int(steps_done.numpy()) != total_steps:
         guard.save(total_steps)
     return history
@@ -189,7 +190,8 @@ def restore_latest(checkpoint, checkpoint_dir, log=print):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
-        except (tf.errors.OpError, ValueError, AssertionError) as error:
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError,
+                OSError) as error:  # what a truncated or corrupt file raises
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             log(f"warning: checkpoint {path} is unreadable ({type(error).__name__}: {reason}); "
                 "trying the previous one")

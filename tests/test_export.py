@@ -211,3 +211,18 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
             shutil.rmtree(target)
         leftovers = [p.name for p in tmp_path.iterdir() if p.name != "target"]
         assert all(".tmp-" in name for name in leftovers), leftovers  # only temporary siblings
+
+
+def test_a_model_with_a_nan_weight_is_not_exported(tmp_path):
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.reliability import NonFiniteWeightsError
+    from samtone_tf.towers import SmallTransformer
+
+    spec = SmallTransformer(vocab_size=128, hidden_dim=16, num_layers=1, num_heads=2,
+                            intermediate_dim=32, max_length=16)
+    model = DualEncoder(spec)
+    weight = model.weights[-1]
+    weight.assign(np.full(weight.shape, np.inf, "float32"))
+    with pytest.raises(NonFiniteWeightsError, match="hold NaN/Inf"):
+        export_saved_model(model, str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == []

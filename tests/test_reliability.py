@@ -1,5 +1,6 @@
 """Preemption and numeric failures lose nothing."""
 
+import json
 import os
 import random
 import signal
@@ -61,3 +62,42 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert names
     for name in names:
         assert np.isfinite(reader.get_tensor(name)).all(), name
+
+
+def test_nan_weights_after_the_last_update_never_leave_the_trainer(tmp_path):
+    """The loss stays finite but the last update leaves a NaN weight: earlier the run
+    ended normally and saved it; now it stops, and every checkpoint on disk is finite."""
+    out = _run(tmp_path, "--poison-weights-at", "24")
+    assert out.returncode != 0
+    assert "NonFiniteWeightsError" in out.stderr and "step 24" in out.stderr
+    assert not (tmp_path / "final.npz").exists()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        if name.startswith("weights/"):
+            assert np.isfinite(reader.get_tensor(name)).all(), (latest, name)
+
+
+def test_corrupt_latest_checkpoint_falls_back_and_history_covers_the_whole_run(tmp_path):
+    """A truncated latest checkpoint: earlier the restore crashed; now it is named, the
+    previous one is used, and the run ends with the uninterrupted run's weights and
+    its whole per-step history (earlier history.json held only the steps after a resume)."""
+    reference = _run(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    partial = _run(tmp_path / "resumed", "--steps", "12")  # checkpoints 8 and 12
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    data = tmp_path / "resumed" / "checkpoints" / "ckpt-12.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    resumed = _run(tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "ckpt-12 is unreadable" in resumed.stdout
+    assert "step 8 of 24" in resumed.stdout
+    steps = [int(l.split()[1]) for l in resumed.stdout.splitlines() if l.startswith("STEP")]
+    assert steps[0] == 9
+    for got, want in zip(_weights(tmp_path / "resumed"), _weights(tmp_path / "reference")):
+        assert np.abs(got - want).max() <= 1e-6 * max(np.abs(want).max(), 1.0)
+    history = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    expected = json.loads((tmp_path / "reference" / "history.json").read_text())
+    assert history["step"] == list(range(1, 25)) == expected["step"]
+    for key in ("loss", "in_batch_accuracy"):
+        np.testing.assert_allclose(history[key], expected[key], rtol=1e-4, atol=1e-4)

@@ -71,12 +71,18 @@ def test_foreign_folder_is_refused_and_untouched(tmp_path, data):
     assert _snapshot(folder) == before
 
 
-def test_checkpoints_without_a_manifest_are_never_adopted(tmp_path, data):
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    out = samtone(*_job(data, run))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+def test_checkpoints_without_a_manifest_are_never_adopted(tmp_path, finished, data):
     """Earlier: a finished run's checkpoints copied into a new folder were adopted
     silently and training was skipped."""
-    first = tmp_path / "first"
-    out = samtone(*_job(data, first))
-    assert out.returncode == 0, out.stderr[-3000:]
+    first = finished
     assert runfolder.is_run_folder(str(first))
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -160,3 +166,24 @@ def test_leftovers_of_interrupted_writes_are_removed_at_the_next_start(tmp_path,
             if name.startswith(".samtone-tmp-") or name.endswith("_temp")]
     assert left == []
     assert "leftover" in out.stdout
+
+
+def test_export_refuses_a_checkpoint_with_nan_weights(tmp_path, finished):
+    """Earlier: `samtone export --checkpoint` wrote a SavedModel of NaN weights."""
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    with h5py.File(run / "checkpoints" / "final.weights.h5", "r+") as handle:
+        names = []
+        handle.visititems(lambda name, item: names.append(name)
+                          if isinstance(item, h5py.Dataset) and item.ndim == 2 else None)
+        handle[names[0]][...] = np.nan
+    out = samtone("export", "--checkpoint", str(run), "--output", str(tmp_path / "sm"))
+    line = one_error_line(out.stderr)
+    assert out.returncode == 2 and "NonFiniteWeightsError" in line
+    assert not (tmp_path / "sm").exists()
+

@@ -1,14 +1,18 @@
 """A small deterministic training run for the resume / NaN tests.
 
-    python -m tests.helpers.resumable_train RUN_DIR [--nan-at STEP]
+    python -m tests.helpers.resumable_train RUN_DIR [--nan-at STEP] [--steps N]
+                                            [--poison-weights-at STEP]
 
 Trains a tiny tower (dropout on, so RNG state matters) for 24 steps on the shipped
 SciFact with checkpoints every 4 steps, printing "STEP n" after each step; at the
-end writes RUN_DIR/final.npz with every weight. With --nan-at, the loss of that step
-is NaN (the batch's embeddings are poisoned by a test-only loss subclass).
+end writes RUN_DIR/final.npz with every weight and RUN_DIR/history.json (the run's
+per-step history). With --nan-at, the loss of that step is NaN (the batch's embeddings
+are poisoned by a test-only loss subclass); with --poison-weights-at, a callback sets
+one weight to NaN after that step's update (the loss stays finite); --steps stops early.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -42,10 +46,25 @@ class PoisonedLoss(SamToNeLoss):
         return super().call(q + poison, d, *args, **kwargs)
 
 
+class PoisonWeights(keras.callbacks.Callback):
+    """Sets the first weight to NaN after step ``at`` (runs after the guard's check)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.at:
+            weight = self.model.weights[0]
+            weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
     parser.add_argument("--nan-at", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--poison-weights-at", type=int, default=0)
     args = parser.parse_args()
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(7)
@@ -57,10 +76,13 @@ def main():
     tokenizer = HashingTokenizer(1024, 32)
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
     dataset = training_dataset(examples, tokenizer, tokenizer, 16, seed=1, epochs=1)
-    fit_resumable(model, dataset, STEPS, os.path.join(args.run_dir, "checkpoints"),
-                  checkpoint_every=4, verbose=0,
-                  on_step=lambda step: print(f"STEP {step}", flush=True))
+    callbacks = [PoisonWeights(args.poison_weights_at)] if args.poison_weights_at else []
+    history = fit_resumable(model, dataset, args.steps, os.path.join(args.run_dir, "checkpoints"),
+                            checkpoint_every=4, verbose=0, callbacks=callbacks,
+                            on_step=lambda step: print(f"STEP {step}", flush=True))
     np.savez(os.path.join(args.run_dir, "final.npz"), *[w.numpy() for w in model.weights])
+    with open(os.path.join(args.run_dir, "history.json"), "w", encoding="utf-8") as handle:
+        json.dump(history, handle)
     print("DONE", flush=True)
 
 
