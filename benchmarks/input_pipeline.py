@@ -27,10 +27,10 @@ def main():
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
     from samtone_tf.resources import scifact_path
-    from samtone_tf.train import make_backbone
+    from samtone_tf.backbones import get_backbone
 
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
-    model = DualEncoder(make_backbone(args.tower), architecture="sde", query_max_length=64,
+    model = DualEncoder(get_backbone(args.tower), architecture="sde", query_max_length=64,
                         document_max_length=256)
     model.compile(keras.optimizers.Adam(1e-5), loss=SamToNeLoss(0.05))
     dataset = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),

@@ -13,7 +13,11 @@ similarities distribute?
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+from samtone_tf.files import write_json_atomic
 
 
 def sample_pairs(collection, n=400, seed=0):
@@ -112,3 +116,22 @@ def plot_similarities(stats, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_plots(model, collection, folder, seed=0, n=400):
+    """t-SNE of both towers (with the linear-probe number) and similarity histograms of
+    the fine-tuned model, on up to n evaluation pairs (no corpus pass)."""
+    pairs = sample_pairs(collection, n, seed)
+    if len(pairs) < 10:
+        return None
+    queries = model.encode_queries([q for q, _ in pairs])
+    documents = model.encode_documents([d for _, d in pairs])
+    os.makedirs(folder, exist_ok=True)
+    separation = tower_separation(queries, documents, seed)
+    plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))
+    plot_similarities({"fine-tuned": similarity_statistics(queries, documents)},
+                               os.path.join(folder, "similarities.png"))
+    write_json_atomic(os.path.join(folder, "separation.json"), {
+        "pairs": len(pairs), "probe_accuracy": separation["probe_accuracy"],
+        "probe_accuracy_std": separation["probe_accuracy_std"]})
+    return separation

@@ -205,10 +205,10 @@ def _load_encoder(path, query_max_length=None, document_max_length=None):
     if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
         return SavedModelEncoder(os.path.join(path, "savedmodel"))
     if os.path.exists(os.path.join(path, "config.json")):  # zero-shot pretrained folder
+        from samtone_tf.backbones import get_backbone
         from samtone_tf.models import DualEncoder
-        from samtone_tf.train import make_backbone
 
-        return DualEncoder(make_backbone(path), architecture="sde",  # the folder's own lengths
+        return DualEncoder(get_backbone(path), architecture="sde",  # the folder's own lengths
                            query_max_length=query_max_length,
                            document_max_length=document_max_length)
     raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
@@ -247,10 +247,10 @@ def _export(args):
 
         model, config = load_run_model(args.checkpoint)
     else:
+        from samtone_tf.backbones import get_backbone
         from samtone_tf.models import DualEncoder
-        from samtone_tf.train import make_backbone
 
-        model = DualEncoder(make_backbone(args.pretrained), architecture=args.architecture,
+        model = DualEncoder(get_backbone(args.pretrained), architecture=args.architecture,
                             query_max_length=args.query_max_length,
                             document_max_length=args.document_max_length)
         config = {"pretrained": args.pretrained, "zero_shot": True}

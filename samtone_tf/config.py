@@ -12,6 +12,7 @@ import os
 
 import yaml
 
+from samtone_tf.backbones import TOWER_NAMES, is_known_tower
 from samtone_tf.losses import SAME_TOWER_OPTIONS
 from samtone_tf.models import ARCHITECTURES
 from samtone_tf.towers import POOLING_OPTIONS
@@ -103,11 +104,9 @@ def validate(config, replicas=None):
     if model["pooling"] not in POOLING_OPTIONS:
         raise ConfigError(f"model.pooling must be one of {POOLING_OPTIONS}, got "
                           f"{model['pooling']!r}")
-    tower = model["tower"]
-    if (tower not in ("minilm", "small", "t5") and not str(tower).startswith("keras_hub:")
-            and not os.path.isfile(os.path.join(str(tower), "config.json"))):
-        raise ConfigError(f"model.tower must be 'minilm', 'small', 't5', 'keras_hub:PRESET' or a "
-                          f"Hugging Face / keras-hub folder with config.json, got {tower!r}")
+    if not is_known_tower(model["tower"]):
+        raise ConfigError(f"model.tower must be one of {', '.join(TOWER_NAMES)} (a folder with "
+                          f"config.json), got {model['tower']!r}")
     if loss["same_tower"] not in SAME_TOWER_OPTIONS:
         raise ConfigError(f"loss.same_tower must be one of {SAME_TOWER_OPTIONS}, got "
                           f"{loss['same_tower']!r}")

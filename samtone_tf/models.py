@@ -97,12 +97,15 @@ def own_max_length(backbone):
     return min(int(length), int(backbone.max_length))
 
 
+@keras.saving.register_keras_serializable(package="samtone_tf")
 class DualEncoder(keras.Model):
-    """Query and document towers with a contrastive training step.
+    """Query and document towers trained with :class:`SamToNeLoss` through Keras' own
+    training loop.
 
     Args:
-        backbone: a backbone spec (e.g. :class:`samtone_tf.towers.SmallTransformer`
-            or a pretrained spec from ``samtone_tf.towers``).
+        backbone: a backbone spec (:class:`samtone_tf.towers.SmallTransformer`,
+            :class:`~samtone_tf.towers.HFBert`, :func:`~samtone_tf.towers.minilm`, ...;
+            see :func:`samtone_tf.towers.get_backbone`).
         architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl".
         pooling: "mean" (default) or "cls".
         projection_dim: size of the bias-free projection, or None for none.
@@ -112,14 +115,30 @@ class DualEncoder(keras.Model):
             all-MiniLM-L6-v2). Batches are padded to their longest text, so a long
             limit costs nothing for short queries.
 
-    ``compile(optimizer, loss=SamToNeLoss(...))`` then ``fit`` on batches of the
-    form in the module docstring. The loss object owns the temperature and the
-    in-batch metrics (``loss``, ``in_batch_accuracy``, ``in_batch_mrr``).
+    Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``
+    on batches of the form in the module docstring. Keras' own ``train_step`` runs;
+    this model supplies the documented hooks:
+
+    * :meth:`compute_loss`: SamToNe on the outputs of ``call`` (ids from the batch),
+      plus the regularisers divided by the model's own replica count;
+    * :meth:`compute_metrics`: compiled metrics see ``y_true`` = the row of each
+      query's positive and ``y_pred`` = the replica's query × document cosine matrix,
+      so ``metrics=["sparse_categorical_accuracy"]`` is in-batch accuracy; the loss
+      object adds ``in_batch_accuracy`` and ``in_batch_mrr`` over the global batch.
+
+    ``jit_compile``, ``steps_per_execution``, optimizer ``gradient_accumulation_steps``
+    and loss scaling behave as in any Keras model. ``model.save("m.keras")`` /
+    ``keras.models.load_model("m.keras")`` round-trip the model, its loss and its
+    optimizer state; a pretrained backbone is stored as its source (folder, preset or
+    "minilm") and dimensions, never as arrays outside the weights.
     """
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
                  query_max_length=None, document_max_length=None, **kwargs):
+        initialize = kwargs.pop("_initialize_from_backbone", True)
         super().__init__(**kwargs)
+        if isinstance(backbone, dict):  # from a config
+            backbone = keras.saving.deserialize_keras_object(backbone)
         self.backbone = backbone
         if query_max_length is None:
             query_max_length = own_max_length(backbone)
@@ -140,17 +159,57 @@ class DualEncoder(keras.Model):
         self.query_tower, self.document_tower = build_towers(
             backbone, architecture, pooling, projection_dim)
         self.loss_fn = None
+        self.gradient_cache_chunk_size = None
         # Create every variable now (inside the caller's strategy scope).
         dummy = {"token_ids": np.zeros((1, 2), "int32"), "padding_mask": np.ones((1, 2), "int32")}
         self.query_tower(dummy)
         self.document_tower(dummy)
-        for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
-            backbone.initialize(tower.token_embedding, tower.encoder)
+        if initialize:  # a model loaded from a .keras file gets its weights from the file
+            for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
+                backbone.initialize(tower.token_embedding, tower.encoder)
+        release = getattr(backbone, "release", None)
+        if release is not None:
+            release()  # no copy of the checkpoint outlives the towers
         self.built = True
 
     @property
     def embedding_dim(self):
         return self.query_tower.output_dim
+
+    # ------------------------------------------------------------ serialization
+    def get_config(self):
+        return {
+            "name": self.name, "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "architecture": self.architecture, "pooling": self.pooling,
+            "projection_dim": self.projection_dim,
+            "query_max_length": self.query_max_length,
+            "document_max_length": self.document_max_length,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        # the weights come from the saved file: skip copying the pretrained checkpoint
+        return cls(**config, _initialize_from_backbone=False)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self.loss_fn is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self.loss_fn)
+            config["gradient_cache_chunk_size"] = self.gradient_cache_chunk_size
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built and getattr(self, "optimizer", None) is not None:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)  # its state loads next
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         from samtone_tf.distribute import keras_symbolic_build_shim_needed
@@ -163,19 +222,31 @@ class DualEncoder(keras.Model):
                 self.optimizer.build(self.trainable_variables)
 
     # ----------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        """Like ``keras.Model.compile``; ``loss`` is a :class:`SamToNeLoss`
-        (default ``SamToNeLoss()``), the only loss this model trains with."""
+    def compile(self, optimizer="adam", loss=None, metrics=None,
+                gradient_cache_chunk_size=None, **kwargs):
+        """``keras.Model.compile`` with ``loss`` a :class:`SamToNeLoss` (default
+        ``SamToNeLoss()``), the only loss this model trains with. ``metrics`` are
+        Keras metrics of (row of the positive, query × document cosines); see the
+        class docstring. Every other keyword (``jit_compile``,
+        ``steps_per_execution``, ...) goes to Keras unchanged.
+
+        ``gradient_cache_chunk_size``: None (off). Reserved for the gradient cache;
+        a value other than None is refused until it exists."""
         if loss is None:
             loss = SamToNeLoss()
         if not isinstance(loss, SamToNeLoss):
             raise TypeError(f"DualEncoder trains with a SamToNeLoss, got {type(loss).__name__}")
+        if gradient_cache_chunk_size is not None:
+            raise NotImplementedError("gradient_cache_chunk_size is not implemented yet")
         self.loss_fn = loss
-        super().compile(optimizer=optimizer, **kwargs)
+        self.gradient_cache_chunk_size = gradient_cache_chunk_size
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
 
     @property
     def metrics(self):
-        return [] if self.loss_fn is None else list(self.loss_fn.metrics)
+        # Keras' own "loss" tracker replaces the loss object's (same value, one name).
+        own = getattr(self.loss_fn, "loss_tracker", None)
+        return [m for m in super().metrics if m is not own]
 
     # -------------------------------------------------------------------- call
     def call(self, inputs, training=None):
@@ -200,51 +271,48 @@ class DualEncoder(keras.Model):
                 embedded, [shape[0], shape[1], embedded.shape[-1]])
         return outputs
 
-    def _loss(self, batch, training):
-        missing = {"query", "document"} - set(batch)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """SamToNe over the outputs of ``call`` (ids read from the batch ``x``), plus
+        regularisers. Per replica the SamToNe value is sum(its rows) / global batch
+        (see :mod:`samtone_tf.losses`), so regularisers are divided by the model's
+        replica count: summing gradients over replicas then counts them once.
+        ``y`` and ``sample_weight`` are not used: the targets are the batch's own
+        positives."""
+        self._check_compiled()
+        missing = {"query", "document"} - set(x if isinstance(x, dict) else {})
         if missing:
             raise ValueError(
                 f"a training batch needs 'query' and 'document' token dicts; missing "
-                f"{sorted(missing)} (got keys {sorted(batch)})")
-        outputs = self(batch, training=training)
-        return self.loss_fn(
-            outputs["query_embeddings"], outputs["document_embeddings"],
-            hard_negative_embeddings=outputs.get("hard_negative_embeddings"),
-            query_ids=batch.get("query_ids"), document_ids=batch.get("document_ids"),
-            hard_negative_ids=batch.get("hard_negative_ids"))
+                f"{sorted(missing)} (got {sorted(x) if isinstance(x, dict) else type(x).__name__})")
+        loss = self.loss_fn(
+            y_pred["query_embeddings"], y_pred["document_embeddings"],
+            hard_negative_embeddings=y_pred.get("hard_negative_embeddings"),
+            query_ids=x.get("query_ids"), document_ids=x.get("document_ids"),
+            hard_negative_ids=x.get("hard_negative_ids"))
+        if self.losses:
+            replicas = self.distribute_strategy.num_replicas_in_sync
+            loss += tf.cast(tf.add_n(self.losses), loss.dtype) / replicas
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Compiled metrics get (row of each query's positive, the replica's query ×
+        document cosines); returns the step's logs."""
+        from samtone_tf.distribute import (in_multi_worker_mode,
+                                           keras_symbolic_build_shim_needed)
+
+        if self._compile_metrics is not None:
+            q = tf.cast(y_pred["query_embeddings"], tf.float32)
+            d = tf.cast(y_pred["document_embeddings"], tf.float32)
+            scores = tf.matmul(q, d, transpose_b=True)
+            self._compile_metrics.update_state(tf.range(tf.shape(q)[0]), scores)
+        logs = self.get_metrics_result()
+        if keras_symbolic_build_shim_needed() and in_multi_worker_mode(self.distribute_strategy):
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}  # see the shim's note
+        return logs
 
     def _check_compiled(self):
         if self.loss_fn is None:
             raise RuntimeError("call compile(optimizer, loss=SamToNeLoss(...)) before fit")
-
-    def train_step(self, data):
-        self._check_compiled()
-        batch = data[0] if isinstance(data, tuple) else data
-        with tf.GradientTape() as tape:
-            loss = self._loss(batch, training=True)
-            if self.losses:  # regularisers: each replica adds its share
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                loss += tf.add_n(self.losses) / replicas
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply(gradients, variables)
-        return self._step_logs()
-
-    def test_step(self, data):
-        self._check_compiled()
-        batch = data[0] if isinstance(data, tuple) else data
-        self._loss(batch, training=False)
-        return self._step_logs()
-
-    def _step_logs(self):
-        from samtone_tf.distribute import (in_multi_worker_mode,
-                                           keras_symbolic_build_shim_needed)
-
-        logs = {m.name: m.result() for m in self.metrics}
-        if keras_symbolic_build_shim_needed() and in_multi_worker_mode(self.distribute_strategy):
-            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}  # see the shim's note
-        return logs
 
     # ---------------------------------------------------------------- encoding
     def query_tokenizer(self):

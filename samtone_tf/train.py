@@ -17,45 +17,12 @@ import tempfile
 import time
 
 import keras
-import tensorflow as tf
 
+from samtone_tf.analysis import write_plots
+from samtone_tf.backbones import get_backbone
 from samtone_tf.config import dump, validate
-from samtone_tf.files import (atomic_path, remove_leftovers, write_json_atomic,  # noqa: F401
-                              write_text_atomic)
-
-
-def make_backbone(tower, log=print):
-    """'minilm' (falls back to the small tower, saying so), 'small', 't5', 'keras_hub:PRESET'
-    (a keras-hub BERT preset name, online), a keras-hub preset folder or an HF folder."""
-    from samtone_tf.towers import (MINILM_INSTALL_HINT, HFBert, KerasHubBert,
-                                   SmallTransformer, minilm_path)
-
-    if tower.startswith("keras_hub:"):
-        return KerasHubBert(tower[len("keras_hub:"):])
-    if _is_keras_hub_preset(tower):
-        return KerasHubBert(tower)
-
-    if tower == "minilm":
-        path = minilm_path()
-        if path is None:
-            log(f"note: {MINILM_INSTALL_HINT}; training the small from-scratch tower instead")
-            return SmallTransformer()
-        return HFBert(path)
-    if tower == "small":
-        return SmallTransformer()
-    if tower == "t5":
-        from samtone_tf.towers import T5Encoder
-
-        return T5Encoder()
-    return HFBert(tower)
-
-
-def _is_keras_hub_preset(path):
-    config = os.path.join(str(path), "config.json")
-    if not os.path.isfile(config):
-        return False
-    with open(config, encoding="utf-8") as handle:
-        return "class_name" in json.load(handle)
+from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
+from samtone_tf.schedules import WarmupLinearDecay
 
 
 def build_model(config, strategy, total_steps=1, log=print, backbone=None):
@@ -63,7 +30,7 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None):
     from samtone_tf.models import DualEncoder
 
     model_cfg, loss_cfg = config["model"], config["loss"]
-    backbone = backbone or make_backbone(model_cfg["tower"], log)
+    backbone = backbone or get_backbone(model_cfg["tower"], log)
     with strategy.scope():
         model = DualEncoder(backbone, architecture=model_cfg["architecture"],
                             pooling=model_cfg["pooling"],
@@ -75,25 +42,6 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None):
                                      int(training["warmup_ratio"] * total_steps))
         model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg))
     return model
-
-
-@keras.saving.register_keras_serializable(package="samtone_tf")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then linear decay to
-    0 at ``total`` steps (sentence-transformers' WarmupLinear)."""
-
-    def __init__(self, peak, total, warmup):
-        self.peak, self.total, self.warmup = float(peak), int(total), int(warmup)
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = (step + 1.0) / max(self.warmup, 1)
-        decay = (self.total - step) / max(self.total - self.warmup, 1)
-        factor = tf.where(step < self.warmup, warm, decay)
-        return self.peak * tf.clip_by_value(factor, 0.0, 1.0)
-
-    def get_config(self):
-        return {"peak": self.peak, "total": self.total, "warmup": self.warmup}
 
 
 def run_training(config, output, verbose=1, log=print):
@@ -146,7 +94,7 @@ def run_training(config, output, verbose=1, log=print):
         f"{len(eval_set.corpus)} documents")
 
     training, model_cfg = config["training"], config["model"]
-    backbone = make_backbone(model_cfg["tower"], log)
+    backbone = get_backbone(model_cfg["tower"], log)
     query_length = model_cfg["query_max_length"] or own_max_length(backbone)
     document_length = model_cfg["document_max_length"] or own_max_length(backbone)
     dataset = training_dataset(examples, backbone.make_tokenizer(query_length),
@@ -262,27 +210,6 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     log(f"\nrun folder: {output} (wall time {metrics['wall_time_s']} s)")
     sys.stdout.flush()
     return metrics
-
-
-def write_plots(model, collection, folder, seed=0, n=400):
-    """t-SNE of both towers (with the linear-probe number) and similarity histograms of
-    the fine-tuned model, on up to n evaluation pairs (no corpus pass)."""
-    from samtone_tf import analysis
-
-    pairs = analysis.sample_pairs(collection, n, seed)
-    if len(pairs) < 10:
-        return None
-    queries = model.encode_queries([q for q, _ in pairs])
-    documents = model.encode_documents([d for _, d in pairs])
-    os.makedirs(folder, exist_ok=True)
-    separation = analysis.tower_separation(queries, documents, seed)
-    analysis.plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))
-    analysis.plot_similarities({"fine-tuned": analysis.similarity_statistics(queries, documents)},
-                               os.path.join(folder, "similarities.png"))
-    write_json_atomic(os.path.join(folder, "separation.json"), {
-        "pairs": len(pairs), "probe_accuracy": separation["probe_accuracy"],
-        "probe_accuracy_std": separation["probe_accuracy_std"]})
-    return separation
 
 
 def load_run_model(run_dir):

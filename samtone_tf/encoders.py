@@ -1,0 +1,131 @@
+"""Encoder bodies over already-embedded tokens: BERT-style and T5-style.
+
+Both take ``(token_embeddings [B, L, H], padding_mask [B, L])`` and return
+``[B, L, H]``; they are built from keras-hub's layers (``TransformerEncoder``,
+``PositionEmbedding``, the T5 transformer layer) and are config-complete.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class TransformerTextEncoder(keras.layers.Layer):
+    """BERT-style encoder body over already-embedded tokens.
+
+    h₀ = LayerNorm(token_embeddings + position_embedding [+ token_type_0 vector]),
+    then ``num_layers`` post-LN transformer blocks. Returns [batch, length, hidden].
+    """
+
+    def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, max_length,
+                 dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
+                 use_token_type=False, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.max_length = max_length
+        self.dropout = dropout
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.use_token_type = use_token_type
+        self.position_embedding = keras_hub.layers.PositionEmbedding(
+            max_length, initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="position_embedding")
+        self.embeddings_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="embeddings_layer_norm")
+        self.embeddings_dropout = keras.layers.Dropout(dropout)
+        self.transformer_layers = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
+                activation=activation, layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                name=f"transformer_layer_{i}")
+            for i in range(num_layers)
+        ]
+
+    def build(self, input_shape):
+        self.position_embedding.build(input_shape)
+        self.embeddings_layer_norm.build(input_shape)
+        if self.use_token_type:
+            self.token_type_vector = self.add_weight(
+                name="token_type_vector", shape=(self.hidden_dim,), initializer="zeros")
+        for layer in self.transformer_layers:
+            layer.build(input_shape)
+        self.built = True
+
+    def call(self, token_embeddings, padding_mask, training=None):
+        x = token_embeddings + self.position_embedding(token_embeddings)
+        if self.use_token_type:
+            x = x + tf.cast(self.token_type_vector, x.dtype)
+        x = self.embeddings_layer_norm(x)
+        x = self.embeddings_dropout(x, training=training)
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask=padding_mask, training=training)
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in (
+            "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "max_length",
+            "dropout", "activation", "layer_norm_epsilon", "use_token_type")})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class T5TextEncoder(keras.layers.Layer):
+    """The encoder half of T5 (v1.1 style: RMS layer norm, relative position bias in
+    the first layer, optionally gated GELU), over already-embedded tokens, built
+    from keras-hub's T5 layers. Returns [batch, length, hidden]."""
+
+    def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, key_value_dim=None,
+                 dropout=0.0, activation="gelu", use_gated_activation=True,
+                 layer_norm_epsilon=1e-6, **kwargs):
+        from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
+        from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
+
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.config = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads,
+                           intermediate_dim=intermediate_dim, key_value_dim=key_value_dim,
+                           dropout=dropout, activation=activation,
+                           use_gated_activation=use_gated_activation,
+                           layer_norm_epsilon=layer_norm_epsilon)
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.transformer_layers = [
+            T5TransformerLayer(
+                is_decoder=False, hidden_dim=hidden_dim, intermediate_dim=intermediate_dim,
+                key_value_dim=key_value_dim or hidden_dim // num_heads, dropout=dropout,
+                activation=activation, layer_norm_epsilon=layer_norm_epsilon,
+                num_heads=num_heads, use_gated_activation=use_gated_activation,
+                use_relative_attention_bias=(i == 0), name=f"transformer_encoder_layer_{i}")
+            for i in range(num_layers)]
+        self.output_layer_norm = T5LayerNorm(epsilon=layer_norm_epsilon,
+                                             name="encoder_output_layer_norm")
+        self.output_dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        for layer in self.transformer_layers:
+            layer.build(input_shape)
+        self.output_layer_norm.build(input_shape)
+        self.built = True
+
+    def call(self, token_embeddings, padding_mask, training=None):
+        x = self.embedding_dropout(token_embeddings, training=training)
+        attention_mask = tf.cast(padding_mask, "int32")[:, None, :]
+        position_bias = None
+        for layer in self.transformer_layers:
+            x, position_bias = layer(x, attention_mask=attention_mask,
+                                     position_bias=position_bias, use_causal_mask=False,
+                                     training=bool(training))
+        x = self.output_layer_norm(x)
+        return self.output_dropout(x, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.config)
+        return config
