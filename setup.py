@@ -30,7 +30,6 @@ setup(
         "pytrec-eval-terrier",
         "scikit-learn",
         "matplotlib",
-        "rank-bm25",
     ],
     extras_require={
         # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build

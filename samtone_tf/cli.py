@@ -216,8 +216,9 @@ def _load_encoder(path, query_max_length=None, document_max_length=None):
 
 def _eval(args):
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.evaluation import evaluate_model, markdown_table, write_trec_run
-    from samtone_tf.files import atomic_path, check_target, write_json_atomic
+    from samtone_tf.data.runs import write_trec_run
+    from samtone_tf.evaluation import evaluate_model, markdown_table
+    from samtone_tf.files import check_target, write_json_atomic
 
     for path in (args.output, args.run_file):  # fail before the long encoding
         if path:
@@ -232,8 +233,7 @@ def _eval(args):
     if args.output:
         write_json_atomic(args.output, summary)
     if args.run_file:
-        with atomic_path(args.run_file) as temporary:
-            write_trec_run(run, temporary)
+        write_trec_run(run, args.run_file)
     print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
     print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
     return 0

@@ -87,30 +87,6 @@ def _auto_strategy():
     return tf.distribute.get_strategy()
 
 
-def num_replicas(strategy: tf.distribute.Strategy | None = None) -> int:
-    strategy = strategy or tf.distribute.get_strategy()
-    return int(strategy.num_replicas_in_sync)
-
-
-def global_batch_size(per_replica_batch: int, strategy=None) -> int:
-    """Rows the loss sees per step: per-replica batch × replicas."""
-    if per_replica_batch <= 0:
-        raise ValueError(f"per-replica batch must be > 0, got {per_replica_batch}")
-    return per_replica_batch * num_replicas(strategy)
-
-
-def per_replica_batch_size(global_batch: int, strategy=None) -> int:
-    """Rows per replica; the global batch must divide evenly across replicas."""
-    replicas = num_replicas(strategy)
-    if global_batch <= 0:
-        raise ValueError(f"global batch size must be > 0, got {global_batch}")
-    if global_batch % replicas:
-        raise ValueError(
-            f"global batch size {global_batch} is not divisible by the {replicas} "
-            f"replicas; use a multiple of {replicas}")
-    return global_batch // replicas
-
-
 def keras_symbolic_build_shim_needed() -> bool:
     """Whether DualEncoder applies its MultiWorkerMirroredStrategy shim.
 

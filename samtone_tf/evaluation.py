@@ -154,15 +154,6 @@ def _nonempty(run):
     return {q: docs for q, docs in run.items() if docs}
 
 
-def write_trec_run(run, path, tag="samtone_tf"):
-    """Writes a TREC run file: ``qid Q0 docid rank score tag``."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for query_id, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda item: (-item[1], item[0]))
-            for rank, (doc_id, score) in enumerate(ranked, start=1):
-                handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
-
-
 class NonFiniteEmbeddingsError(ValueError):
     """An encoder returned NaN/Inf; nothing is scored from it."""
 
@@ -303,7 +294,7 @@ def model_fingerprint(model):
 
 def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False,
                    cache_dir=None, progress=False, backend="tf"):
-    """Encodes ``collection`` (a :class:`~samtone_tf.data.beir.BeirCollection`) with
+    """Encodes ``collection`` (a :class:`~samtone_tf.data.common.Collection`) with
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
     ``(summary, per_query, run)``."""
     if not collection.corpus:

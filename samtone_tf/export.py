@@ -206,13 +206,13 @@ class SavedModelEncoder:
     def _encode(self, function, texts, batch_size):
         import numpy as np
 
+        from samtone_tf.batching import length_sorted_batches
+
         texts = list(texts)
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batch
         out = np.zeros((len(texts), int(self.config.get("embedding_dim", 0)) or 1), "float32")
-        for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
+        for number, rows in enumerate(length_sorted_batches([len(t) for t in texts], batch_size)):
             embeddings = function(tf.constant([texts[i] for i in rows])).numpy()
-            if start == 0:
+            if number == 0:
                 out = np.zeros((len(texts), embeddings.shape[1]), "float32")
             out[rows] = embeddings
         return out

@@ -65,6 +65,7 @@ import keras
 import tensorflow as tf
 
 SAME_TOWER_OPTIONS = ("none", "query", "both")
+DEFAULT_TEMPERATURE = 0.05  # one default: the Python API, the config and the CLI
 MIN_TEMPERATURE = 0.005
 MAX_TEMPERATURE = 1.0
 _MASK_VALUE = -1e9
@@ -89,7 +90,10 @@ class SamToNeLoss(keras.layers.Layer):
     """Contrastive loss with same-tower negatives, and its in-batch metrics.
 
     Args:
-        temperature: τ (the initial value when trainable). t5x_retrieval uses 0.01.
+        temperature: τ (the initial value when trainable); default
+            :data:`DEFAULT_TEMPERATURE` = 0.05, the same in the config and the CLI:
+            sentence-transformers' scale 20, the scale all-MiniLM-L6-v2 (the default
+            tower) was trained at. t5x_retrieval trains from scratch with 0.01.
         trainable_temperature: learn τ, parametrised as log τ and clipped to
             [0.005, 1.0].
         same_tower: "none" (standard in-batch softmax), "query" (SamToNe: other
@@ -119,7 +123,7 @@ class SamToNeLoss(keras.layers.Layer):
 
     def __init__(
         self,
-        temperature: float = 0.01,
+        temperature: float = DEFAULT_TEMPERATURE,
         trainable_temperature: bool = False,
         same_tower: str = "query",
         symmetric: bool = False,

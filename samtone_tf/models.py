@@ -30,7 +30,8 @@ Example:
 >>> import numpy as np, keras
 >>> from samtone_tf.models import DualEncoder
 >>> from samtone_tf.towers import SmallTransformer
->>> from samtone_tf.losses import SamToNeLoss
+>>> from samtone_tf.batching import length_sorted_batches
+from samtone_tf.losses import SamToNeLoss
 >>> spec = SmallTransformer(vocab_size=50, hidden_dim=8, num_layers=1, num_heads=2,
 ...                         intermediate_dim=16, max_length=6)
 >>> model = DualEncoder(spec, architecture="ade-spl", projection_dim=4)
@@ -48,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from samtone_tf.batching import length_sorted_batches
 from samtone_tf.losses import SamToNeLoss
 from samtone_tf.towers import Tower
 
@@ -388,9 +390,7 @@ def encode_sorted(function, tokens, batch_size, dim):
     if n == 0:
         return out
     lengths = mask.sum(axis=1)
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, n, batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_sorted_batches(lengths, batch_size):
         # pad to a multiple of 16 (within the row width): few distinct shapes to trace
         width = min(-(-max(int(lengths[rows].max()), 1) // 16) * 16, token_ids.shape[1])
         chunk = {"token_ids": token_ids[rows, :width], "padding_mask": mask[rows, :width]}

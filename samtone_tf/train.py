@@ -82,7 +82,7 @@ def run_training(config, output, verbose=1, log=print):
     eval_set = load_collection(data_path, config["data"]["eval_split"], data_format)
     negatives = None
     if config["data"]["num_hard_negatives"]:
-        from samtone_tf.data.msmarco import mine_hard_negatives, read_trec_run
+        from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
         from samtone_tf.evaluation import bm25_run
 
         source = config["data"]["hard_negatives"]

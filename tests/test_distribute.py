@@ -32,23 +32,6 @@ def test_mirrored_fit_step_equals_single_device_step(replicas):
             result["loss_single"]), (name, result)
 
 
-def test_batch_helpers():
-    strategy = tf.distribute.get_strategy()
-    assert distribute.global_batch_size(8, strategy) == 8
-    assert distribute.per_replica_batch_size(8, strategy) == 8
-    with pytest.raises(ValueError, match="must be > 0"):
-        distribute.per_replica_batch_size(0, strategy)
-
-
-def test_indivisible_global_batch_names_both_numbers():
-    class FakeStrategy:
-        num_replicas_in_sync = 4
-
-    with pytest.raises(ValueError, match="global batch size 10 is not divisible by the 4"):
-        distribute.per_replica_batch_size(10, FakeStrategy())
-    assert distribute.per_replica_batch_size(12, FakeStrategy()) == 3
-
-
 @pytest.mark.parametrize("spec,match", [("gpu-farm", "unknown strategy"), ("cpu:x", "integer N")])
 def test_bad_strategy_strings(spec, match):
     with pytest.raises(ValueError, match=match):
@@ -56,9 +39,9 @@ def test_bad_strategy_strings(spec, match):
 
 
 def test_default_and_auto_on_cpu_are_single_replica():
-    assert distribute.num_replicas(distribute.get_strategy("default")) == 1
+    assert distribute.get_strategy("default").num_replicas_in_sync == 1
     if not tf.config.list_logical_devices("GPU"):
-        assert distribute.num_replicas(distribute.get_strategy("auto")) == 1
+        assert distribute.get_strategy("auto").num_replicas_in_sync == 1
 
 
 def test_encoding_under_mirrored_strategy_equals_single_device():

@@ -9,8 +9,8 @@ import pytest
 import pytrec_eval
 
 from samtone_tf.data.beir import load_beir
-from samtone_tf.evaluation import (bm25_run, evaluate_run, exact_search, run_from_search,
-                                   write_trec_run)
+from samtone_tf.data.runs import write_trec_run
+from samtone_tf.evaluation import bm25_run, evaluate_run, exact_search, run_from_search
 from samtone_tf.resources import scifact_path
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from samtone_tf.data.beir import DataError, load_beir
-from samtone_tf.data.msmarco import (load_msmarco, mine_hard_negatives, read_id_triples,
-                                     read_text_triples, read_trec_run)
+from samtone_tf.data.msmarco import load_msmarco, read_id_triples, read_text_triples
+from samtone_tf.data.runs import mine_hard_negatives, read_trec_run, write_trec_run
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.evaluation import bm25_run, write_trec_run
+from samtone_tf.evaluation import bm25_run
 from samtone_tf.resources import scifact_path
 from samtone_tf.tokenization import HashingTokenizer
 

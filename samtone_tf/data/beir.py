@@ -20,92 +20,20 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import gzip
 import json
 import os
 import warnings
 from typing import Iterator
 
-
-class DataError(ValueError):
-    """Malformed input; the message names the file and line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Document:
-    """A corpus entry; texts are kept exactly as read (no stripping)."""
-
-    title: str
-    text: str
-
-    @property
-    def full_text(self) -> str:
-        """``title + " " + text``; just ``text`` when the title is empty."""
-        return document_text(self.title, self.text)
-
-
-def document_text(title: str, text: str) -> str:
-    """The text a model sees for a document: title, one space, text (no space
-    when the title is empty)."""
-    return f"{title} {text}" if title else text
-
-
-@dataclasses.dataclass
-class BeirCollection:
-    """corpus: id → Document; queries: id → text (only the split's judged
-    queries); qrels: query id → {document id: relevance}."""
-
-    corpus: dict
-    queries: dict
-    qrels: dict
-    split: str
-    path: str
-
-    @property
-    def num_judgements(self) -> int:
-        return sum(len(docs) for docs in self.qrels.values())
-
-
-def _find(folder: str, name: str) -> str:
-    for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
-        if os.path.exists(candidate):
-            return candidate
-    raise FileNotFoundError(f"{os.path.join(folder, name)}(.gz) not found")
-
-
-def open_lines(path: str) -> Iterator[tuple[int, str]]:
-    """Yields (line number, decoded line) of a text file, gzipped when it ends in
-    ``.gz``; a UTF-8 byte-order mark is dropped, invalid UTF-8 names file and line."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{number}: invalid UTF-8 ({error.reason} at byte "
-                                f"{error.start})") from None
-            if number == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield number, line
-
-
-_open_lines = open_lines
-
-
-def _check_encodable(path: str, number: int, field: str, value: str):
-    """A JSON escape can smuggle in a lone surrogate (\\ud800), which no UTF-8
-    tokenizer can take: name file, line and field instead of failing later."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise DataError(f"{path}:{number}: field {field!r} holds an undecodable character "
-                        f"(U+{ord(value[error.start]):04X}, {error.reason})") from None
+from samtone_tf.data.common import (BeirCollection, Collection, DataError,  # noqa: F401
+                                    Document, add_text, check_duplicate_judgement,
+                                    check_encodable, document_text, find_file, open_lines,
+                                    require_judgements)
 
 
 def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tuple[int, dict]]:
     """Yields (line number, record) with ``required`` string fields checked."""
-    for number, line in _open_lines(path):
+    for number, line in open_lines(path):
         if not line.strip():
             continue
         try:
@@ -125,7 +53,7 @@ def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tup
             if not isinstance(record[field], str):
                 raise DataError(f"{path}:{number}: field {field!r} must be a string, got "
                                 f"{type(record[field]).__name__}")
-            _check_encodable(path, number, field, record[field])
+            check_encodable(path, number, field, record[field])
         yield number, record
 
 
@@ -147,15 +75,6 @@ def read_corpus(path: str) -> dict:
     return corpus
 
 
-def add_text(table: dict, path: str, number: int, kind: str, the_id: str, text: str):
-    """table[the_id] = text, refusing an empty text or a repeated id (naming file:line)."""
-    if not text.strip():
-        raise DataError(f"{path}:{number}: {kind} {the_id!r} has an empty text")
-    if the_id in table:
-        raise DataError(f"{path}:{number}: duplicate {kind} id {the_id!r}")
-    table[the_id] = text
-
-
 def read_queries(path: str) -> dict:
     queries = {}
     for number, record in read_jsonl(path, ("_id", "text")):
@@ -165,7 +84,7 @@ def read_queries(path: str) -> dict:
 
 def read_qrels(path: str) -> Iterator[tuple[int, str, str, int]]:
     """Yields (line number, query id, document id, relevance)."""
-    for number, line in _open_lines(path):
+    for number, line in open_lines(path):
         fields = line.rstrip("\r\n").split("\t")
         if not line.strip():
             continue
@@ -183,7 +102,7 @@ def read_qrels(path: str) -> Iterator[tuple[int, str, str, int]]:
         yield number, fields[0], fields[1], score
 
 
-def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> BeirCollection:
+def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Collection:
     """Loads a BEIR folder; ``queries`` keeps the queries judged in ``split``.
 
     on_missing: "error" (default) raises on a qrels id absent from the corpus or
@@ -194,12 +113,12 @@ def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Be
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"BEIR folder {folder!r} does not exist")
-    corpus_path = _find(folder, "corpus.jsonl")
+    corpus_path = find_file(folder, "corpus.jsonl")
     corpus = read_corpus(corpus_path)
     if not corpus:
         raise DataError(f"{corpus_path}: the corpus holds no document")
-    all_queries = read_queries(_find(folder, "queries.jsonl"))
-    qrels_path = _find(os.path.join(folder, "qrels"), f"{split}.tsv")
+    all_queries = read_queries(find_file(folder, "queries.jsonl"))
+    qrels_path = find_file(os.path.join(folder, "qrels"), f"{split}.tsv")
     qrels: dict = {}
     skipped = {"query": 0, "document": 0}
     seen: dict = {}
@@ -221,17 +140,4 @@ def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Be
                       f"(on_missing='skip')", stacklevel=2)
     require_judgements(qrels, qrels_path, split)
     queries = {qid: all_queries[qid] for qid in qrels}
-    return BeirCollection(corpus, queries, qrels, split, folder)
-
-
-def check_duplicate_judgement(seen: dict, path: str, number: int, query_id: str, doc_id: str):
-    """Refuses a (query, document) pair judged twice, naming both lines."""
-    first = seen.setdefault((query_id, doc_id), number)
-    if first != number:
-        raise DataError(f"{path}:{number}: query {query_id!r} and document {doc_id!r} are "
-                        f"judged twice (first at line {first}); which judgement holds?")
-
-
-def require_judgements(qrels: dict, path: str, split: str):
-    if not qrels:
-        raise DataError(f"{path}: split {split!r} has no judged query")
+    return Collection(corpus, queries, qrels, split, folder)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 
-from samtone_tf.data.beir import BeirCollection, Document, load_beir
+from samtone_tf.data.beir import load_beir
+from samtone_tf.data.common import Collection, Document
 
 FORMATS = ("beir", "msmarco", "multireqa", "tfds")
 
@@ -61,4 +62,4 @@ def _from_tfds(name, split):
         query_id, doc_id = row["query_id"].decode(), row["document_id"].decode()
         queries[query_id] = row["query"].decode()
         qrels.setdefault(query_id, {})[doc_id] = int(row["relevance"])
-    return BeirCollection(corpus, queries, qrels, split, name)
+    return Collection(corpus, queries, qrels, split, name)

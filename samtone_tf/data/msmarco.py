@@ -1,4 +1,4 @@
-"""MS MARCO passage ranking files, and TREC run files / hard-negative mining.
+"""MS MARCO passage ranking files (TREC runs and mining: :mod:`samtone_tf.data.runs`).
 
 Files (Bajaj et al. 2016; https://microsoft.github.io/msmarco/), each may be ``.gz``:
 
@@ -15,40 +15,21 @@ from __future__ import annotations
 
 import os
 
-from samtone_tf.data.beir import (BeirCollection, DataError, Document, add_text,
-                                  check_duplicate_judgement, open_lines, require_judgements)
-
-
-def _rows(path, columns, separator="\t"):
-    for number, line in open_lines(path):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        fields = line.split(separator) if separator else line.split()
-        if len(fields) != columns:
-            raise DataError(f"{path}:{number}: expected {columns} "
-                            f"{'tab-separated' if separator else 'whitespace-separated'} fields, "
-                            f"got {len(fields)}")
-        yield number, fields
-
-
-def _find(folder, name):
-    for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
-        if os.path.exists(candidate):
-            return candidate
-    raise FileNotFoundError(f"{os.path.join(folder, name)}(.gz) not found")
+from samtone_tf.data.common import (Collection, DataError, Document, add_text,
+                                    check_duplicate_judgement, find_file, require_judgements,
+                                    rows)
 
 
 def read_id_text(path, kind):
     out = {}
-    for number, (the_id, text) in _rows(path, 2):
+    for number, (the_id, text) in rows(path, 2):
         add_text(out, path, number, kind, the_id, text)
     return out
 
 
 def read_trec_qrels(path):
     """Yields (line number, qid, pid, relevance) from ``qid 0 pid rel`` lines."""
-    for number, fields in _rows(path, 4, separator=None):
+    for number, fields in rows(path, 4, separator=None):
         try:
             yield number, fields[0], fields[2], int(fields[3])
         except ValueError:
@@ -56,14 +37,14 @@ def read_trec_qrels(path):
 
 
 def load_msmarco(folder, split="dev", on_missing="error"):
-    """MS MARCO passage ranking as a :class:`BeirCollection` (queries judged in ``split``)."""
-    collection_path = _find(folder, "collection.tsv")
+    """MS MARCO passage ranking as a :class:`Collection` (queries judged in ``split``)."""
+    collection_path = find_file(folder, "collection.tsv")
     corpus = {pid: Document("", text) for pid, text in
               read_id_text(collection_path, "passage").items()}
     if not corpus:
         raise DataError(f"{collection_path}: the collection holds no passage")
-    all_queries = read_id_text(_find(folder, f"queries.{split}.tsv"), "query")
-    qrels_path = _find(folder, f"qrels.{split}.tsv")
+    all_queries = read_id_text(find_file(folder, f"queries.{split}.tsv"), "query")
+    qrels_path = find_file(folder, f"qrels.{split}.tsv")
     qrels, skipped, seen = {}, 0, {}
     for number, qid, pid, relevance in read_trec_qrels(qrels_path):
         check_duplicate_judgement(seen, qrels_path, number, qid, pid)
@@ -81,44 +62,18 @@ def load_msmarco(folder, split="dev", on_missing="error"):
         warnings.warn(f"{qrels_path}: skipped {skipped} qrels line(s) with unknown ids",
                       stacklevel=2)
     require_judgements(qrels, qrels_path, split)
-    return BeirCollection(corpus, {q: all_queries[q] for q in qrels}, qrels, split, folder)
+    return Collection(corpus, {q: all_queries[q] for q in qrels}, qrels, split, folder)
 
 
 def read_id_triples(path):
     """Yields (qid, positive pid, negative pid) from ``qidpidtriples``."""
-    for _, fields in _rows(path, 3):
+    for _, fields in rows(path, 3):
         yield tuple(fields)
 
 
 def read_text_triples(path):
     """Yields (query, positive passage, negative passage) from ``triples.train.*.tsv``."""
-    for number, fields in _rows(path, 3):
+    for number, fields in rows(path, 3):
         if not all(f.strip() for f in fields):
             raise DataError(f"{path}:{number}: empty text in a triple")
         yield tuple(fields)
-
-
-def read_trec_run(path):
-    """A TREC run file (``qid Q0 docid rank score tag``) → {qid: {docid: score}}."""
-    run = {}
-    for number, fields in _rows(path, 6, separator=None):
-        try:
-            score = float(fields[4])
-        except ValueError:
-            raise DataError(f"{path}:{number}: score {fields[4]!r} is not a number") from None
-        run.setdefault(fields[0], {})[fields[2]] = score
-    return run
-
-
-def mine_hard_negatives(run, qrels, count=1, skip_top=0):
-    """{qid: [docid, ...]}: for each judged query, the ``count`` best-scored documents
-    of ``run`` that are not judged relevant (relevance > 0) for it, after skipping the
-    ``skip_top`` best non-relevant ones (a common guard against unjudged positives).
-    Ties: higher score first, then document id."""
-    negatives = {}
-    for qid, relevant in qrels.items():
-        positives = {d for d, r in relevant.items() if r > 0}
-        ranked = sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
-        candidates = [d for d, _ in ranked if d not in positives]
-        negatives[qid] = candidates[skip_top:skip_top + count]
-    return negatives

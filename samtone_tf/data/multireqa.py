@@ -24,24 +24,17 @@ The rule (as ../shared/data/reqa-squad/README.md states it):
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import warnings
 
-from samtone_tf.data.beir import BeirCollection, DataError, Document
+from samtone_tf.data.common import Collection, DataError, Document, open_lines
 
 
 def _lines(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{number}: invalid UTF-8 ({error.reason})") from None
-            if text.strip():
-                yield number, text
+    for number, text in open_lines(path):
+        if text.strip():
+            yield number, text
 
 
 def _json(path, number, text):
@@ -76,7 +69,7 @@ def read_candidates(path):
 
 
 def convert_multireqa(mrqa_path, candidates_path, dataset="SQuAD", split="test"):
-    """Returns a :class:`BeirCollection` built by the rule in the module docstring."""
+    """Returns a :class:`Collection` built by the rule in the module docstring."""
     contexts = {}  # "/"-joined qids → (index, context, qas)
     for index, (number, record) in enumerate(read_mrqa(mrqa_path)):
         qids = "/".join(qa["qid"] for qa in record["qas"])
@@ -117,7 +110,7 @@ def convert_multireqa(mrqa_path, candidates_path, dataset="SQuAD", split="test")
     if left_out:
         warnings.warn(f"{mrqa_path}: {left_out} question(s) left out: no answer span lies "
                       "inside one candidate sentence", stacklevel=2)
-    return BeirCollection(corpus, queries, qrels, split, os.path.dirname(mrqa_path))
+    return Collection(corpus, queries, qrels, split, os.path.dirname(mrqa_path))
 
 
 def write_beir(collection, folder):

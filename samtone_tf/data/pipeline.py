@@ -19,7 +19,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from samtone_tf.data.beir import BeirCollection
+from samtone_tf.data.common import Collection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +32,12 @@ class Example:
     hard_negatives: tuple = ()
 
 
-def examples_from_qrels(collection: BeirCollection, hard_negatives=None,
+def examples_from_qrels(collection: Collection, hard_negatives=None,
                         num_hard_negatives=0) -> list:
     """One :class:`Example` per (query, document) pair with relevance > 0.
 
     hard_negatives: {query id: [document id, ...]} (e.g. from
-    :func:`samtone_tf.data.msmarco.mine_hard_negatives`); each example takes the
+    :func:`samtone_tf.data.runs.mine_hard_negatives`); each example takes the
     first ``num_hard_negatives``. Queries with fewer are skipped with a warning
     that gives the count.
     """
