@@ -34,6 +34,7 @@ import keras
 import keras_hub
 
 from samtone_tf.encoders import T5TextEncoder, TransformerTextEncoder
+from samtone_tf.errors import ConfigError, DataError
 
 
 class BackboneSpec(abc.ABC):
@@ -192,7 +193,7 @@ def _sentence_transformers_length(folder, config_path):
     with open(path, encoding="utf-8-sig") as handle:
         length = json.load(handle).get("max_seq_length")
     if length is not None and (not isinstance(length, int) or length < 2):
-        raise ValueError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
+        raise DataError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
     return length
 
 
@@ -224,11 +225,11 @@ class HFBert(_BertSpec):
         with open(config_path, encoding="utf-8") as handle:
             config = json.load(handle)
         if config.get("model_type", "bert") != "bert":
-            raise ValueError(f"{config_path}: model_type {config.get('model_type')!r} is not "
+            raise DataError(f"{config_path}: model_type {config.get('model_type')!r} is not "
                              "a BERT-family model")
         activation = config.get("hidden_act", "gelu")
         if activation not in _HF_ACTIVATIONS:
-            raise ValueError(f"{config_path}: unsupported hidden_act {activation!r}")
+            raise DataError(f"{config_path}: unsupported hidden_act {activation!r}")
         self.folder = folder
         self.config = config
         self.vocab_size = config["vocab_size"]
@@ -356,7 +357,7 @@ def get_backbone(name, log=print, fallback=True):
         return SmallTransformer()
     if name == "t5":
         return T5Encoder()
-    raise ValueError(f"unknown tower {name!r}: expected one of {', '.join(TOWER_NAMES)}")
+    raise ConfigError(f"unknown tower {name!r}: expected one of {', '.join(TOWER_NAMES)}")
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")

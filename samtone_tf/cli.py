@@ -18,6 +18,8 @@ import traceback
 import numpy as np
 import yaml
 
+from samtone_tf.errors import ConfigError, SamtoneError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
 
 
@@ -159,12 +161,6 @@ def _os_message(error):
     return f"{path}: {reason}" if path else reason
 
 
-def user_errors():
-    """The exceptions that are the user's input or environment, not a bug."""
-    from samtone_tf.reliability import CheckpointError, NonFiniteLossError, NonFiniteWeightsError
-
-    return (ValueError, ImportError, NonFiniteLossError, NonFiniteWeightsError,
-            CheckpointError)
 
 
 def main(argv=None):
@@ -178,9 +174,10 @@ def main(argv=None):
                 "analyze": _analyze}[args.command](args)
     except OSError as error:  # missing file, read-only, disk full, file vs folder, ...
         return _fail(_os_message(error), args.debug)
-    except user_errors() as error:
+    except (SamtoneError, ImportError) as error:  # bad input, a missing optional package
         name = f"{type(error).__name__}: " if isinstance(error, RuntimeError) else ""
         return _fail(f"{name}{error}", args.debug)
+    # anything else is a bug in samtone_tf: it keeps its traceback (exit code 1)
 
 
 def _train(args):
@@ -205,13 +202,24 @@ def _load_encoder(path, query_max_length=None, document_max_length=None):
     if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
         return SavedModelEncoder(os.path.join(path, "savedmodel"))
     if os.path.exists(os.path.join(path, "config.json")):  # zero-shot pretrained folder
-        from samtone_tf.backbones import get_backbone
-        from samtone_tf.models import DualEncoder
+        return _pretrained_model(path, "sde", query_max_length, document_max_length)
+    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
 
-        return DualEncoder(get_backbone(path), architecture="sde",  # the folder's own lengths
+
+def _pretrained_model(folder, architecture, query_max_length, document_max_length):
+    """A DualEncoder of a pretrained folder at its own lengths unless flags say otherwise."""
+    from samtone_tf.backbones import get_backbone
+    from samtone_tf.models import ARCHITECTURES, DualEncoder
+
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"--architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    backbone = get_backbone(folder, fallback=False)
+    try:
+        return DualEncoder(backbone, architecture=architecture,
                            query_max_length=query_max_length,
                            document_max_length=document_max_length)
-    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
+    except ValueError as error:  # a length beyond the backbone's positions
+        raise ConfigError(f"--{str(error).replace('_', '-')}") from error
 
 
 def _eval(args):
@@ -247,12 +255,8 @@ def _export(args):
 
         model, config = load_run_model(args.checkpoint)
     else:
-        from samtone_tf.backbones import get_backbone
-        from samtone_tf.models import DualEncoder
-
-        model = DualEncoder(get_backbone(args.pretrained), architecture=args.architecture,
-                            query_max_length=args.query_max_length,
-                            document_max_length=args.document_max_length)
+        model = _pretrained_model(args.pretrained, args.architecture, args.query_max_length,
+                                  args.document_max_length)
         config = {"pretrained": args.pretrained, "zero_shot": True}
     path = export_saved_model(model, args.output, training_config=config,
                               overwrite=args.overwrite)
@@ -269,7 +273,7 @@ def _analyze(args):
 
     names = args.names or [os.path.basename(os.path.normpath(m)) for m in args.models]
     if len(names) != len(args.models) or len(set(names)) != len(names):
-        raise ValueError("--names needs one distinct label per model")
+        raise ConfigError("--names needs one distinct label per model")
     collection = load_beir(args.data or scifact_path(), args.split)
     pairs = analysis.sample_pairs(collection, args.n, args.seed)
     separations, stats, summary = {}, {}, {}

@@ -21,8 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, "configs", "default.yaml")
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the field."""
+from samtone_tf.errors import ConfigError  # noqa: E402,F401  (re-exported)
 
 
 def load_config(path=None, overrides=None):

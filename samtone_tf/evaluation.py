@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from samtone_tf.errors import DataError
+
 CUTOFFS = (1, 3, 5, 10, 100)
 HEADLINE = ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100")
 
@@ -121,7 +123,7 @@ def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
     import pytrec_eval
 
     if not qrels:
-        raise ValueError("no judged query: metrics over an empty set are undefined")
+        raise DataError("no judged query: metrics over an empty set are undefined")
     if ignore_identical_ids:
         run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
     qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
@@ -154,7 +156,7 @@ def _nonempty(run):
     return {q: docs for q, docs in run.items() if docs}
 
 
-class NonFiniteEmbeddingsError(ValueError):
+class NonFiniteEmbeddingsError(DataError):
     """An encoder returned NaN/Inf; nothing is scored from it."""
 
 
@@ -298,9 +300,9 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
     ``(summary, per_query, run)``."""
     if not collection.corpus:
-        raise ValueError(f"{collection.path}: the corpus is empty; nothing to evaluate")
+        raise DataError(f"{collection.path}: the corpus is empty; nothing to evaluate")
     if not collection.qrels:
-        raise ValueError(f"{collection.path}: split {collection.split!r} has no judged query; "
+        raise DataError(f"{collection.path}: split {collection.split!r} has no judged query; "
                          "nothing to evaluate")
     doc_ids = list(collection.corpus)
     query_ids = list(collection.queries)

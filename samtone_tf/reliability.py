@@ -32,16 +32,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from samtone_tf.errors import TrainingStopped
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(TrainingStopped):
     """The training loss became NaN or Inf."""
 
 
-class NonFiniteWeightsError(RuntimeError):
+class NonFiniteWeightsError(TrainingStopped):
     """A weight holds NaN or Inf."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TrainingStopped):
     """No intact checkpoint could be restored."""
 
 
@@ -143,7 +145,7 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     latest = restore_latest(checkpoint, source, log)
     start = int(steps_done.numpy())
     if start > total_steps:
-        raise ValueError(f"{checkpoint_dir} holds {start} steps, more than the {total_steps} "
+        raise CheckpointError(f"{checkpoint_dir} holds {start} steps, more than the {total_steps} "
                          "this run asks for: a different run's checkpoints?")
     history = _load_history(os.path.join(source, HISTORY), start)
     if start == total_steps:

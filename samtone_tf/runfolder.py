@@ -24,6 +24,7 @@ import json
 import os
 import socket
 
+from samtone_tf.errors import UserInputError
 from samtone_tf.files import is_leftover, write_json_atomic
 
 MANIFEST = "samtone_run.json"
@@ -31,7 +32,7 @@ LOCK = ".samtone.lock"
 FORMAT = "samtone_tf run folder"
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserInputError):
     """The folder cannot be used as this run's folder; the message says why."""
 
 

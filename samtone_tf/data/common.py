@@ -18,8 +18,7 @@ import os
 from typing import Iterator
 
 
-class DataError(ValueError):
-    """Malformed input; the message names the file and line."""
+from samtone_tf.errors import DataError  # noqa: E402,F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

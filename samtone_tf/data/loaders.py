@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from samtone_tf.data.beir import load_beir
+from samtone_tf.errors import ConfigError
 from samtone_tf.data.common import Collection, Document
 
 FORMATS = ("beir", "msmarco", "multireqa", "tfds")
@@ -43,7 +44,7 @@ def load_collection(path, split="test", data_format="beir"):
                                  os.path.join(path, "candidates.json.gz"), dataset, split)
     if data_format == "tfds":
         return _from_tfds(path, split)
-    raise ValueError(f"data format must be one of {FORMATS}, got {data_format!r}")
+    raise ConfigError(f"data format must be one of {FORMATS}, got {data_format!r}")
 
 
 def _from_tfds(name, split):

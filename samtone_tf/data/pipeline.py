@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from samtone_tf.data.common import Collection
+from samtone_tf.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,7 @@ def examples_from_qrels(collection: Collection, hard_negatives=None,
             mined = list((hard_negatives or {}).get(query_id, []))[:num_hard_negatives]
             unknown = [d for d in mined if d not in collection.corpus]
             if unknown:
-                raise ValueError(f"hard negative {unknown[0]!r} of query {query_id!r} is not "
+                raise DataError(f"hard negative {unknown[0]!r} of query {query_id!r} is not "
                                  "in the corpus")
             if len(mined) < num_hard_negatives:
                 short += 1
@@ -114,7 +115,7 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     are callables mapping a [N] string tensor to {"token_ids", "padding_mask"}.
     """
     if not examples:
-        raise ValueError("no training examples")
+        raise DataError("no training examples")
     query_index = _index(e.query_id for e in examples)
     query_ids = np.array([query_index[e.query_id] for e in examples], np.int64)
     num_negatives = len(examples[0].hard_negative_ids)
@@ -127,7 +128,7 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
              for batch in no_duplicate_batches(examples, global_batch_size, seed + epoch)
              for i in batch]
     if not order:
-        raise ValueError(f"{len(examples)} examples cannot fill one batch of "
+        raise DataError(f"{len(examples)} examples cannot fill one batch of "
                          f"{global_batch_size} without duplicates")
     columns = {
         "query": np.array([examples[i].query for i in order], dtype=object),
