@@ -5,7 +5,7 @@ fast)::
 
     from samtone_tf import DualEncoder, SamToNeLoss            # model and loss
     from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, KerasHubBert, T5Encoder
-    from samtone_tf import load_collection, training_dataset    # data → tf.data for fit
+    from samtone_tf import load_collection, dataset_for         # a folder → tf.data for fit
     from samtone_tf import evaluate_model, export_saved_model, SavedModelEncoder
 """
 
@@ -24,6 +24,12 @@ _PUBLIC = {
     "WarmupLinearDecay": "samtone_tf.schedules",
     "load_collection": "samtone_tf.data.loaders",
     "training_dataset": "samtone_tf.data.pipeline",
+    "dataset_for": "samtone_tf.data.pipeline",
+    "examples_from_qrels": "samtone_tf.data.pipeline",
+    "Collection": "samtone_tf.data.common",
+    "Document": "samtone_tf.data.common",
+    "mine_hard_negatives": "samtone_tf.data.runs",
+    "read_trec_run": "samtone_tf.data.runs",
     "evaluate_model": "samtone_tf.evaluation",
     "export_saved_model": "samtone_tf.export",
     "SavedModelEncoder": "samtone_tf.export",

@@ -2,7 +2,7 @@
 is padded only to its own longest row.
 
 >>> import numpy as np
->>> [list(rows) for rows in length_sorted_batches(np.array([3, 9, 1, 7]), 2)]
+>>> [rows.tolist() for rows in length_sorted_batches(np.array([3, 9, 1, 7]), 2)]
 [[1, 3], [0, 2]]
 """
 

@@ -30,8 +30,7 @@ Example:
 >>> import numpy as np, keras
 >>> from samtone_tf.models import DualEncoder
 >>> from samtone_tf.towers import SmallTransformer
->>> from samtone_tf.batching import length_sorted_batches
-from samtone_tf.losses import SamToNeLoss
+>>> from samtone_tf.losses import SamToNeLoss
 >>> spec = SmallTransformer(vocab_size=50, hidden_dim=8, num_layers=1, num_heads=2,
 ...                         intermediate_dim=16, max_length=6)
 >>> model = DualEncoder(spec, architecture="ade-spl", projection_dim=4)

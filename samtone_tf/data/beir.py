@@ -13,7 +13,8 @@ warning that gives the counts; nothing is ever dropped silently.
 Example:
 
 >>> from samtone_tf.data.beir import load_beir
->>> collection = load_beir("../shared/data/scifact", split="test")  # doctest: +SKIP
+>>> from samtone_tf.resources import scifact_path
+>>> collection = load_beir(scifact_path(), split="test")  # the copy shipped in the package
 >>> len(collection.corpus), len(collection.queries), collection.num_judgements
 (5183, 300, 339)
 """

@@ -160,3 +160,50 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
+                data_format="beir", hard_negatives=None, num_hard_negatives=0):
+    """From a collection to ``model.fit`` in one call.
+
+    Args:
+        model: a :class:`~samtone_tf.models.DualEncoder` (its tokenizers and max lengths
+            are used).
+        data: a :class:`~samtone_tf.data.common.Collection`, or a path read with
+            :func:`~samtone_tf.data.loaders.load_collection` (``data_format``, ``split``).
+        batch_size: the global batch (split across a strategy's replicas by ``fit``).
+        hard_negatives: None, a run ``{query id: {doc id: score}}`` or a TREC run file;
+            ``num_hard_negatives`` per example are mined from it (positives excluded).
+
+    Returns:
+        A ``tf.data.Dataset`` of int32 token batches with no repeated query or
+        positive in a batch (see :func:`training_dataset`).
+
+    Example:
+
+    >>> import keras
+    >>> from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer, dataset_for
+    >>> from samtone_tf.resources import scifact_path
+    >>> model = DualEncoder(SmallTransformer(hidden_dim=16, num_layers=1, num_heads=2,
+    ...                                      intermediate_dim=32), document_max_length=64)
+    >>> model.compile(keras.optimizers.Adam(1e-3), loss=SamToNeLoss())
+    >>> dataset = dataset_for(model, scifact_path(), batch_size=16).take(2)
+    >>> history = model.fit(dataset, verbose=0)
+    >>> sorted(history.history)
+    ['in_batch_accuracy', 'in_batch_mrr', 'loss']
+    """
+    from samtone_tf.data.loaders import load_collection
+
+    collection = data if isinstance(data, Collection) else load_collection(
+        str(data), split, data_format)
+    negatives = None
+    if num_hard_negatives:
+        from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
+
+        run = read_trec_run(hard_negatives) if isinstance(hard_negatives, str) else hard_negatives
+        if run is None:
+            raise DataError("num_hard_negatives > 0 needs hard_negatives (a run or run file)")
+        negatives = mine_hard_negatives(run, collection.qrels, num_hard_negatives)
+    examples = examples_from_qrels(collection, negatives, num_hard_negatives)
+    return training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
+                            batch_size, seed=seed, epochs=epochs)
