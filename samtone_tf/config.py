@@ -1,45 +1,160 @@
-"""Training configuration: shipped YAML defaults, overrides, validation.
+"""Typed job configuration: the shipped YAML defaults, user YAML, overrides.
 
-Every field is checked before any training starts; an error names the field
-(``loss.same_tower``, ``training.global_batch_size``, ...).
+The YAML maps onto typed sections (:class:`DataConfig`, :class:`ModelConfig`,
+:class:`LossConfig`, :class:`TrainingConfig`, :class:`EvaluationConfig`) of one
+:class:`JobConfig`. Each value is checked for its type here (``true``/``false`` only
+for booleans, integers that are not booleans, finite numbers) and then validated
+once, by the object that uses it: ``SamToNeLoss`` for the loss section,
+``DualEncoder.check_arguments`` for the model's architecture, pooling and lengths, the
+data loader's format list, the tower registry; this layer only adds the field name
+to their message. Sections read as attributes (``config.loss.temperature``) or as
+mappings (``config["loss"]["temperature"]``, ``SamToNeLoss(**config.loss)``).
+
+Example:
+
+>>> from samtone_tf.config import load_config
+>>> config = load_config(overrides={"loss.temperature": 0.1, "model.tower": "small"})
+>>> config.loss.temperature, config["model"]["tower"], config.training.global_batch_size
+(0.1, 'small', 32)
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
+import typing
 
 import yaml
 
-from samtone_tf.backbones import TOWER_NAMES, is_known_tower
-from samtone_tf.losses import SAME_TOWER_OPTIONS
-from samtone_tf.models import ARCHITECTURES
-from samtone_tf.towers import POOLING_OPTIONS
+from samtone_tf.errors import ConfigError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, "configs", "default.yaml")
 
 
-from samtone_tf.errors import ConfigError  # noqa: E402,F401  (re-exported)
+class _Section:
+    """Attribute and mapping access over a dataclass section."""
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def __setitem__(self, key, value):
+        setattr(self, key, value)
+
+    def keys(self):
+        return [field.name for field in dataclasses.fields(self)]
+
+
+@dataclasses.dataclass
+class DataConfig(_Section):
+    path: typing.Optional[str]
+    format: str
+    train_split: str
+    eval_split: str
+    ignore_identical_ids: bool
+    hard_negatives: typing.Optional[str]
+    num_hard_negatives: int
+
+
+@dataclasses.dataclass
+class ModelConfig(_Section):
+    tower: str
+    architecture: str
+    pooling: str
+    projection_dim: typing.Optional[int]
+    query_max_length: typing.Optional[int]
+    document_max_length: typing.Optional[int]
+
+
+@dataclasses.dataclass
+class LossConfig(_Section):
+    temperature: float
+    trainable_temperature: bool
+    same_tower: str
+    symmetric: bool
+    joint: bool
+
+
+@dataclasses.dataclass
+class TrainingConfig(_Section):
+    strategy: str
+    global_batch_size: int
+    epochs: int
+    steps: typing.Optional[int]
+    learning_rate: float
+    warmup_ratio: float
+    seed: int
+    checkpoint_every: int
+
+
+@dataclasses.dataclass
+class EvaluationConfig(_Section):
+    zero_shot: bool
+    k: int
+    batch_size: int
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+            "training": TrainingConfig, "evaluation": EvaluationConfig}
+
+
+@dataclasses.dataclass
+class JobConfig(_Section):
+    data: DataConfig
+    model: ModelConfig
+    loss: LossConfig
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
 
 
 def load_config(path=None, overrides=None):
     """Shipped defaults, updated by the YAML at ``path`` and by ``overrides``
-    ({"section.key": value}); validated."""
+    ({"section.key": value}); typed and validated (:class:`JobConfig`)."""
     with open(DEFAULT_CONFIG, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
+        raw = yaml.safe_load(handle)
     if path is not None:
         if not os.path.exists(path):
             raise ConfigError(f"config file {path!r} does not exist")
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             user = yaml.safe_load(handle) or {}
-        _merge(config, user, path)
+        _merge(raw, user, path)
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        _merge(config, {section: {key: value}}, "command line")
-    validate(config)
-    return config
+        _merge(raw, {section: {key: value}}, "command line")
+    return validate(from_dict(raw))
+
+
+def from_dict(raw):
+    """A JobConfig from nested dicts, each value checked against its field's type."""
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = raw[name]
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            _check_type(f"{name}.{field.name}", values[field.name], hints[field.name])
+        sections[name] = cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+    return JobConfig(**sections)
+
+
+def _check_type(field, value, hint):
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    if optional:
+        if value is None:
+            return
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{field} must be true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{field} must be an integer, got {value!r}")
+    if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                          or not math.isfinite(value)):
+        raise ConfigError(f"{field} must be a finite number, got {value!r}")
+    if hint is str and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{field} must be a non-empty string, got {value!r}")
 
 
 def _merge(base, update, source):
@@ -58,87 +173,68 @@ def _merge(base, update, source):
             base[section][key] = value
 
 
-def _positive_int(config, field, allow_none=False):
-    section, key = field.split(".")
-    value = config[section][key]
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+def _positive(field, value):
+    if value is not None and value <= 0:
         raise ConfigError(f"{field} must be a positive integer, got {value!r}")
 
 
-def _number(config, field, check, wanted):
-    section, key = field.split(".")
-    value = config[section][key]
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or not check(value)):
-        raise ConfigError(f"{field} must be {wanted}, got {value!r}")
-
-
 def validate(config, replicas=None):
-    """Raises ConfigError naming the first invalid field."""
-    data, model, loss, training = (config[s] for s in ("data", "model", "loss", "training"))
+    """Raises ConfigError naming the first invalid field; returns ``config``."""
+    from samtone_tf.backbones import TOWER_NAMES, is_known_tower
     from samtone_tf.data.loaders import FORMATS
+    from samtone_tf.losses import SamToNeLoss
+    from samtone_tf.models import DualEncoder
 
-    if data["format"] not in FORMATS:
-        raise ConfigError(f"data.format must be one of {FORMATS}, got {data['format']!r}")
-    if data["format"] == "tfds":
-        if not data["path"]:
+    if isinstance(config, dict):
+        config = from_dict(config)
+    data, model, loss, training = config.data, config.model, config.loss, config.training
+    if data.format not in FORMATS:
+        raise ConfigError(f"data.format must be one of {FORMATS}, got {data.format!r}")
+    if data.format == "tfds":
+        if not data.path:
             raise ConfigError("data.path must name a prepared TFDS dataset (e.g. beir/scifact) "
                               "when data.format is tfds")
-    elif data["path"] is not None and not os.path.isdir(data["path"]):
-        raise ConfigError(f"data.path {data['path']!r} does not exist")
-    negatives = data["hard_negatives"]
-    if negatives not in (None, "bm25") and not os.path.isfile(str(negatives)):
+    elif data.path is not None and not os.path.isdir(data.path):
+        raise ConfigError(f"data.path {data.path!r} does not exist")
+    if data.hard_negatives not in (None, "bm25") and not os.path.isfile(data.hard_negatives):
         raise ConfigError(f"data.hard_negatives must be null, 'bm25' or a TREC run file, got "
-                          f"{negatives!r}")
-    if not isinstance(data["num_hard_negatives"], int) or data["num_hard_negatives"] < 0:
+                          f"{data.hard_negatives!r}")
+    if data.num_hard_negatives < 0:
         raise ConfigError(f"data.num_hard_negatives must be an integer >= 0, got "
-                          f"{data['num_hard_negatives']!r}")
-    if data["num_hard_negatives"] and negatives is None:
+                          f"{data.num_hard_negatives!r}")
+    if data.num_hard_negatives and data.hard_negatives is None:
         raise ConfigError("data.num_hard_negatives > 0 needs data.hard_negatives")
-    if model["architecture"] not in ARCHITECTURES:
-        raise ConfigError(f"model.architecture must be one of {ARCHITECTURES}, got "
-                          f"{model['architecture']!r}")
-    if model["pooling"] not in POOLING_OPTIONS:
-        raise ConfigError(f"model.pooling must be one of {POOLING_OPTIONS}, got "
-                          f"{model['pooling']!r}")
-    if not is_known_tower(model["tower"]):
+    if not is_known_tower(model.tower):
         raise ConfigError(f"model.tower must be one of {', '.join(TOWER_NAMES)} (a folder with "
-                          f"config.json), got {model['tower']!r}")
-    if loss["same_tower"] not in SAME_TOWER_OPTIONS:
-        raise ConfigError(f"loss.same_tower must be one of {SAME_TOWER_OPTIONS}, got "
-                          f"{loss['same_tower']!r}")
-    if loss["same_tower"] == "both" and not (loss["symmetric"] or loss["joint"]):
-        raise ConfigError("loss.same_tower 'both' needs loss.symmetric or loss.joint")
-    if loss["symmetric"] and loss["joint"]:
-        raise ConfigError("loss.symmetric and loss.joint are exclusive")
-    _number(config, "loss.temperature", lambda v: 0.005 <= v <= 1, "in [0.005, 1]")
-    for field in ("training.global_batch_size", "training.epochs", "training.checkpoint_every",
-                  "evaluation.k", "evaluation.batch_size"):
-        _positive_int(config, field)
-    for field in ("model.query_max_length", "model.document_max_length", "training.steps",
-                  "model.projection_dim"):
-        _positive_int(config, field, allow_none=True)
-    for field in ("data.ignore_identical_ids", "loss.trainable_temperature", "loss.symmetric",
-                  "loss.joint", "evaluation.zero_shot"):
-        section, key = field.split(".")
-        if not isinstance(config[section][key], bool):
-            raise ConfigError(f"{field} must be true or false, got {config[section][key]!r}")
-    _number(config, "training.learning_rate", lambda v: v > 0, "a finite number > 0")
-    _number(config, "training.warmup_ratio", lambda v: 0 <= v <= 1, "a number in [0, 1]")
-    if not isinstance(training["seed"], int) or isinstance(training["seed"], bool):
-        raise ConfigError(f"training.seed must be an integer, got {training['seed']!r}")
-    for field in ("data.train_split", "data.eval_split", "training.strategy"):
-        section, key = field.split(".")
-        if not isinstance(config[section][key], str) or not config[section][key]:
-            raise ConfigError(f"{field} must be a non-empty string, got {config[section][key]!r}")
-    if replicas is not None and training["global_batch_size"] % replicas:
-        raise ConfigError(f"training.global_batch_size {training['global_batch_size']} is not "
+                          f"config.json), got {model.tower!r}")
+    try:  # the objects that use the values validate them; we name the section
+        DualEncoder.check_arguments(model.architecture, model.pooling, model.projection_dim,
+                                    model.query_max_length, model.document_max_length)
+    except ValueError as error:
+        raise ConfigError(f"model.{error}") from None
+    try:
+        SamToNeLoss.check_arguments(**loss)
+    except ValueError as error:
+        raise ConfigError(f"loss.{error}") from None
+    for field in ("global_batch_size", "epochs", "checkpoint_every", "steps"):
+        _positive(f"training.{field}", training[field])
+    for field in ("k", "batch_size"):
+        _positive(f"evaluation.{field}", config.evaluation[field])
+    if training.learning_rate <= 0:
+        raise ConfigError(f"training.learning_rate must be a finite number > 0, got "
+                          f"{training.learning_rate!r}")
+    if not 0 <= training.warmup_ratio <= 1:
+        raise ConfigError(f"training.warmup_ratio must be a number in [0, 1], got "
+                          f"{training.warmup_ratio!r}")
+    if replicas is not None and training.global_batch_size % replicas:
+        raise ConfigError(f"training.global_batch_size {training.global_batch_size} is not "
                           f"divisible by the {replicas} replicas of training.strategy "
-                          f"{training['strategy']!r}")
+                          f"{training.strategy!r}")
     return config
 
 
 def dump(config):
-    return yaml.safe_dump(copy.deepcopy(config), sort_keys=False)
+    """The YAML text of a configuration (what ``config.yaml`` of a run folder holds)."""
+    if isinstance(config, JobConfig):
+        config = config.to_dict()
+    return yaml.safe_dump(config, sort_keys=False)

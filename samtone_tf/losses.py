@@ -135,6 +135,32 @@ class SamToNeLoss(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         kwargs.setdefault("autocast", False)  # we upcast bf16/fp16 ourselves, keep float64
         super().__init__(name=name, **kwargs)
+        temperature = self.check_arguments(temperature, trainable_temperature, same_tower,
+                                           symmetric, joint)
+        self.initial_temperature = temperature
+        self.trainable_temperature = bool(trainable_temperature)
+        self.same_tower = same_tower
+        self.symmetric = bool(symmetric)
+        self.joint = bool(joint)
+        self.compute_metrics = bool(compute_metrics)
+        self.log_temperature = self.add_weight(
+            name="log_temperature",
+            shape=(),
+            initializer=keras.initializers.Constant(math.log(temperature)),
+            trainable=self.trainable_temperature,
+            dtype="float32",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="in_batch_accuracy")
+        self.mrr_tracker = keras.metrics.Mean(name="in_batch_mrr")
+        self.built = True
+
+    @staticmethod
+    def check_arguments(temperature=DEFAULT_TEMPERATURE, trainable_temperature=False,
+                        same_tower="query", symmetric=False, joint=False):
+        """Raises ValueError naming the first invalid argument; returns τ as a float.
+        (The one place they are validated; the job configuration calls it too, without
+        creating any TensorFlow state.)"""
         if same_tower not in SAME_TOWER_OPTIONS:
             raise ValueError(
                 f"same_tower must be one of {SAME_TOWER_OPTIONS}, got {same_tower!r}"
@@ -155,23 +181,7 @@ class SamToNeLoss(keras.layers.Layer):
                 f"temperature must be in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}], "
                 f"got {temperature}"
             )
-        self.initial_temperature = temperature
-        self.trainable_temperature = bool(trainable_temperature)
-        self.same_tower = same_tower
-        self.symmetric = bool(symmetric)
-        self.joint = bool(joint)
-        self.compute_metrics = bool(compute_metrics)
-        self.log_temperature = self.add_weight(
-            name="log_temperature",
-            shape=(),
-            initializer=keras.initializers.Constant(math.log(temperature)),
-            trainable=self.trainable_temperature,
-            dtype="float32",
-        )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.Mean(name="in_batch_accuracy")
-        self.mrr_tracker = keras.metrics.Mean(name="in_batch_mrr")
-        self.built = True
+        return temperature
 
     @property
     def temperature(self):

@@ -145,11 +145,8 @@ class DualEncoder(keras.Model):
             query_max_length = own_max_length(backbone)
         if document_max_length is None:
             document_max_length = own_max_length(backbone)
-        for name, value in (("query_max_length", query_max_length),
-                            ("document_max_length", document_max_length)):
-            if not 2 <= value <= backbone.max_length:
-                raise ValueError(f"{name} must be in [2, {backbone.max_length}] (the "
-                                 f"backbone's positions), got {value}")
+        self.check_arguments(architecture, pooling, projection_dim, query_max_length,
+                             document_max_length, backbone.max_length)
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
         self._tokenizers = {}
@@ -172,6 +169,30 @@ class DualEncoder(keras.Model):
         if release is not None:
             release()  # no copy of the checkpoint outlives the towers
         self.built = True
+
+    @staticmethod
+    def check_arguments(architecture, pooling, projection_dim=None, query_max_length=None,
+                        document_max_length=None, max_length=None):
+        """Raises ValueError naming the first invalid argument (the one place these
+        are validated; the job configuration calls it too, before any backbone loads)."""
+        from samtone_tf.towers import POOLING_OPTIONS
+
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if pooling not in POOLING_OPTIONS:
+            raise ValueError(f"pooling must be one of {POOLING_OPTIONS}, got {pooling!r}")
+        if projection_dim is not None and (isinstance(projection_dim, bool) or not isinstance(
+                projection_dim, int) or projection_dim <= 0):
+            raise ValueError(f"projection_dim must be a positive integer, got {projection_dim!r}")
+        for name, value in (("query_max_length", query_max_length),
+                            ("document_max_length", document_max_length)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+            if max_length is not None and value > max_length:
+                raise ValueError(f"{name} must be at most {max_length} (the backbone's "
+                                 f"positions), got {value}")
 
     @property
     def embedding_dim(self):

@@ -209,7 +209,8 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 
     metrics["fine_tuned"] = evaluate("fine-tuned")
     write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"])
-    export_saved_model(model, os.path.join(output, "savedmodel"), training_config=config,
+    export_saved_model(model, os.path.join(output, "savedmodel"),
+                       training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock
     metrics["wall_time_s"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(output, "metrics.json"), metrics)
@@ -226,7 +227,7 @@ def load_run_model(run_dir):
     from samtone_tf.distribute import get_strategy
 
     config = load_config(os.path.join(run_dir, "config.yaml"))
-    config["training"]["strategy"] = "default"
+    config.training.strategy = "default"
     model = build_model(config, get_strategy("default"), log=lambda *a: None)
     model.optimizer.build(model.trainable_variables)  # the file holds its state too
     model.load_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))

@@ -28,7 +28,7 @@ def samtone(*args, timeout=900):
     ({"data.path": "/no/such/folder"}, "data.path '/no/such/folder' does not exist"),
     ({"training.batchsize": 3}, "unknown key training.batchsize"),
     ({"optimizer.name": "adam"}, "unknown section 'optimizer'"),
-    ({"loss.same_tower": "both"}, "loss.same_tower 'both' needs"),
+    ({"loss.same_tower": "both"}, 'loss.same_tower="both" .* needs symmetric=True or joint=True'),
     ({"loss.temperature": 0}, "loss.temperature must be in"),
     ({"model.tower": "/nope"}, "model.tower must be"),
     ({"training.learning_rate": float("nan")}, "training.learning_rate must be a finite"),
@@ -39,12 +39,15 @@ def samtone(*args, timeout=900):
     ({"evaluation.k": 0}, "evaluation.k must be a positive integer"),
     ({"evaluation.k": -1}, "evaluation.k must be a positive integer"),
     ({"evaluation.batch_size": 0}, "evaluation.batch_size must be a positive integer"),
-    ({"evaluation.batch_size": 8.5}, "evaluation.batch_size must be a positive integer"),
+    ({"evaluation.batch_size": 8.5}, "evaluation.batch_size must be an integer"),
     ({"data.ignore_identical_ids": "maybe"}, "data.ignore_identical_ids must be true or false"),
     ({"loss.symmetric": 1}, "loss.symmetric must be true or false"),
     ({"evaluation.zero_shot": "yes please"}, "evaluation.zero_shot must be true or false"),
-    ({"loss.temperature": float("nan")}, "loss.temperature must be in"),
-    ({"model.query_max_length": 0}, "model.query_max_length must be a positive integer"),
+    ({"loss.temperature": float("nan")}, "loss.temperature must be a finite number"),
+    ({"model.query_max_length": 0}, "model.query_max_length must be an integer >= 2"),
+    ({"model.pooling": "max"}, "model.pooling must be one of"),
+    ({"loss.same_tower": "docs"}, "loss.same_tower must be one of"),
+    ({"training.seed": "zero"}, "training.seed must be an integer"),
 ])
 def test_invalid_configuration_names_the_field(overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -59,6 +62,26 @@ def test_set_parses_yaml_so_maybe_is_not_true():
         load_config(None, dict([_override("data.ignore_identical_ids=maybe")]))
     assert load_config(None, dict([_override("data.ignore_identical_ids=true")]))[
         "data"]["ignore_identical_ids"] is True
+
+
+def test_one_temperature_default_everywhere():
+    """The Python API, the shipped config and the CLI share one default."""
+    from samtone_tf.cli import main  # noqa: F401  (the CLI reads the shipped config)
+    from samtone_tf.losses import DEFAULT_TEMPERATURE, SamToNeLoss
+
+    assert load_config().loss.temperature == SamToNeLoss().initial_temperature == \
+        DEFAULT_TEMPERATURE
+
+
+def test_config_is_typed_and_round_trips_through_yaml():
+    from samtone_tf.config import JobConfig, dump, from_dict
+
+    import yaml
+
+    config = load_config(None, {"model.architecture": "ade", "training.steps": 3})
+    assert isinstance(config, JobConfig) and config.model.architecture == "ade"
+    again = from_dict(yaml.safe_load(dump(config)))
+    assert again == config and dump(again) == dump(config)
 
 
 @pytest.mark.parametrize("args,flag", [
