@@ -7,8 +7,8 @@ import pytest
 
 from samtone_tf.data.beir import DataError, load_beir
 from samtone_tf.resources import scifact_path
+from tests.shared import shared
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
 @pytest.mark.parametrize("folder,split,counts", [
@@ -22,7 +22,7 @@ def test_counts_equal_the_readmes(folder, split, counts):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        collection = load_beir(os.path.join(SHARED, folder), split)
+        collection = load_beir(shared(folder), split)
     assert (len(collection.corpus), len(collection.queries), collection.num_judgements) == counts
     empty = [str(w.message) for w in caught if "empty title and text" in str(w.message)]
     # Cranfield documents 471 and 995 are empty in the original: kept, and said so
@@ -33,9 +33,9 @@ def test_counts_equal_the_readmes(folder, split, counts):
 
 def test_shipped_scifact_equals_shared_copy():
     shipped = load_beir(scifact_path(), "test")
-    shared = load_beir(os.path.join(SHARED, "scifact"), "test")
-    assert shipped.corpus == shared.corpus and shipped.qrels == shared.qrels
-    assert shipped.queries == shared.queries
+    copy = load_beir(shared("scifact"), "test")
+    assert shipped.corpus == copy.corpus and shipped.qrels == copy.qrels
+    assert shipped.queries == copy.queries
 
 
 def _write(folder, corpus, queries, qrels, gz=False):

@@ -13,7 +13,6 @@ import tensorflow_text  # noqa: F401
 from samtone_tf.config import ConfigError, load_config, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
 def samtone(*args, timeout=900):
@@ -148,7 +147,7 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
     # the reloaded SavedModel, evaluated by `samtone eval`, reproduces the run's numbers
     scores = tmp_path / "eval.json"
     out = samtone("eval", "--model", str(run / "savedmodel"), "--data",
-                  os.path.join(SHARED, "scifact"), "--split", "test", "--output", str(scores))
+                  scifact_path(), "--split", "test", "--output", str(scores))
     assert out.returncode == 0, out.stderr[-3000:]
     evaluated = json.loads(scores.read_text())
     for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):

@@ -7,16 +7,16 @@ import pytest
 from samtone_tf.config import ConfigError, load_config
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.loaders import load_collection
+from tests.shared import shared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "data")
 
 
 def test_multireqa_folder_format():
     with pytest.warns(UserWarning):
         collection = load_collection(os.path.join(HERE, "data", "multireqa_excerpt"), "test",
                                      "multireqa")
-    expected = load_beir(os.path.join(SHARED, "reqa-squad"), "test")
+    expected = load_beir(shared("reqa-squad"), "test")
     for query_id, docs in collection.qrels.items():
         assert expected.qrels[query_id] == docs
 
@@ -33,7 +33,7 @@ def test_tfds_format_equals_the_beir_folder(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     from samtone_tf.data import tfds_builders
 
-    manual = os.path.join(SHARED, "cranfield")
+    manual = shared("cranfield")
     for config in ("cranfield-pairs", "cranfield-corpus"):
         tfds_builders.Beir(config=config, data_dir=str(tmp_path)).download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=manual))

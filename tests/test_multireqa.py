@@ -13,17 +13,17 @@ import pytest
 
 from samtone_tf.data.beir import DataError, load_beir
 from samtone_tf.data.multireqa import convert_multireqa, write_beir
+from tests.shared import shared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXCERPT = os.path.join(HERE, "data", "multireqa_excerpt")
-SHARED = os.path.join(HERE, "..", "..", "shared", "data", "reqa-squad")
 
 
 def test_converter_reproduces_reqa_squad_for_the_excerpt(tmp_path):
     with pytest.warns(UserWarning, match="1 question\\(s\\) left out"):
         converted = convert_multireqa(os.path.join(EXCERPT, "SQuAD.jsonl.gz"),
                                       os.path.join(EXCERPT, "candidates.json.gz"))
-    expected = load_beir(SHARED, "test")
+    expected = load_beir(shared("reqa-squad"), "test")
     in_excerpt = {d for d in expected.corpus if d.startswith(("c0_s", "c1_s"))}
     assert set(converted.corpus) == in_excerpt
     for doc_id in in_excerpt:

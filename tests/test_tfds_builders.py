@@ -8,9 +8,9 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from samtone_tf.data import tfds_builders  # noqa: E402
 from samtone_tf.data.beir import load_beir  # noqa: E402
+from tests.shared import shared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "data")
 
 
 def _prepare(builder_class, config, manual_dir, data_dir):
@@ -21,7 +21,7 @@ def _prepare(builder_class, config, manual_dir, data_dir):
 
 
 def test_beir_cranfield_pairs_and_corpus_offline(tmp_path):
-    manual = os.path.join(SHARED, "cranfield")
+    manual = shared("cranfield")
     for config in ("cranfield-pairs", "cranfield-corpus"):
         _prepare(tfds_builders.Beir, config, manual, tmp_path)
     expected = load_beir(manual, "test")
@@ -43,7 +43,7 @@ def test_multireqa_builder_from_manual_dir(tmp_path):
     _prepare(tfds_builders.MultiReqa, "squad-pairs", manual, tmp_path)
     rows = list(tfds.load("multi_reqa/squad-pairs", split="test", data_dir=str(tmp_path),
                           download=False).as_numpy_iterator())
-    expected = load_beir(os.path.join(SHARED, "reqa-squad"), "test")
+    expected = load_beir(shared("reqa-squad"), "test")
     in_excerpt = {q: d for q, d in expected.qrels.items()
                   if any(x.startswith(("c0_s", "c1_s")) for x in d)}
     assert len(rows) == sum(len(d) for d in in_excerpt.values())

@@ -10,9 +10,9 @@ import pytest
 
 from samtone_tf.models import ARCHITECTURES, DualEncoder
 from samtone_tf.towers import HFBert, minilm_path
+from tests.shared import shared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,9 @@ def _sentences():
     out = []
     for name, count in (("scifact/queries.jsonl", 80), ("reqa-squad/corpus.jsonl", 80),
                         ("cranfield/queries.jsonl", 40)):
-        with open(os.path.join(SHARED, name), encoding="utf-8") as handle:
+        with open(shared(name), encoding="utf-8") as handle:
             out += [json.loads(line)["text"] for _, line in zip(range(count), handle)]
-    with open(os.path.join(SHARED, "scifact/corpus.jsonl"), encoding="utf-8") as handle:
+    with open(shared("scifact/corpus.jsonl"), encoding="utf-8") as handle:
         for _, line in zip(range(20), handle):  # long documents, truncated at 256 tokens
             record = json.loads(line)
             out.append(record["title"] + " " + record["text"])
