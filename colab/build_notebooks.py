@@ -30,8 +30,7 @@ def quickstart():
         new_code_cell(SETUP), new_code_cell(SMALL),
         new_markdown_cell("## Train (the `samtone train` job, from Python)"),
         new_code_cell('''import tempfile, json
-from samtone_tf.config import load_config
-from samtone_tf.train import run_training
+from samtone_tf import load_config, run_training
 
 workdir = tempfile.mkdtemp()
 overrides = {"model.tower": "small", "training.steps": 5, "training.global_batch_size": 16,
@@ -40,13 +39,12 @@ config = load_config(None, overrides)
 metrics = run_training(config, f"{workdir}/run", verbose=0)
 print(json.dumps({k: round(v["ndcg@10"], 4) for k, v in metrics.items() if isinstance(v, dict)}))'''),
         new_markdown_cell("## Evaluate the exported model (what `samtone eval` does)"),
-        new_code_cell('''from samtone_tf.data.beir import load_beir
-from samtone_tf.evaluation import evaluate_model, markdown_table
-from samtone_tf.export import SavedModelEncoder
+        new_code_cell('''from samtone_tf import SavedModelEncoder, evaluate_model, load_collection
+from samtone_tf.evaluation import markdown_table
 from samtone_tf.resources import scifact_path
 
 encoder = SavedModelEncoder(f"{workdir}/run/savedmodel")
-summary, per_query, run = evaluate_model(encoder, load_beir(scifact_path(), "test"))
+summary, per_query, run = evaluate_model(encoder, load_collection(scifact_path(), "test"))
 print(markdown_table({"fine-tuned (reloaded)": summary}))'''),
         new_markdown_cell("## Analyse: are the towers one space?"),
         new_code_cell('''from samtone_tf.cli import main
@@ -71,7 +69,7 @@ def distributed():
                           "GPUs); here `\"cpu:2\"` splits the CPU into two replicas that "
                           "behave like two GPUs."),
         new_code_cell(SETUP), new_code_cell(SMALL),
-        new_code_cell('''from samtone_tf.distribute import get_strategy, per_replica_batch_size
+        new_code_cell('''from samtone_tf import get_strategy
 strategy = get_strategy("cpu:2" if SMALL else "auto")
 import tensorflow as tf
 tf.get_logger().setLevel("ERROR")  # MirroredStrategy logs every collective at INFO
@@ -82,28 +80,20 @@ print(strategy.__class__.__name__, strategy.num_replicas_in_sync, "replicas")'''
                           "every other query of the global batch. The global batch must divide "
                           "by the replicas."),
         new_code_cell('''GLOBAL_BATCH = 16 if SMALL else 512
-print("per replica:", per_replica_batch_size(GLOBAL_BATCH, strategy))
-try:
-    per_replica_batch_size(GLOBAL_BATCH + 1, strategy)
-except ValueError as error:
-    print("error:", error)'''),
+assert GLOBAL_BATCH % strategy.num_replicas_in_sync == 0  # `samtone train` checks it for you
+print("per replica:", GLOBAL_BATCH // strategy.num_replicas_in_sync)'''),
         new_code_cell('''import keras
-from samtone_tf.data.beir import load_beir
-from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.losses import SamToNeLoss
-from samtone_tf.models import DualEncoder
+from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer, dataset_for, minilm
 from samtone_tf.resources import scifact_path
-from samtone_tf.towers import SmallTransformer, minilm
 
 with strategy.scope():
     backbone = SmallTransformer(hidden_dim=64, num_layers=1) if SMALL else minilm()
     model = DualEncoder(backbone, architecture="ade-spl", query_max_length=32,
                         document_max_length=64 if SMALL else 256)
     model.compile(keras.optimizers.Adam(1e-3 if SMALL else 2e-5),
-                  loss=SamToNeLoss(0.05, same_tower="query"))
-examples = examples_from_qrels(load_beir(scifact_path(), "train"))
-data = training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
-                        GLOBAL_BATCH, seed=0)
+                  loss=SamToNeLoss(0.05, same_tower="query"),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="replica_accuracy")])
+data = dataset_for(model, scifact_path(), split="train", batch_size=GLOBAL_BATCH)
 history = model.fit(data.take(6) if SMALL else data, verbose=0)
 print({k: [round(x, 3) for x in v] for k, v in history.history.items()})'''),
         new_markdown_cell("## Why gather? One step on N replicas = one step on the global "
@@ -121,9 +111,7 @@ def reuse():
                           "`TFSMLayer`, tf-keras `hub.KerasLayer` fine-tuning and TF Serving."),
         new_code_cell(SETUP), new_code_cell(SMALL),
         new_code_cell('''import tempfile
-from samtone_tf.models import DualEncoder
-from samtone_tf.towers import SmallTransformer, minilm
-from samtone_tf.export import export_saved_model
+from samtone_tf import DualEncoder, SmallTransformer, export_saved_model, minilm
 
 path = tempfile.mkdtemp() + "/encoder"
 model = DualEncoder(SmallTransformer(hidden_dim=32, num_layers=1) if SMALL else minilm(),

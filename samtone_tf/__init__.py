@@ -7,6 +7,7 @@ fast)::
     from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, KerasHubBert, T5Encoder
     from samtone_tf import load_collection, dataset_for         # a folder → tf.data for fit
     from samtone_tf import evaluate_model, export_saved_model, SavedModelEncoder
+    from samtone_tf import load_config, run_training              # the `samtone train` job
 """
 
 __version__ = "0.1.0"
@@ -35,6 +36,8 @@ _PUBLIC = {
     "SavedModelEncoder": "samtone_tf.export",
     "fit_resumable": "samtone_tf.reliability",
     "get_strategy": "samtone_tf.distribute",
+    "load_config": "samtone_tf.config",
+    "run_training": "samtone_tf.train",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
