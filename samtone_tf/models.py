@@ -252,14 +252,20 @@ class DualEncoder(keras.Model):
         class docstring. Every other keyword (``jit_compile``,
         ``steps_per_execution``, ...) goes to Keras unchanged.
 
-        ``gradient_cache_chunk_size``: None (off). Reserved for the gradient cache;
-        a value other than None is refused until it exists."""
+        ``gradient_cache_chunk_size``: None (off, the default) or N: each step embeds
+        the batch N rows at a time and back-propagates chunk by chunk, so the peak
+        activation memory is one chunk's (:mod:`samtone_tf.gradient_cache`); the step
+        equals the uncached one."""
         if loss is None:
             loss = SamToNeLoss()
         if not isinstance(loss, SamToNeLoss):
             raise TypeError(f"DualEncoder trains with a SamToNeLoss, got {type(loss).__name__}")
-        if gradient_cache_chunk_size is not None:
-            raise NotImplementedError("gradient_cache_chunk_size is not implemented yet")
+        if gradient_cache_chunk_size is not None and (
+                isinstance(gradient_cache_chunk_size, bool)
+                or not isinstance(gradient_cache_chunk_size, int)
+                or gradient_cache_chunk_size <= 0):
+            raise ValueError(f"gradient_cache_chunk_size must be None or a positive integer, "
+                             f"got {gradient_cache_chunk_size!r}")
         self.loss_fn = loss
         self.gradient_cache_chunk_size = gradient_cache_chunk_size
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
@@ -292,6 +298,18 @@ class DualEncoder(keras.Model):
             outputs["hard_negative_embeddings"] = tf.reshape(
                 embedded, [shape[0], shape[1], embedded.shape[-1]])
         return outputs
+
+    def train_step(self, data):
+        """Keras' own step; with the gradient cache on, its three passes (embed without
+        a tape, loss gradient w.r.t. the embeddings, re-embed and back-propagate chunk by
+        chunk) need their own step: :func:`samtone_tf.gradient_cache.cached_train_step`.
+        That is the only place this model replaces a Keras step."""
+        if not self.gradient_cache_chunk_size:
+            return super().train_step(data)
+        from samtone_tf.gradient_cache import cached_train_step
+
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return cached_train_step(self, x, self.gradient_cache_chunk_size)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """SamToNe over the outputs of ``call`` (ids read from the batch ``x``), plus

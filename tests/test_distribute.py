@@ -13,12 +13,15 @@ from samtone_tf import distribute
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("replicas", [2, 4])
-def test_mirrored_fit_step_equals_single_device_step(replicas):
+@pytest.mark.parametrize("replicas,cache", [(2, None), (4, None), (2, 2)],
+                         ids=["2", "4", "2-gradient-cache"])
+def test_mirrored_fit_step_equals_single_device_step(replicas, cache):
     """MirroredStrategy over N logical CPUs (one process per N), SamToNe with hard
-    negatives and id masks, one SGD step: same weights as one single-device step."""
+    negatives and id masks, one SGD step: same weights as one single-device step (also
+    with the gradient cache on the replicas: chunks of 2 of each replica's 3 rows)."""
+    extra = [] if cache is None else ["--cache", str(cache)]
     process = subprocess.run(
-        [sys.executable, "-m", "tests.helpers.distributed_step", str(replicas)],
+        [sys.executable, "-m", "tests.helpers.distributed_step", str(replicas), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
     assert process.returncode == 0 and lines, process.stderr[-3000:]

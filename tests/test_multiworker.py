@@ -58,11 +58,14 @@ def _finish(workers, timeout=600):
     return [stdout for stdout, _ in outputs]
 
 
-def test_two_workers_match_single_process_step():
+@pytest.mark.parametrize("cache", [None, 2], ids=["plain", "gradient_cache"])
+def test_two_workers_match_single_process_step(cache):
     """SamToNe with hard negatives and id masks: one step on 2 workers × 3 rows equals
-    one step of a separate single-device process on the same 6-row global batch."""
-    outputs = _finish(_start_workers(["tests.helpers.distributed_step", "multiworker", "6"]),
-                      timeout=300)
+    one step of a separate single-device process on the same 6-row global batch; also
+    with the gradient cache on the workers (chunks of 2 rows: 2 + 1 per worker)."""
+    extra = [] if cache is None else ["--cache", str(cache)]
+    outputs = _finish(_start_workers(["tests.helpers.distributed_step", "multiworker", "6",
+                                      *extra]), timeout=300)
     single = subprocess.run([sys.executable, "-m", "tests.helpers.distributed_step", "single",
                              "6"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]

@@ -3,7 +3,9 @@
 Run as ``python -m tests.helpers.distributed_step N`` (MirroredStrategy over N
 logical CPUs) or ``python -m tests.helpers.distributed_step multiworker`` (one
 worker of a MultiWorkerMirroredStrategy; TF_CONFIG set by the caller); prints one
-JSON line with the relative errors. A separate process per strategy size,
+JSON line with the relative errors. ``--cache N`` trains the distributed model with
+the gradient cache (chunks of N rows per replica); the single-device reference never
+uses it. A separate process per strategy size,
 because the logical-device split is fixed once TensorFlow initialises.
 """
 
@@ -13,7 +15,8 @@ import sys
 from samtone_tf.distribute import get_strategy
 
 
-def main(mode: str, per_replica_batch: int = 3, global_batch_override=None) -> dict:
+def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
+         cache=None) -> dict:
     """mode "N": compare in-process; "multiworker" / "single": one side only, returning
     its losses and weight updates for the caller to compare across processes."""
     strategy = get_strategy(mode if mode == "multiworker" else
@@ -58,11 +61,12 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None) -> d
     }
     for name, loss_kwargs in configs.items():
         models = []
-        for scope in (tf.distribute.get_strategy(), strategy):
+        for scope, chunk in ((tf.distribute.get_strategy(), None), (strategy, cache)):
             with scope.scope():
                 model = DualEncoder(spec, architecture="ade-spl", projection_dim=8)
                 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
-                              loss=SamToNeLoss(0.05, **loss_kwargs))
+                              loss=SamToNeLoss(0.05, **loss_kwargs),
+                              gradient_cache_chunk_size=chunk)
             models.append(model)
         single, distributed = models
         distributed.set_weights(single.get_weights())
@@ -95,5 +99,11 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None) -> d
 
 
 if __name__ == "__main__":
-    override = int(sys.argv[2]) if len(sys.argv) > 2 else None
-    print("RESULT " + json.dumps(main(sys.argv[1], global_batch_override=override)))
+    args = sys.argv[1:]
+    cache = None
+    if "--cache" in args:
+        at = args.index("--cache")
+        cache = int(args[at + 1])
+        del args[at:at + 2]
+    override = int(args[1]) if len(args) > 1 else None
+    print("RESULT " + json.dumps(main(args[0], global_batch_override=override, cache=cache)))

@@ -1,0 +1,145 @@
+"""The gradient cache: one cached step equals the uncached step on the same batch.
+
+With dropout off the reference is Keras' own full-batch step. With dropout on, the
+reference embeds the same chunks in the same order under one tape (plain autodiff, no
+cache): dropout masks depend on the chunking, so this is the uncached step with the
+cached step's masks, and a cache that forgot pass 1's masks in pass 3 fails it.
+2 logical CPU replicas and 2 workers: tests/test_distribute.py, test_multiworker.py.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+from samtone_tf import gradient_cache
+
+LOSSES = {
+    "standard": dict(same_tower="none"),
+    "samtone_query": dict(same_tower="query"),
+    "both_symmetric_trainable_tau": dict(same_tower="both", symmetric=True,
+                                         trainable_temperature=True),
+    "joint": dict(same_tower="query", joint=True),
+}
+
+
+def _spec(dropout):
+    return SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
+                            intermediate_dim=32, max_length=10, dropout=dropout)
+
+
+def _batch(rows=6, hard=True, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def tokens(*shape):
+        ids = rng.integers(1, 64, size=shape).astype("int32")
+        mask = np.ones(shape, "int32")
+        mask[..., -3:] = rng.integers(0, 2, size=shape[:-1] + (3,))
+        return {"token_ids": ids * mask, "padding_mask": mask}
+
+    batch = {"query": tokens(rows, 7), "document": tokens(rows, 10),
+             "query_ids": np.arange(rows) % (rows - 1),  # one duplicate query
+             "document_ids": 100 + np.arange(rows)}
+    batch["document_ids"][-1] = batch["document_ids"][0]  # one duplicate positive
+    if hard:
+        batch["hard_negatives"] = tokens(rows, 2, 10)
+        batch["hard_negative_ids"] = 1000 + np.arange(rows * 2).reshape(rows, 2)
+        batch["hard_negative_ids"][1, 0] = batch["document_ids"][2]
+    return batch
+
+
+def _models(architecture, loss_kwargs, dropout, chunk):
+    made = []
+    for cache in (chunk, None):
+        keras.utils.set_random_seed(11)
+        model = DualEncoder(_spec(dropout), architecture=architecture, projection_dim=8)
+        model.compile(keras.optimizers.SGD(0.5), loss=SamToNeLoss(0.05, **loss_kwargs),
+                      gradient_cache_chunk_size=cache)
+        made.append(model)
+    cached, reference = made
+    reference.set_weights(cached.get_weights())
+    for a, b in zip(gradient_cache._seed_states(cached), gradient_cache._seed_states(reference)):
+        b.assign(a)
+    return cached, reference
+
+
+def _chunked_one_tape_step(model, batch, size):
+    """The uncached reference with the cache's chunk order: one tape over everything."""
+    x = tf.nest.map_structure(tf.convert_to_tensor, batch)
+    with tf.GradientTape() as tape:
+        outputs = {}
+        for key, tower, tokens, rows in gradient_cache._sides(model, x):
+            parts = [tower({k: v[start:start + size] for k, v in tokens.items()},
+                           training=True) for start in range(0, rows, size)]
+            outputs[key] = tf.concat(parts, axis=0)
+        if "hard_negative_embeddings" in outputs:
+            outputs["hard_negative_embeddings"] = tf.reshape(
+                outputs["hard_negative_embeddings"], [len(batch["query_ids"]), -1, 8])
+        loss = model.compute_loss(x=x, y_pred=outputs)
+    variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
+    model.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+
+
+def _fit_one(model, batch):
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(len(batch["query_ids"]),
+                                                              drop_remainder=True)
+    return model.fit(dataset, verbose=0).history
+
+
+def _update_error(cached, reference, start):
+    got = np.concatenate([(np.asarray(w) - s).ravel()
+                          for w, s in zip(cached.trainable_weights, start)])
+    want = np.concatenate([(np.asarray(w) - s).ravel()
+                           for w, s in zip(reference.trainable_weights, start)])
+    assert np.linalg.norm(want) > 0.1  # the step really moved the weights
+    return np.linalg.norm(got - want) / np.linalg.norm(want)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("architecture", ["sde", "ade", "ade-spl", "ade-fte"])
+def test_cached_step_equals_keras_full_batch_step_dropout_off(architecture, loss):
+    batch = _batch()
+    cached, reference = _models(architecture, LOSSES[loss], 0.0, chunk=4)  # chunks 4 + 2
+    start = [np.array(w) for w in cached.trainable_weights]
+    history = _fit_one(cached, batch)
+    want = _fit_one(reference, batch)
+    assert _update_error(cached, reference, start) <= 1e-5
+    assert history["loss"][0] == pytest.approx(want["loss"][0], rel=1e-6)
+    assert history["in_batch_accuracy"] == want["in_batch_accuracy"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("architecture", ["sde", "ade-ste"])
+def test_cached_step_equals_uncached_step_with_dropout_on(architecture, loss):
+    batch = _batch()
+    cached, reference = _models(architecture, LOSSES[loss], 0.2, chunk=4)
+    start = [np.array(w) for w in cached.trainable_weights]
+    _fit_one(cached, batch)
+    _chunked_one_tape_step(reference, batch, 4)
+    assert _update_error(cached, reference, start) <= 1e-5
+    if "trainable_temperature" in LOSSES[loss]:
+        tau = [np.asarray(m.loss_fn.log_temperature) for m in (cached, reference)]
+        assert tau[0] != pytest.approx(np.log(0.05)) and tau[0] == pytest.approx(tau[1], rel=1e-6)
+
+
+def test_a_cache_that_loses_pass_one_masks_is_caught(monkeypatch):
+    """Pass 3 with fresh dropout masks (seed states not restored) is a different step;
+    the comparison above must see it. (Pass 3 reusing pass 1's embeddings without
+    re-running the tower gives no weight gradient at all: the update check sees that.)"""
+    batch = _batch()
+    cached, reference = _models("sde", LOSSES["samtone_query"], 0.2, chunk=4)
+    start = [np.array(w) for w in cached.trainable_weights]
+    monkeypatch.setattr(gradient_cache, "_seed_states", lambda model: [])
+    _fit_one(cached, batch)
+    _chunked_one_tape_step(reference, batch, 4)
+    assert _update_error(cached, reference, start) > 1e-3
+
+
+def test_chunk_size_is_validated_and_saved():
+    model = DualEncoder(_spec(0.0))
+    with pytest.raises(ValueError, match="positive integer"):
+        model.compile(loss=SamToNeLoss(), gradient_cache_chunk_size=0)
+    model.compile(loss=SamToNeLoss(), gradient_cache_chunk_size=16)
+    assert model.get_compile_config()["gradient_cache_chunk_size"] == 16
