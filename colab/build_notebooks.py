@@ -96,6 +96,21 @@ with strategy.scope():
 data = dataset_for(model, scifact_path(), split="train", batch_size=GLOBAL_BATCH)
 history = model.fit(data.take(6) if SMALL else data, verbose=0)
 print({k: [round(x, 3) for x in v] for k, v in history.history.items()})'''),
+        new_markdown_cell("## Bigger batches on the same memory: the gradient cache\n\n"
+                          "`gradient_cache_chunk_size=N` embeds and back-propagates N rows "
+                          "per replica at a time: the activation memory of N rows, the same "
+                          "step (the towers run forward twice). Use it when the batch you "
+                          "want does not fit."),
+        new_code_cell('''with strategy.scope():
+    cached = DualEncoder(backbone, architecture="ade-spl", query_max_length=32,
+                         document_max_length=64 if SMALL else 256)
+    cached.compile(keras.optimizers.Adam(1e-3 if SMALL else 2e-5),
+                   loss=SamToNeLoss(0.05, same_tower="query"),
+                   gradient_cache_chunk_size=4 if SMALL else 64)
+BIG_BATCH = 32 if SMALL else 512  # SciFact train holds 919 pairs
+data = dataset_for(cached, scifact_path(), split="train", batch_size=BIG_BATCH)
+history = cached.fit(data.take(3) if SMALL else data, verbose=0)
+print({k: [round(x, 3) for x in v] for k, v in history.history.items()})'''),
         new_markdown_cell("## Why gather? One step on N replicas = one step on the global "
                           "batch\n\nEach replica returns sum(its rows' losses) / global batch "
                           "and Keras sums the gradients over replicas, so the update equals a "

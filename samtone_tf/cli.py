@@ -82,7 +82,9 @@ def _parser():
                               ("--steps", "training.steps", _positive_int),
                               ("--learning-rate", "training.learning_rate", _positive_float),
                               ("--temperature", "loss.temperature", _positive_float),
-                              ("--seed", "training.seed", int)):
+                              ("--seed", "training.seed", int),
+                              ("--gradient-cache-chunk-size",
+                               "training.gradient_cache_chunk_size", _positive_int)):
         train.add_argument(flag, dest=field, type=kind, help=f"shortcut for --set {field}=...")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 

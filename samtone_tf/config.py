@@ -86,6 +86,7 @@ class TrainingConfig(_Section):
     warmup_ratio: float
     seed: int
     checkpoint_every: int
+    gradient_cache_chunk_size: typing.Optional[int]
 
 
 @dataclasses.dataclass
@@ -216,7 +217,8 @@ def validate(config, replicas=None):
         SamToNeLoss.check_arguments(**loss)
     except ValueError as error:
         raise ConfigError(f"loss.{error}") from None
-    for field in ("global_batch_size", "epochs", "checkpoint_every", "steps"):
+    for field in ("global_batch_size", "epochs", "checkpoint_every", "steps",
+                  "gradient_cache_chunk_size"):
         _positive(f"training.{field}", training[field])
     for field in ("k", "batch_size"):
         _positive(f"evaluation.{field}", config.evaluation[field])

@@ -75,16 +75,18 @@ def _count(tokens, size):
 
 
 def _embed(tower, tokens, size):
-    """Pass 1: the tower over every chunk, no tape; [rows, dim]. A ``tf.while_loop``
-    keeps one chunk's activations alive at a time (and compiles once, whatever the
-    number of chunks; with a static batch every chunk but the last has a static shape)."""
+    """Pass 1: the tower over every chunk, no tape; [rows, dim]. A sequential
+    ``tf.while_loop`` (``parallel_iterations=1``: the default 10 would run ten chunks
+    at once and hold ten chunks' activations, measured) keeps one chunk alive at a time
+    and traces the tower once, whatever the number of chunks."""
     array = tf.TensorArray(tf.float32, size=_count(tokens, size), infer_shape=False)
 
     def body(index, array):
         out = tf.cast(tower(_chunk(tokens, index, size), training=True), tf.float32)
         return index + 1, array.write(index, out)
 
-    _, array = tf.while_loop(lambda index, _: index < array.size(), body, [0, array])
+    _, array = tf.while_loop(lambda index, _: index < array.size(), body, [0, array],
+                             parallel_iterations=1)  # one chunk's activations at a time
     return tf.stop_gradient(tf.ensure_shape(array.concat(), [None, tower.output_dim]))
 
 
@@ -103,7 +105,8 @@ def _backpropagate(tower, tokens, grad, size, variables, totals):
                              for t, g in zip(totals, grads)])
 
     count = _count(tokens, size)
-    out = tf.while_loop(lambda index, *_: index < count, body, [0, *totals])
+    out = tf.while_loop(lambda index, *_: index < count, body, [0, *totals],
+                        parallel_iterations=1)  # one chunk's activations at a time
     return list(out[1:])
 
 

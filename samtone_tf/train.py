@@ -45,7 +45,8 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None):
         training = config["training"]
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
                                      int(training["warmup_ratio"] * total_steps))
-        model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg))
+        model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg),
+                      gradient_cache_chunk_size=training["gradient_cache_chunk_size"])
     return model
 
 

@@ -143,3 +143,59 @@ def test_chunk_size_is_validated_and_saved():
         model.compile(loss=SamToNeLoss(), gradient_cache_chunk_size=0)
     model.compile(loss=SamToNeLoss(), gradient_cache_chunk_size=16)
     assert model.get_compile_config()["gradient_cache_chunk_size"] == 16
+
+
+def test_the_job_config_and_flag_turn_it_on():
+    from samtone_tf.cli import _parser
+    from samtone_tf.config import load_config
+    from samtone_tf.distribute import get_strategy
+    from samtone_tf.train import build_model
+
+    args = _parser().parse_args(["train", "--tower", "small", "--gradient-cache-chunk-size", "8"])
+    overrides = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    config = load_config(None, overrides)
+    assert config.training.gradient_cache_chunk_size == 8
+    model = build_model(config, get_strategy("default"), log=lambda *a: None)
+    assert model.gradient_cache_chunk_size == 8
+
+
+def test_resumed_cached_training_equals_uninterrupted(tmp_path):
+    """fit_resumable (what `samtone train` runs) with the cache, interrupted after the
+    step-2 checkpoint and resumed in a fresh model, ends with the uninterrupted weights."""
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+    from samtone_tf.reliability import fit_resumable
+    from samtone_tf.resources import scifact_path
+    from samtone_tf.tokenization import HashingTokenizer
+
+    tokenizer = HashingTokenizer(64, 10)
+    examples = examples_from_qrels(load_beir(scifact_path(), "train"))
+    dataset = training_dataset(examples, tokenizer, tokenizer, 8, seed=3)
+
+    def model():
+        keras.utils.set_random_seed(5)
+        m = DualEncoder(_spec(0.1), architecture="ade-spl", projection_dim=8)
+        m.compile(keras.optimizers.Adam(1e-3), loss=SamToNeLoss(0.05),
+                  gradient_cache_chunk_size=3)
+        return m
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_three(step):
+        if step == 3:
+            raise Crash()
+
+    reference = model()
+    whole = fit_resumable(reference, dataset, 4, str(tmp_path / "a"), checkpoint_every=2,
+                          verbose=0, log=lambda *a: None)
+    interrupted = model()
+    with pytest.raises(Crash):
+        fit_resumable(interrupted, dataset, 4, str(tmp_path / "b"), checkpoint_every=2,
+                      verbose=0, on_step=crash_at_three, log=lambda *a: None)
+    resumed = model()
+    history = fit_resumable(resumed, dataset, 4, str(tmp_path / "b"), checkpoint_every=2,
+                            verbose=0, log=lambda *a: None)
+    for got, want in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+    np.testing.assert_allclose(history["loss"], whole["loss"], rtol=1e-4)
