@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401
 
 from samtone_tf.config import ConfigError, load_config, validate
+from samtone_tf.resources import scifact_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -126,6 +127,7 @@ def test_help():
     assert "--ignore-identical-ids" in samtone("eval", "--help").stdout
 
 
+@pytest.mark.slow
 def test_train_eval_export_end_to_end_small_tower(tmp_path):
     run = tmp_path / "run"
     out = samtone("train", "--tower", "small", "--steps", "4", "--batch-size", "16",
@@ -179,6 +181,7 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path):
         assert (tmp_path / "analysis" / name).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
     """Earlier: queries were cut at 64 word pieces, so long queries embedded differently
     from the very model the export came from. Now both signatures use the folder's

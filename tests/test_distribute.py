@@ -55,3 +55,16 @@ def test_encoding_under_mirrored_strategy_equals_single_device():
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["replicas"] == 2 and result["used_distribution"] and result["rows"] == 37
     assert result["max_abs_diff"] < 1e-5
+
+
+def test_gradient_cache_with_dropout_on_two_replicas_equals_the_uncached_step():
+    """Dropout on, 2 logical CPU replicas: the cached step equals the step that embeds
+    the same chunks under one tape (the same masks), for SamToNe and symmetric + τ."""
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.cached_dropout_step", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:]
+    for name, result in json.loads(lines[-1][len("RESULT "):]).items():
+        assert result["replicas"] == 2 and result["update_norm"] > 0.1, (name, result)
+        assert result["update_relerr"] <= 1e-5, (name, result)

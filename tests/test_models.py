@@ -122,6 +122,7 @@ def scifact_train():
     return examples_from_qrels(collection)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_tiny_tower_trains_on_scifact(architecture, scifact_train):
     """A few hundred steps lower the loss and raise in-batch accuracy."""

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # worker processes and whole jobs: minutes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -80,6 +82,16 @@ def test_two_workers_match_single_process_step(cache):
             assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5, name
             assert abs(result["loss"] - reference[name]["loss"]) <= 1e-5 * abs(
                 reference[name]["loss"]), (name, result["loss"], reference[name]["loss"])
+
+
+def test_two_workers_gradient_cache_with_dropout_on_equals_the_uncached_step():
+    """Dropout on, 2 workers: each worker's cached step equals the one-tape chunked step."""
+    outputs = _finish(_start_workers(["tests.helpers.cached_dropout_step", "multiworker"]),
+                      timeout=300)
+    for worker_out in outputs:
+        for name, result in _result(worker_out).items():
+            assert result["replicas"] == 2 and result["update_norm"] > 0.1, (name, result)
+            assert result["update_relerr"] <= 1e-5, (name, result)
 
 
 def _h5_arrays(path):

@@ -10,6 +10,7 @@ nbclient = pytest.importorskip("nbclient")
 COLAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "distributed_training.ipynb",
                                   "reuse_savedmodel.ipynb"])
 def test_notebook_executes(name, monkeypatch, tmp_path):

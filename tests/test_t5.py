@@ -7,6 +7,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import sentencepiece
 import tensorflow as tf
 
@@ -60,6 +61,7 @@ def test_encoder_equals_keras_hub_t5_backbone_encoder():
     np.testing.assert_allclose(got[mask == 1], expected[mask == 1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_t5_tower_trains_with_samtone():
     keras.utils.set_random_seed(0)
     model = DualEncoder(SPEC, architecture="ade-spl", query_max_length=32,

@@ -69,6 +69,7 @@ def test_each_architecture_copies_or_shares_pretrained_weights(spec, architectur
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_minilm_trains_on_two_logical_replicas(spec):
     process = subprocess.run([sys.executable, "-m", "tests.helpers.minilm_fit"], cwd=ROOT,
                              capture_output=True, text=True, timeout=900)

@@ -13,8 +13,6 @@ Every malformed line raises :class:`~samtone_tf.data.beir.DataError` naming file
 
 from __future__ import annotations
 
-import os
-
 from samtone_tf.data.common import (Collection, DataError, Document, add_text,
                                     check_duplicate_judgement, find_file, require_judgements,
                                     rows)
