@@ -99,10 +99,10 @@ class _Guard(keras.callbacks.Callback):
                 f"training loss became {float(np.mean(loss))} at step {step}; stopped. The "
                 f"last good checkpoint is {latest or '(none yet)'}")
         self._record(step, batch + 1, logs)
-        if self.on_step is not None:
-            self.on_step(step)
         if self.every and step % self.every == 0:
             self.save(step)
+        if self.on_step is not None:  # after the save: a reported step is durable
+            self.on_step(step)
 
     def _record(self, step, n, logs):
         """Keras logs running means over the fit call; the step's own value is
