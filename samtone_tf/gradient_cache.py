@@ -36,14 +36,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from samtone_tf.reliability import seed_states as _seed_states  # one definition of them
+
 
 def _flat_hard_negatives(hard):
     ids = hard["token_ids"]
     if ids.shape.rank != 3 or ids.shape[1] is None:
         raise ValueError("hard_negatives token_ids must be [batch, num_negatives, length] "
                          "with a static num_negatives for the gradient cache")
-    count = ids.shape[1]
-    return {k: tf.reshape(v, [-1, tf.shape(v)[2]]) for k, v in hard.items()}, count
+    return {k: tf.reshape(v, [-1, tf.shape(v)[2]]) for k, v in hard.items()}
 
 
 def _sides(model, x):
@@ -51,16 +52,9 @@ def _sides(model, x):
     sides = [("query_embeddings", model.query_tower, x["query"]),
              ("document_embeddings", model.document_tower, x["document"])]
     if x.get("hard_negatives") is not None:
-        flat, _ = _flat_hard_negatives(x["hard_negatives"])
+        flat = _flat_hard_negatives(x["hard_negatives"])
         sides.append(("hard_negative_embeddings", model.document_tower, flat))
     return [(key, tower, tokens, tokens["token_ids"].shape[0]) for key, tower, tokens in sides]
-
-
-def _seed_states(model):
-    """The state variables of every random layer in the towers (dropout seeds)."""
-    weights = {id(w) for w in model.weights}
-    return [v for v in model.variables if id(v) not in weights
-            and "seed_generator" in getattr(v, "path", getattr(v, "name", ""))]
 
 
 def _chunk(tokens, index, size):
@@ -116,7 +110,7 @@ def cached_train_step(model, x, size):
 
     sides = _sides(model, x)
     seeds = _seed_states(model)
-    saved = [tf.identity(v.value if hasattr(v, "value") else v) for v in seeds]
+    saved = [tf.identity(v) for v in seeds]
 
     # 1. embed without a tape, chunk by chunk
     embeddings = {key: _embed(tower, tokens, size) for key, tower, tokens, _ in sides}

@@ -60,7 +60,9 @@ def check_finite_weights(model, where="the model"):
             "or export them")
 
 
-def _seed_states(model):
+def seed_states(model):
+    """The model's random state (dropout seed generators): every variable that is not
+    a weight. Checkpointed here; saved and restored around the gradient cache's passes."""
     weights = {id(w) for w in model.weights}
     return [v.value if hasattr(v, "value") else v for v in model.variables
             if id(v) not in weights]
@@ -74,7 +76,7 @@ def make_checkpoint(model):
     checkpoint = tf.train.Checkpoint(
         weights=[w.value for w in model.weights],
         optimizer_variables=[v.value for v in model.optimizer.variables],
-        seed_states=_seed_states(model), steps_done=steps_done)
+        seed_states=seed_states(model), steps_done=steps_done)
     return checkpoint, steps_done
 
 

@@ -159,7 +159,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
                       started, verbose, log):
     from samtone_tf.evaluation import evaluate_model, markdown_table
     from samtone_tf.export import export_saved_model
-    from samtone_tf.reliability import check_finite_weights, fit_resumable
+    from samtone_tf.reliability import fit_resumable  # it checks the weights before returning
 
     training, evaluation = config["training"], config["evaluation"]
     # Every worker of a multi-worker job trains (and takes part in each checkpoint
@@ -202,7 +202,6 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         log(f"{task}: training done ({steps} steps)")
         return {"chief": False, "task": task, "steps": steps,
                 "wall_time_s": round(time.time() - started, 1)}
-    check_finite_weights(model, "the trained model")
     with atomic_path(os.path.join(output, "checkpoints", "final.weights.h5"),
                      suffix=".weights.h5") as temporary:
         model.save_weights(temporary)

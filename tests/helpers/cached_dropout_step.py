@@ -76,7 +76,7 @@ def main(mode):
             reference.set_weights(cached.get_weights())
             for a, b in zip(gradient_cache._seed_states(cached),
                             gradient_cache._seed_states(reference)):
-                b.assign(a.value if hasattr(a, "value") else a)
+                b.assign(a)
         start = [np.array(w) for w in cached.get_weights()]
         cached.fit(dataset, verbose=0)
         reference.fit(dataset, verbose=0)
