@@ -4,6 +4,7 @@
     samtone eval --model DIR --data BEIR_FOLDER [--split test] [--output metrics.json]
     samtone export --checkpoint RUN_DIR --output DIR
     samtone export --pretrained HF_FOLDER --architecture sde --output DIR
+    samtone mine --model M --data C --split train --output RUN_FILE --num N --range 0-100
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
@@ -126,6 +137,31 @@ def _parser():
                                  "max_seq_length, sentence_bert_config.json)")
     export.add_argument("--output", required=True)
     export.add_argument("--overwrite", action="store_true")
+    mine = commands.add_parser(
+        "mine", help="mine hard negatives with a dense model (or BM25) into a TREC run",
+        description="Ranks the whole corpus for every judged query of --split and keeps, per "
+                    "query, the first --num documents in the 0-based rank window --range that "
+                    "are not judged relevant and pass the filters (s+ = the score of the "
+                    "query's lowest-scoring positive): score <= s+ - M, score <= R * s+, "
+                    "score <= S. Writes 'query_id Q0 doc_id rank score samtone-mine' lines "
+                    "that data.hard_negatives reads; prints what each filter removed.")
+    mine.add_argument("--model", help="SavedModel, run folder, pretrained folder or 'minilm' "
+                                      "(not with --bm25)")
+    mine.add_argument("--bm25", action="store_true", help="rank with BM25 instead of a model")
+    mine.add_argument("--data", help="collection folder (default: the shipped SciFact)")
+    mine.add_argument("--data-format", default="beir",
+                      choices=("beir", "msmarco", "multireqa", "tfds"))
+    mine.add_argument("--split", default="train")
+    mine.add_argument("--output", required=True, help="TREC run file to write")
+    mine.add_argument("--num", type=_positive_int, default=8, help="negatives per query")
+    mine.add_argument("--range", default="0-100", dest="window",
+                      help="START-END: 0-based ranks in the model's ranking of the corpus, "
+                           "END excluded (e.g. 10-210); START- for no end")
+    mine.add_argument("--absolute-margin", type=_finite_float, metavar="M")
+    mine.add_argument("--relative-margin", type=_finite_float, metavar="R")
+    mine.add_argument("--max-score", type=_finite_float, metavar="S")
+    mine.add_argument("--batch-size", type=_positive_int, default=64)
+
     analyze = commands.add_parser(
         "analyze", help="t-SNE + linear-probe separation of the towers; similarity histograms",
         description="For each run folder or SavedModel: N queries and their N positive "
@@ -172,7 +208,7 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return {"train": _train, "eval": _eval, "export": _export,
+        return {"train": _train, "eval": _eval, "export": _export, "mine": _mine,
                 "analyze": _analyze}[args.command](args)
     except OSError as error:  # missing file, read-only, disk full, file vs folder, ...
         return _fail(_os_message(error), args.debug)
@@ -199,6 +235,12 @@ def _train(args):
 def _load_encoder(path, query_max_length=None, document_max_length=None):
     from samtone_tf.export import SavedModelEncoder
 
+    if path == "minilm":  # the installed all-MiniLM-L6-v2, zero-shot
+        from samtone_tf.backbones import MINILM_INSTALL_HINT, minilm_path
+
+        if minilm_path() is None:
+            raise ImportError(MINILM_INSTALL_HINT)
+        path = minilm_path()
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return SavedModelEncoder(path)
     if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
@@ -246,6 +288,38 @@ def _eval(args):
         write_trec_run(run, args.run_file)
     print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
     print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
+    return 0
+
+
+def _mine(args):
+    from samtone_tf import mining
+    from samtone_tf.data.loaders import load_collection
+    from samtone_tf.data.runs import write_trec_run
+    from samtone_tf.files import check_target
+    from samtone_tf.resources import scifact_path
+
+    if args.bm25 == bool(args.model):
+        raise ConfigError("give exactly one of --model and --bm25")
+    try:
+        window = mining.parse_range(args.window)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+    check_target(args.output)  # fail before the long encoding
+    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
+    filters = dict(num=args.num, window=window, absolute_margin=args.absolute_margin,
+                   relative_margin=args.relative_margin, max_score=args.max_score)
+    if args.bm25:
+        negatives, report = mining.mine_bm25(collection, **filters)
+    else:
+        negatives, report = mining.mine_from_model(_load_encoder(args.model), collection,
+                                                   batch_size=args.batch_size, progress=True,
+                                                   **filters)
+    write_trec_run(mining.as_run(negatives), args.output, tag="samtone-mine")
+    removed = ", ".join(f"{rule} {count}" for rule, count in report["removed"].items())
+    print(f"mined {report['kept']} negatives for {report['queries']} queries "
+          f"({report['source']}, ranks {args.window}); removed: {removed}; "
+          f"{report['queries_with_fewer_than_num']} queries got fewer than {args.num}")
+    print(f"wrote {args.output}")
     return 0
 
 

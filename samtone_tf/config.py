@@ -55,6 +55,7 @@ class DataConfig(_Section):
     ignore_identical_ids: bool
     hard_negatives: typing.Optional[str]
     num_hard_negatives: int
+    padding: str
 
 
 @dataclasses.dataclass
@@ -87,6 +88,9 @@ class TrainingConfig(_Section):
     seed: int
     checkpoint_every: int
     gradient_cache_chunk_size: typing.Optional[int]
+    mixed_precision: typing.Optional[str]
+    jit_compile: typing.Union[str, bool]  # "auto" | true | false, checked in validate
+    steps_per_execution: int
 
 
 @dataclasses.dataclass
@@ -95,6 +99,8 @@ class EvaluationConfig(_Section):
     k: int
     batch_size: int
 
+
+MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
             "training": TrainingConfig, "evaluation": EvaluationConfig}
@@ -208,17 +214,25 @@ def validate(config, replicas=None):
     if not is_known_tower(model.tower):
         raise ConfigError(f"model.tower must be one of {', '.join(TOWER_NAMES)} (a folder with "
                           f"config.json), got {model.tower!r}")
+    if not (training.jit_compile == "auto" or isinstance(training.jit_compile, bool)):
+        raise ConfigError(f"training.jit_compile must be auto, true or false, got "
+                          f"{training.jit_compile!r}")
+    if training.mixed_precision not in MIXED_PRECISION:
+        raise ConfigError(f"training.mixed_precision must be null, "
+                          f"{' or '.join(MIXED_PRECISION[1:])}, got {training.mixed_precision!r}")
     try:  # the objects that use the values validate them; we name the section
         DualEncoder.check_arguments(model.architecture, model.pooling, model.projection_dim,
-                                    model.query_max_length, model.document_max_length)
+                                    model.query_max_length, model.document_max_length,
+                                    padding=data.padding)
     except ValueError as error:
-        raise ConfigError(f"model.{error}") from None
+        section = "data" if str(error).startswith("padding") else "model"
+        raise ConfigError(f"{section}.{error}") from None
     try:
         SamToNeLoss.check_arguments(**loss)
     except ValueError as error:
         raise ConfigError(f"loss.{error}") from None
     for field in ("global_batch_size", "epochs", "checkpoint_every", "steps",
-                  "gradient_cache_chunk_size"):
+                  "gradient_cache_chunk_size", "steps_per_execution"):
         _positive(f"training.{field}", training[field])
     for field in ("k", "batch_size"):
         _positive(f"evaluation.{field}", config.evaluation[field])

@@ -329,11 +329,12 @@ def markdown_table(rows, keys=HEADLINE):
 
 
 
-def bm25_run(collection, k=100, k1=0.9, b=0.4):
-    """A BM25 baseline run: {query id: {document id: score}}, top k per query.
+def bm25_scores(collection, k1=0.9, b=0.4):
+    """BM25 scores of every query against every document: (query ids, document ids,
+    float64 [Q, N]).
 
     Lucene's BM25 (idf = ln(1 + (N - n + 0.5) / (n + 0.5))), lower-cased ``\\w+``
-    tokens, no stemming, no stop words; ties broken by corpus order.
+    tokens, no stemming, no stop words.
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -352,7 +353,13 @@ def bm25_run(collection, k=100, k1=0.9, b=0.4):
     weights = weights.T.tocsr()  # terms × docs
     query_ids = list(collection.queries)
     query_terms = vectorizer.transform([collection.queries[q] for q in query_ids])
-    scores = np.asarray((query_terms @ weights).todense())
+    return query_ids, doc_ids, np.asarray((query_terms @ weights).todense())
+
+
+def bm25_run(collection, k=100, k1=0.9, b=0.4):
+    """A BM25 baseline run (:func:`bm25_scores`): {query id: {document id: score}}, top
+    k per query; ties broken by corpus order."""
+    query_ids, doc_ids, scores = bm25_scores(collection, k1, b)
     run = {}
     for row, query_id in enumerate(query_ids):
         top = np.argsort(-scores[row], kind="stable")[:k]

@@ -44,11 +44,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from samtone_tf.encoding import encode_sorted, tower_encode_function
+from samtone_tf.encoding import encode_side
 from samtone_tf.losses import SamToNeLoss
 from samtone_tf.towers import Tower
 
@@ -115,6 +117,18 @@ class DualEncoder(keras.Model):
             default: the backbone's own length (:func:`own_max_length`; 256 for
             all-MiniLM-L6-v2). Batches are padded to their longest text, so a long
             limit costs nothing for short queries.
+        padding: how batches are padded, for ``dataset_for`` and encoding: "dynamic"
+            (default), "buckets" or "max_length" (:mod:`samtone_tf.padding`; use
+            "buckets" or "max_length" on TPUs and with XLA: few static shapes).
+        encode_jit_compile: XLA for ``encode_queries`` / ``encode_documents``: "auto"
+            (default: on with one local device, off with several; see
+            :func:`samtone_tf.encoding.resolve_encode_jit`), True or False. Training
+            follows ``compile(jit_compile=...)`` as in any Keras model.
+        dtype: a Keras dtype policy, e.g. "mixed_bfloat16" or "mixed_float16" (default:
+            the global policy, ``keras.config.set_dtype_policy``). The towers compute
+            in the policy's compute dtype with float32 weights; their outputs, the loss,
+            the temperature and the similarity matrix are float32; under
+            "mixed_float16" ``compile`` wraps the optimizer in Keras' loss scaling.
 
     Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``
     on batches of the form in the module docstring. Keras' own ``train_step`` runs;
@@ -135,7 +149,8 @@ class DualEncoder(keras.Model):
     """
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
-                 query_max_length=None, document_max_length=None, **kwargs):
+                 query_max_length=None, document_max_length=None, padding="dynamic",
+                 encode_jit_compile="auto", **kwargs):
         initialize = kwargs.pop("_initialize_from_backbone", True)
         super().__init__(**kwargs)
         if isinstance(backbone, dict):  # from a config
@@ -146,7 +161,9 @@ class DualEncoder(keras.Model):
         if document_max_length is None:
             document_max_length = own_max_length(backbone)
         self.check_arguments(architecture, pooling, projection_dim, query_max_length,
-                             document_max_length, backbone.max_length)
+                             document_max_length, backbone.max_length, padding,
+                             encode_jit_compile)
+        self.padding, self.encode_jit_compile = padding, encode_jit_compile
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
         self._tokenizers = {}
@@ -154,8 +171,9 @@ class DualEncoder(keras.Model):
         self.architecture = architecture
         self.pooling = pooling
         self.projection_dim = projection_dim
-        self.query_tower, self.document_tower = build_towers(
-            backbone, architecture, pooling, projection_dim)
+        with _global_dtype_policy(self.dtype_policy):  # sublayers take the model's policy
+            self.query_tower, self.document_tower = build_towers(
+                backbone, architecture, pooling, projection_dim)
         self.loss_fn = None
         self.gradient_cache_chunk_size = None
         # Create every variable now (inside the caller's strategy scope).
@@ -172,11 +190,17 @@ class DualEncoder(keras.Model):
 
     @staticmethod
     def check_arguments(architecture, pooling, projection_dim=None, query_max_length=None,
-                        document_max_length=None, max_length=None):
+                        document_max_length=None, max_length=None, padding="dynamic",
+                        encode_jit_compile="auto"):
         """Raises ValueError naming the first invalid argument (the one place these
         are validated; the job configuration calls it too, before any backbone loads)."""
+        from samtone_tf.padding import check_padding
         from samtone_tf.towers import POOLING_OPTIONS
 
+        check_padding(padding)
+        if not (encode_jit_compile == "auto" or isinstance(encode_jit_compile, bool)):
+            raise ValueError(f"encode_jit_compile must be 'auto', True or False, got "
+                             f"{encode_jit_compile!r}")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if pooling not in POOLING_OPTIONS:
@@ -208,6 +232,7 @@ class DualEncoder(keras.Model):
             "projection_dim": self.projection_dim,
             "query_max_length": self.query_max_length,
             "document_max_length": self.document_max_length,
+            "padding": self.padding, "encode_jit_compile": self.encode_jit_compile,
         }
 
     @classmethod
@@ -372,16 +397,15 @@ class DualEncoder(keras.Model):
         return self._encode("document", inputs, batch_size)
 
     def _encode(self, side, inputs, batch_size):
-        tower = self.query_tower if side == "query" else self.document_tower
-        if not isinstance(inputs, dict):
-            texts = list(inputs)
-            if not texts:
-                return np.zeros((0, tower.output_dim), "float32")
-            tokenizer = self._tokenizers.get(side)
-            if tokenizer is None:
-                tokenizer = self._tokenizers[side] = (
-                    self.query_tokenizer() if side == "query" else self.document_tokenizer())
-            inputs = {k: v.numpy() for k, v in tokenizer(tf.constant(texts)).items()}
-        if side not in self._encode_functions:
-            self._encode_functions[side] = tower_encode_function(tower, self.distribute_strategy)
-        return encode_sorted(self._encode_functions[side], inputs, batch_size, tower.output_dim)
+        return encode_side(self, side, inputs, batch_size)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Layers created inside take ``policy`` (Keras gives a new layer the global policy)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

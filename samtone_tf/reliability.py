@@ -89,10 +89,13 @@ class _Guard(keras.callbacks.Callback):
         super().__init__()
         self.manager, self.steps_done, self.start, self.every = manager, steps_done, start, every
         self.history, self.history_path, self.on_step = history, history_path, on_step
-        self._means = {}
+        self._means, self._seen = {}, 0
 
     def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution = k, Keras calls this once per k steps, ``batch``
+        # being the last of them: the record then covers those k steps.
         step = self.start + batch + 1
+        previous = self.history["step"][-1] if self.history.get("step") else self.start
         logs = logs or {}
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(float(np.mean(loss))):
@@ -101,20 +104,23 @@ class _Guard(keras.callbacks.Callback):
                 f"training loss became {float(np.mean(loss))} at step {step}; stopped. The "
                 f"last good checkpoint is {latest or '(none yet)'}")
         self._record(step, batch + 1, logs)
-        if self.every and step % self.every == 0:
+        if self.every and step // self.every > previous // self.every:
             self.save(step)
         if self.on_step is not None:  # after the save: a reported step is durable
             self.on_step(step)
 
     def _record(self, step, n, logs):
-        """Keras logs running means over the fit call; the step's own value is
-        n·mean_n − (n−1)·mean_(n−1), so a resumed history equals an uninterrupted one."""
+        """Keras logs running means over the fit call; the mean of the steps since the
+        last call is (n·mean_n − m·mean_m) / (n − m), so a resumed history equals an
+        uninterrupted one."""
+        m = self._seen
         self.history.setdefault("step", []).append(step)
         for key, value in logs.items():
             mean = float(np.mean(value))
-            own = n * mean - (n - 1) * self._means.get(key, 0.0)
+            own = (n * mean - m * self._means.get(key, 0.0)) / (n - m)
             self._means[key] = mean
             self.history.setdefault(key, []).append(own)
+        self._seen = n
 
     def save(self, step):
         check_finite_weights(self.model, f"step {step}")

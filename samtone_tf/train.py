@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import keras
+import tensorflow as tf
 
 from samtone_tf.analysis import write_plots
 from samtone_tf.backbones import get_backbone
@@ -27,11 +28,14 @@ from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
 
-def build_model(config, strategy, total_steps=1, log=print, backbone=None):
+def build_model(config, strategy, total_steps=1, log=print, backbone=None, padding=None):
+    """The job's compiled DualEncoder: dtype policy ``training.mixed_precision``, XLA
+    ``training.jit_compile`` for the train step (Keras' own "auto") and for encoding,
+    ``training.steps_per_execution``, ``data.padding`` (or ``padding``)."""
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
 
-    model_cfg, loss_cfg = config["model"], config["loss"]
+    model_cfg, loss_cfg, training = config["model"], config["loss"], config["training"]
     backbone = backbone or get_backbone(model_cfg["tower"], log)
     with strategy.scope():
         try:  # DualEncoder validates its own arguments; the config layer names the section
@@ -39,14 +43,18 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None):
                                 pooling=model_cfg["pooling"],
                                 projection_dim=model_cfg["projection_dim"],
                                 query_max_length=model_cfg["query_max_length"],
-                                document_max_length=model_cfg["document_max_length"])
+                                document_max_length=model_cfg["document_max_length"],
+                                padding=padding or config["data"]["padding"],
+                                encode_jit_compile=training["jit_compile"],
+                                dtype=training["mixed_precision"])
         except ValueError as error:
             raise ConfigError(f"model.{error}") from error
-        training = config["training"]
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
                                      int(training["warmup_ratio"] * total_steps))
         model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg),
-                      gradient_cache_chunk_size=training["gradient_cache_chunk_size"])
+                      gradient_cache_chunk_size=training["gradient_cache_chunk_size"],
+                      jit_compile=training["jit_compile"],
+                      steps_per_execution=training["steps_per_execution"])
     return model
 
 
@@ -103,17 +111,21 @@ def run_training(config, output, verbose=1, log=print):
         f"{len(eval_set.corpus)} documents")
 
     training, model_cfg = config["training"], config["model"]
+    padding = config["data"]["padding"]
+    if padding == "dynamic" and isinstance(strategy, tf.distribute.TPUStrategy):
+        padding = "buckets"
+        log("data.padding: dynamic → buckets on TPU (a TPU compiles one program per shape)")
     backbone = get_backbone(model_cfg["tower"], log)
     query_length = model_cfg["query_max_length"] or own_max_length(backbone)
     document_length = model_cfg["document_max_length"] or own_max_length(backbone)
     dataset = training_dataset(examples, backbone.make_tokenizer(query_length),
                                backbone.make_tokenizer(document_length),
                                training["global_batch_size"], seed=training["seed"],
-                               epochs=training["epochs"])
+                               epochs=training["epochs"], padding=padding)
     steps = int(dataset.cardinality())  # full batches over all epochs, known without a pass
     if training["steps"]:
         steps = min(steps, training["steps"])
-    model = build_model(config, strategy, steps, log, backbone=backbone)
+    model = build_model(config, strategy, steps, log, backbone=backbone, padding=padding)
     log(f"model: {model.backbone!r}, architecture {model.architecture}, "
         f"{strategy.num_replicas_in_sync} replica(s), max lengths query "
         f"{model.query_max_length} / document {model.document_max_length}")

@@ -108,12 +108,18 @@ def _index(values):
 
 
 def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch_size: int,
-                     seed: int = 0, epochs: int = 1) -> tf.data.Dataset:
+                     seed: int = 0, epochs: int = 1, padding: str = "dynamic") -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of token batches for ``DualEncoder.fit``.
 
     Each epoch is a fresh seeded no-duplicate batching (seed + epoch). Tokenizers
-    are callables mapping a [N] string tensor to {"token_ids", "padding_mask"}.
+    are callables mapping a [N] string tensor to {"token_ids", "padding_mask"} with a
+    ``max_length`` attribute. ``padding``: "dynamic" (each batch as wide as its
+    longest text), "buckets" or "max_length" (see :mod:`samtone_tf.padding`; each
+    side padded to its own tokenizer's buckets).
     """
+    from samtone_tf.padding import check_padding, pad_tokens
+
+    check_padding(padding)
     if not examples:
         raise DataError("no training examples")
     query_index = _index(e.query_id for e in examples)
@@ -142,15 +148,19 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
         columns["hard_negative_ids"] = np.array(
             [[doc_index[d] for d in examples[i].hard_negative_ids] for i in order], np.int64)
 
+    def pad(tokens, tokenizer):
+        return pad_tokens(tokens, padding, tokenizer.max_length)
+
     def tokenize(batch):
         out = {
-            "query": query_tokenizer(batch["query"]),
-            "document": document_tokenizer(batch["document"]),
+            "query": pad(query_tokenizer(batch["query"]), query_tokenizer),
+            "document": pad(document_tokenizer(batch["document"]), document_tokenizer),
             "query_ids": batch["query_ids"],
             "document_ids": batch["document_ids"],
         }
         if num_negatives:
-            flat = document_tokenizer(tf.reshape(batch["hard_negatives"], [-1]))
+            flat = pad(document_tokenizer(tf.reshape(batch["hard_negatives"], [-1])),
+                       document_tokenizer)
             out["hard_negatives"] = {
                 k: tf.reshape(v, [global_batch_size, num_negatives, -1]) for k, v in flat.items()}
             out["hard_negative_ids"] = batch["hard_negative_ids"]
@@ -206,4 +216,4 @@ def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
         negatives = mine_hard_negatives(run, collection.qrels, num_hard_negatives)
     examples = examples_from_qrels(collection, negatives, num_hard_negatives)
     return training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
-                            batch_size, seed=seed, epochs=epochs)
+                            batch_size, seed=seed, epochs=epochs, padding=model.padding)
