@@ -4,6 +4,7 @@
     samtone eval --model DIR --data BEIR_FOLDER [--split test] [--output metrics.json]
     samtone export --checkpoint RUN_DIR --output DIR
     samtone export --pretrained HF_FOLDER --architecture sde --output DIR
+    samtone index --model M --data C --output DIR [--quantization none|int8|binary] [--dims D]
     samtone mine --model M --data C --split train --output RUN_FILE --num N --range 0-100
 """
 
@@ -137,6 +138,31 @@ def _parser():
                                  "max_seq_length, sentence_bert_config.json)")
     export.add_argument("--output", required=True)
     export.add_argument("--overwrite", action="store_true")
+    index = commands.add_parser(
+        "index", help="build a retrieval SavedModel: texts in, top-k document ids out",
+        description="Encodes the corpus (in shards; a killed run resumes) and writes one "
+                    "SavedModel with a 'search' signature (texts: tf.string [None], k: int32) "
+                    "-> ids tf.string [None, k], scores float32 [None, k], best first, plus "
+                    "encode_query / encode_document. Loads with tensorflow + "
+                    "tensorflow_text only.")
+    index.add_argument("--model", required=True,
+                       help="SavedModel, run folder, pretrained folder or 'minilm'")
+    index.add_argument("--data", help="collection folder (default: the shipped SciFact)")
+    index.add_argument("--data-format", default="beir",
+                       choices=("beir", "msmarco", "multireqa", "tfds"))
+    index.add_argument("--split", default="test", help="split to load (the corpus is shared)")
+    index.add_argument("--output", required=True)
+    index.add_argument("--quantization", choices=("none", "int8", "binary"), default="none")
+    index.add_argument("--dims", type=_positive_int,
+                       help="keep the first D dimensions, re-normalised (Matryoshka)")
+    index.add_argument("--max-k", type=_positive_int, default=1000)
+    index.add_argument("--rescore", type=_positive_int, default=10,
+                       help="binary: re-score RESCORE x k Hamming candidates in float")
+    index.add_argument("--shard-size", type=_positive_int, default=50_000)
+    index.add_argument("--batch-size", type=_positive_int, default=64)
+    index.add_argument("--overwrite", action="store_true",
+                       help="replace an index written earlier by samtone index")
+
     mine = commands.add_parser(
         "mine", help="mine hard negatives with a dense model (or BM25) into a TREC run",
         description="Ranks the whole corpus for every judged query of --split and keeps, per "
@@ -209,6 +235,7 @@ def main(argv=None):
         return 0
     try:
         return {"train": _train, "eval": _eval, "export": _export, "mine": _mine,
+                "index": _index,
                 "analyze": _analyze}[args.command](args)
     except OSError as error:  # missing file, read-only, disk full, file vs folder, ...
         return _fail(_os_message(error), args.debug)
@@ -288,6 +315,26 @@ def _eval(args):
         write_trec_run(run, args.run_file)
     print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
     print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
+    return 0
+
+
+def _index(args):
+    from samtone_tf.data.loaders import load_collection
+    from samtone_tf.index import build_index
+    from samtone_tf.resources import scifact_path
+
+    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
+    encoder = _load_encoder(args.model)
+    dim = getattr(encoder, "embedding_dim", None) or encoder.config.get("embedding_dim")
+    if args.dims and dim and args.dims > int(dim):
+        raise ConfigError(f"--dims {args.dims} exceeds the model's {dim} dimensions")
+    info = build_index(encoder, collection, args.output, dims=args.dims,
+                       quantization=args.quantization, max_k=args.max_k, rescore=args.rescore,
+                       shard_size=args.shard_size, batch_size=args.batch_size,
+                       overwrite=args.overwrite)
+    print(f"indexed {info['documents']} documents ({info['quantization']}, "
+          f"{info['dims'] or info['dim']} dims, {info['vector_bytes'] / 1e6:.1f} MB of vectors, "
+          f"max_k {info['max_k']}) into {args.output}")
     return 0
 
 

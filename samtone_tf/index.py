@@ -1,0 +1,284 @@
+"""A retrieval SavedModel: text in, the corpus' own top-k document ids out.
+
+``build_index(model, collection, output)`` (``samtone index``) encodes the corpus in
+shards (each verified and kept in ``<output>.shards/`` until the index is written, so
+a killed run resumes where it stopped), and writes one SavedModel that holds the query
+encoder, the document vectors and their ids:
+
+* ``search(texts: tf.string [None], k: int32 scalar) -> {"ids": tf.string [None, k],
+  "scores": float32 [None, k]}``, best first, 1 <= k <= ``max_k`` (in the assets; a
+  larger k is an InvalidArgumentError). ``k`` is chosen per call: one artifact serves
+  k = 1, 10, 100;
+* ``encode_query`` / ``encode_document`` / ``serving_default`` as in every export
+  (:mod:`samtone_tf.export`); it loads with tensorflow + tensorflow_text only.
+
+Search runs inside the graph over chunks of documents, keeping a running top-k
+(ties: the earlier document, as :func:`samtone_tf.evaluation.exact_search`):
+
+* ``none``: float32 vectors, exact inner product = what ``samtone eval`` ranks;
+* ``int8``: per-dimension symmetric scales (s_j = max_i |x_ij| / 127, codes
+  round(x / s)), scores q · (codes ⊙ s): 4× smaller vectors;
+* ``binary``: sign bits packed 8 per byte (32× smaller); candidates are the
+  ``rescore`` · k documents nearest in Hamming distance to the query's sign bits,
+  re-scored with the float query against the ±1 vectors.
+
+``dims``: the first ``dims`` coordinates of both sides, re-normalised (Matryoshka
+truncation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import tensorflow as tf
+
+QUANTIZATIONS = ("none", "int8", "binary")
+INDEX_ASSET = "samtone_index.json"
+CHUNK = 65536
+
+
+def truncate(embeddings, dims):
+    """The first ``dims`` coordinates, L2-normalised again (None: unchanged)."""
+    embeddings = np.asarray(embeddings, np.float32)
+    if dims is None or dims == embeddings.shape[1]:
+        return embeddings
+    if not 0 < dims <= embeddings.shape[1]:
+        raise ValueError(f"dims must be in [1, {embeddings.shape[1]}], got {dims}")
+    cut = embeddings[:, :dims]
+    return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
+
+
+def quantize(embeddings, quantization):
+    """The stored arrays: {"vectors": float32} | {"codes": int8, "scales": float32 [D]}
+    | {"bits": uint8 [N, ceil(D/8)]}."""
+    embeddings = np.asarray(embeddings, np.float32)
+    if quantization == "none":
+        return {"vectors": embeddings}
+    if quantization == "int8":
+        scales = np.maximum(np.abs(embeddings).max(axis=0), 1e-12) / 127.0
+        codes = np.clip(np.rint(embeddings / scales), -127, 127).astype(np.int8)
+        return {"codes": codes, "scales": scales.astype(np.float32)}
+    if quantization == "binary":
+        return {"bits": np.packbits(embeddings > 0, axis=1)}
+    raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+
+
+def _unpack(bits, dim):
+    """uint8 [..., ceil(D/8)] → ±1 float32 [..., D] (np.packbits' big-endian order)."""
+    shifts = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)
+    unpacked = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits[..., None], shifts), 1)
+    flat = tf.reshape(unpacked, tf.concat([tf.shape(bits)[:-1], [-1]], 0))[..., :dim]
+    return tf.cast(flat, tf.float32) * 2.0 - 1.0
+
+
+def _merge(best_scores, best_indices, scores, offset, k):
+    """Running top-k: the earlier results first, so ties keep the earlier document."""
+    values, indices = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(scores)[1]))
+    scores = tf.concat([best_scores, values], axis=1)
+    indices = tf.concat([best_indices, tf.cast(indices, tf.int64) + offset], axis=1)
+    values, position = tf.math.top_k(scores, k=k)
+    return values, tf.gather(indices, position, batch_dims=1)
+
+
+def chunked_top_k(queries, rows, k, score_chunk, chunk=CHUNK):
+    """Top-k over ``rows`` documents scored ``score_chunk(queries, start, end)`` chunk
+    by chunk in a ``tf.while_loop`` (one chunk's scores in memory)."""
+    batch = tf.shape(queries)[0]
+    best = (tf.fill([batch, k], -np.inf), tf.fill([batch, k], tf.constant(-1, tf.int64)))
+
+    def body(start, best_scores, best_indices):
+        end = tf.minimum(start + chunk, rows)
+        scores = score_chunk(queries, start, end)
+        merged = _merge(best_scores, best_indices, scores, tf.cast(start, tf.int64), k)
+        return (end, *merged)
+
+    _, scores, indices = tf.while_loop(
+        lambda start, *_: start < rows, body, [tf.constant(0), *best],
+        shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, None]),
+                          tf.TensorShape([None, None])])
+    return scores, indices
+
+
+class _Index(tf.__internal__.tracking.AutoTrackable):
+    """The saved object: the encoder module, the stored vectors, ids and ``search``."""
+
+    def __init__(self, encoder, stored, ids, dim, dims, max_k, rescore):
+        super().__init__()
+        self.encoder = encoder  # tracked: its variables and tokenizer assets are saved
+        self.index_variables = {name: tf.Variable(value, trainable=False, name=name)
+                                for name, value in stored.items()}
+        self.document_ids = tf.Variable(np.asarray(ids, dtype=object), trainable=False,
+                                        dtype=tf.string, name="document_ids")
+        rows, stored_vars = len(ids), self.index_variables
+        full_dim = None
+
+        def embed(texts):
+            q = encoder.query_encoder(texts, training=False)
+            if dims is not None:
+                q = tf.math.l2_normalize(q[:, :dims], axis=-1, epsilon=1e-24)
+            return q
+
+        if "vectors" in stored_vars:
+            def score(q, start, end):
+                return tf.matmul(q, stored_vars["vectors"][start:end], transpose_b=True)
+        elif "codes" in stored_vars:
+            def score(q, start, end):
+                documents = tf.cast(stored_vars["codes"][start:end], tf.float32)
+                return tf.matmul(q * stored_vars["scales"], documents, transpose_b=True)
+        else:
+            full_dim = dim
+
+            def score(q, start, end):  # minus the Hamming distance of the sign bits
+                q_bits = tf.cast(q > 0, tf.int32)
+                documents = (_unpack(stored_vars["bits"][start:end], full_dim) + 1.0) / 2.0
+                agree = tf.matmul(tf.cast(q_bits, tf.float32), documents, transpose_b=True)
+                ones = tf.reduce_sum(documents, axis=1)[None, :]
+                disagree = tf.cast(tf.reduce_sum(q_bits, axis=1), tf.float32)[:, None] + ones \
+                    - 2.0 * agree
+                return -disagree
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                      tf.TensorSpec([], tf.int32, name="k")])
+        def search(texts, k):
+            tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
+            tf.debugging.assert_less_equal(k, max_k, message=f"k must be <= {max_k} (max_k)")
+            q = embed(texts)
+            if full_dim is None:
+                scores, indices = chunked_top_k(q, rows, k, score)
+            else:  # Hamming candidates, re-scored with the float query
+                depth = tf.minimum(tf.maximum(k * rescore, k), rows)
+                _, candidates = chunked_top_k(q, rows, depth, score)
+                vectors = _unpack(tf.gather(stored_vars["bits"], candidates), full_dim)
+                exact = tf.einsum("bd,bcd->bc", q, vectors) / float(np.sqrt(full_dim))
+                scores, position = tf.math.top_k(exact, k=k)
+                indices = tf.gather(candidates, position, batch_dims=1)
+            return {"ids": tf.gather(self.document_ids, indices), "scores": scores}
+
+        self.search = search
+        self.encode_query = encoder.encode_query
+        self.encode_document = encoder.encode_document
+        self.query_encoder = encoder.query_encoder
+        self.document_encoder = encoder.document_encoder
+
+
+def _encoder_module(model):
+    """A tf object with query_encoder/document_encoder and the two signatures."""
+    from samtone_tf.export import SavedModelEncoder, _EncoderModule
+
+    if isinstance(model, SavedModelEncoder):
+        return model.module, dict(model.config)
+    from samtone_tf.export import export_config
+
+    module = _EncoderModule(model, model.query_tokenizer(), model.document_tokenizer())
+    return module, export_config(model)
+
+
+def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, progress=True,
+                     ids=None):
+    """Document embeddings [N, D], ``shard_size`` texts at a time, each shard cached and
+    verified in ``work_dir`` (:func:`samtone_tf.evaluation.encode_corpus`): a killed run
+    re-encodes only the shards it had not finished."""
+    from samtone_tf.evaluation import encode_corpus, model_fingerprint
+
+    fingerprint = model_fingerprint(model)
+    parts = []
+    for start in range(0, len(texts), shard_size):
+        if progress:
+            print(f"shard {start // shard_size + 1} of {-(-len(texts) // shard_size)} "
+                  f"(documents {start}..{min(start + shard_size, len(texts)) - 1})", flush=True)
+        parts.append(encode_corpus(model, texts[start:start + shard_size], batch_size,
+                                   cache_dir=work_dir, fingerprint=fingerprint,
+                                   progress=progress, side="document",
+                                   ids=None if ids is None else ids[start:start + shard_size]))
+    return np.concatenate(parts)
+
+
+def build_index(model, collection, output, dims=None, quantization="none", max_k=1000,
+                rescore=10, shard_size=50_000, batch_size=64, overwrite=False, progress=True):
+    """Encodes ``collection.corpus`` with ``model`` (a DualEncoder or a
+    :class:`~samtone_tf.export.SavedModelEncoder`) and writes the retrieval SavedModel
+    at ``output`` (atomically). Returns the index description (also in
+    ``assets/samtone_index.json``)."""
+    from samtone_tf.files import TEMP_PREFIX, make_temporary_folder
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    output = os.path.abspath(output)
+    _check_output(output, overwrite)
+    document_ids = list(collection.corpus)
+    if not document_ids:
+        raise ValueError(f"{collection.path}: the corpus is empty; nothing to index")
+    work_dir = output + ".shards"
+    os.makedirs(work_dir, exist_ok=True)
+    texts = [collection.corpus[d].full_text for d in document_ids]
+    embeddings = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
+                                  document_ids)
+    embeddings = truncate(embeddings, dims)
+    stored = quantize(embeddings, quantization)
+    encoder, config = _encoder_module(model)
+    max_k = int(min(max_k, len(document_ids)))
+    index = _Index(encoder, stored, document_ids, int(embeddings.shape[1]), dims, max_k,
+                   int(rescore))
+    description = {
+        "format": "samtone_tf retrieval SavedModel v1", "documents": len(document_ids),
+        "dim": int(embeddings.shape[1]), "dims": dims, "quantization": quantization,
+        "max_k": max_k, "rescore": int(rescore) if quantization == "binary" else None,
+        "vector_bytes": int(sum(v.nbytes for v in stored.values())),
+        "collection": collection.path, "split": collection.split,
+        "signatures": {"search": {"inputs": {"texts": "tf.string [None]", "k": "int32 []"},
+                                  "outputs": {"ids": "tf.string [None, k]",
+                                              "scores": "float32 [None, k]"}}},
+        "requires": "import tensorflow_text before loading",
+    }
+    parent = os.path.dirname(output)
+    prefix = TEMP_PREFIX + os.path.basename(output) + "."
+    for name in os.listdir(parent):  # an earlier index of this target that was killed
+        if name.startswith(prefix):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    temporary = make_temporary_folder(output)
+    try:
+        tf.saved_model.save(index, temporary, signatures={
+            "search": index.search, "encode_query": index.encode_query,
+            "encode_document": index.encode_document, "serving_default": index.encode_query})
+        assets = os.path.join(temporary, "assets")
+        os.makedirs(assets, exist_ok=True)
+        for name, content in ((INDEX_ASSET, description), ("samtone_config.json", config)):
+            with open(os.path.join(assets, name), "w", encoding="utf-8") as handle:
+                json.dump(content, handle, indent=2, default=str)
+        if os.path.exists(output):
+            shutil.rmtree(output)
+        os.rename(temporary, output)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    _remove_shards(work_dir)
+    return description
+
+
+def _check_output(output, overwrite):
+    """A new folder, or (with ``overwrite``) an index this module wrote; never another
+    folder or a file."""
+    if not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise NotADirectoryError(20, "is a file, expected an index folder", output)
+    if not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    if not os.path.isfile(os.path.join(output, "assets", INDEX_ASSET)):
+        raise FileExistsError(f"{output} is not an index written by samtone index; refusing "
+                              "to replace it")
+
+
+def _remove_shards(work_dir):
+    """Removes the shard caches this module wrote (sha256-named .npy/.json), then the
+    folder if nothing else is in it."""
+    import re
+
+    for name in os.listdir(work_dir):
+        if re.fullmatch(r"[0-9a-f]{64}\.(npy|json)", name):
+            os.remove(os.path.join(work_dir, name))
+    if not os.listdir(work_dir):
+        os.rmdir(work_dir)

@@ -1,0 +1,179 @@
+"""The retrieval SavedModel (samtone_tf.index): reloaded with plain TensorFlow in a
+fresh process, its search equals ``samtone eval``'s ranking and metrics; quantized
+indexes equal a NumPy statement of their scoring."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from samtone_tf import DualEncoder, SmallTransformer
+from samtone_tf.data.beir import load_beir
+from samtone_tf.data.common import Collection
+from samtone_tf.evaluation import encode_corpus, evaluate_model, evaluate_run
+from samtone_tf.index import build_index, quantize, truncate
+from samtone_tf.resources import scifact_path
+
+SEARCH_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the tokenizer ops)
+assert "samtone_tf" not in sys.modules
+path, queries_file, out = sys.argv[1:4]
+ks = [int(k) for k in sys.argv[4:]]
+queries = json.load(open(queries_file))
+loaded = tf.saved_model.load(path)
+assert "samtone_tf" not in sys.modules
+result = {}
+for k in ks:
+    found = loaded.signatures["search"](texts=tf.constant(queries), k=tf.constant(k))
+    result[str(k)] = {"ids": found["ids"].numpy().astype(str).tolist(),
+                      "scores": found["scores"].numpy().tolist()}
+json.dump(result, open(out, "w"))
+"""
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return DualEncoder(SmallTransformer(vocab_size=2000, hidden_dim=32, num_layers=1,
+                                        num_heads=2, intermediate_dim=64, max_length=64),
+                       architecture="ade")
+
+
+def _search(tmp_path, index, queries, ks):
+    queries_file, out = tmp_path / "queries.json", tmp_path / "found.json"
+    queries_file.write_text(json.dumps(queries))
+    script = tmp_path / "search.py"
+    script.write_text(SEARCH_SCRIPT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    done = subprocess.run([sys.executable, str(script), str(index), str(queries_file), str(out),
+                           *map(str, ks)], capture_output=True, text=True, env=env,
+                          cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def _subset(collection, docs):
+    keep = list(collection.corpus)[:docs]
+    qrels = {q: {d: r for d, r in rel.items() if d in keep} for q, rel in collection.qrels.items()}
+    qrels = {q: rel for q, rel in qrels.items() if rel}
+    return Collection(corpus={d: collection.corpus[d] for d in keep},
+                      queries={q: collection.queries[q] for q in qrels}, qrels=qrels,
+                      split=collection.split, path=collection.path)
+
+
+def test_search_through_the_reloaded_artifact_equals_samtone_eval(tmp_path):
+    model = _model()
+    collection = load_beir(scifact_path(), "test")
+    info = build_index(model, collection, str(tmp_path / "index"), progress=False)
+    assert info["documents"] == len(collection.corpus) and info["max_k"] == 1000
+    query_ids = list(collection.queries)
+    found = _search(tmp_path, tmp_path / "index", [collection.queries[q] for q in query_ids],
+                    [1, 10, 100])
+    run = {q: dict(zip(found["100"]["ids"][i], found["100"]["scores"][i]))
+           for i, q in enumerate(query_ids)}
+    summary, _ = evaluate_run(collection.qrels, run)
+    want, _, want_run = evaluate_model(model, collection, k=100)
+    for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
+        assert summary[key] == pytest.approx(want[key], abs=1e-6), key
+    agree = np.mean([list(run[q]) == list(want_run[q]) for q in query_ids])
+    assert agree > 0.95  # the rest differ only where two scores tie within float error
+    for i in range(len(query_ids)):  # one loaded model, k chosen per call
+        assert found["1"]["ids"][i] == found["100"]["ids"][i][:1]
+        assert found["10"]["ids"][i] == found["100"]["ids"][i][:10]
+        assert found["100"]["scores"][i] == sorted(found["100"]["scores"][i], reverse=True)
+    show = subprocess.run(["saved_model_cli", "show", "--dir", str(tmp_path / "index"),
+                           "--tag_set", "serve", "--signature_def", "search"],
+                          capture_output=True, text=True)
+    if show.returncode == 0:  # the CLI ships with tensorflow; check what it lists
+        for needle in ("texts", "DT_STRING", "'k'", "DT_INT32", "ids", "scores", "DT_FLOAT"):
+            assert needle in show.stdout, show.stdout
+
+
+@pytest.mark.parametrize("quantization", ["int8", "binary"])
+def test_quantized_search_equals_numpy(tmp_path, quantization):
+    model = _model(1)
+    collection = _subset(load_beir(scifact_path(), "test"), 400)
+    info = build_index(model, collection, str(tmp_path / "ix"), quantization=quantization,
+                       dims=24, rescore=5, progress=False)
+    # float32 would be 400 × 24 × 4 bytes: int8 is 4× smaller (+ scales), binary 32×
+    assert info["vector_bytes"] == (400 * 24 + 24 * 4 if quantization == "int8" else 400 * 3)
+    query_ids = list(collection.queries)[:40]
+    texts = [collection.queries[q] for q in query_ids]
+    found = _search(tmp_path, tmp_path / "ix", texts, [10])["10"]
+    docs = truncate(encode_corpus(model, [d.full_text for d in collection.corpus.values()],
+                                  progress=False), 24).astype(np.float64)
+    queries = truncate(model.encode_queries(texts), 24).astype(np.float64)
+    doc_ids = np.array(list(collection.corpus))
+    if quantization == "int8":
+        stored = quantize(docs, "int8")
+        scores = queries @ (stored["codes"] * stored["scales"].astype(np.float64)).T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    else:
+        signs = np.where(docs > 0, 1.0, -1.0)
+        hamming = ((queries > 0)[:, None, :] != (docs > 0)[None, :, :]).sum(axis=2)
+        candidates = np.argsort(hamming, axis=1, kind="stable")[:, :50]
+        exact = np.einsum("bd,bcd->bc", queries, signs[candidates]) / np.sqrt(24)
+        order = np.take_along_axis(candidates, np.argsort(-exact, axis=1, kind="stable")[:, :10],
+                                   axis=1)
+        scores = np.einsum("bd,nd->bn", queries, signs) / np.sqrt(24)
+    want_scores = np.take_along_axis(scores, order, axis=1)
+    np.testing.assert_allclose(found["scores"], want_scores, atol=1e-5)
+    same = np.mean([found["ids"][i] == doc_ids[order[i]].tolist() for i in range(len(texts))])
+    assert same >= 0.9  # rows that differ hold ties within float error (scores equal above)
+
+
+def test_index_from_a_savedmodel_and_refusals(tmp_path):
+    from samtone_tf.cli import main
+    from samtone_tf.export import export_saved_model
+
+    model = _model(2)
+    export_saved_model(model, str(tmp_path / "encoder"))
+    collection = _subset(load_beir(scifact_path(), "test"), 120)
+    from samtone_tf.export import SavedModelEncoder
+
+    build_index(SavedModelEncoder(str(tmp_path / "encoder")), collection,
+                str(tmp_path / "ix"), progress=False, max_k=50)
+    texts = [collection.queries[q] for q in list(collection.queries)[:5]]
+    found = _search(tmp_path, tmp_path / "ix", texts, [50])["50"]
+    want = model.encode_queries(texts) @ encode_corpus(
+        model, [d.full_text for d in collection.corpus.values()], progress=False).T
+    np.testing.assert_allclose(found["scores"], -np.sort(-want, axis=1)[:, :50], atol=1e-5)
+    with pytest.raises(FileExistsError):
+        build_index(model, collection, str(tmp_path / "ix"), progress=False)
+    with pytest.raises(FileExistsError, match="not an index"):
+        build_index(model, collection, str(tmp_path / "encoder"), overwrite=True,
+                    progress=False)
+    assert (tmp_path / "encoder" / "saved_model.pb").exists()
+    assert main(["index", "--model", str(tmp_path / "encoder"), "--output",
+                 str(tmp_path / "x"), "--dims", "999"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_killed_index_resumes_from_its_shards(tmp_path, monkeypatch):
+    model = _model(3)
+    collection = _subset(load_beir(scifact_path(), "test"), 250)
+    calls = []
+    real = model.encode_documents
+
+    def counting(texts, batch_size=64):
+        calls.append(len(texts))
+        if len(calls) == 3 and not resumed:
+            raise KeyboardInterrupt  # the kill, in shard 3
+        return real(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(model, "encode_documents", counting)
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        build_index(model, collection, str(tmp_path / "ix"), shard_size=100, progress=False)
+    assert not (tmp_path / "ix").exists()
+    assert len([n for n in os.listdir(tmp_path / "ix.shards") if n.endswith(".npy")]) == 2
+    resumed, calls[:] = True, []
+    build_index(model, collection, str(tmp_path / "ix"), shard_size=100, progress=False)
+    assert calls == [50]  # only the unfinished shard was encoded again
+    assert not (tmp_path / "ix.shards").exists()
