@@ -121,6 +121,8 @@ def _parser():
     evaluate.add_argument("--backend", choices=("tf", "faiss"), default="tf",
                           help="exact search backend (faiss needs faiss-cpu)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
+    evaluate.add_argument("--dims", type=_positive_int,
+                          help="evaluate the first D dimensions, re-normalised (Matryoshka)")
     for flag, what in (("--query-max-length", "queries"), ("--document-max-length", "documents")):
         evaluate.add_argument(flag, type=_positive_int,
                               help=f"tokens for {what} of a pretrained folder (default: the "
@@ -307,7 +309,7 @@ def _eval(args):
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
                                      ignore_identical_ids=args.ignore_identical_ids,
                                      cache_dir=args.cache_dir, progress=True,
-                                     backend=args.backend)
+                                     backend=args.backend, dims=args.dims)
     summary.update(data=args.data, split=args.split, model=args.model)
     if args.output:
         write_json_atomic(args.output, summary)

@@ -75,6 +75,7 @@ class LossConfig(_Section):
     same_tower: str
     symmetric: bool
     joint: bool
+    matryoshka_dims: typing.Optional[list]
 
 
 @dataclasses.dataclass
@@ -100,10 +101,18 @@ class EvaluationConfig(_Section):
     batch_size: int
 
 
+@dataclasses.dataclass
+class AnalysisConfig(_Section):
+    every_steps: typing.Optional[int]
+    pairs: int
+    tsne: bool
+
+
 MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-            "training": TrainingConfig, "evaluation": EvaluationConfig}
+            "training": TrainingConfig, "evaluation": EvaluationConfig,
+            "analysis": AnalysisConfig}
 
 
 @dataclasses.dataclass
@@ -113,6 +122,7 @@ class JobConfig(_Section):
     loss: LossConfig
     training: TrainingConfig
     evaluation: EvaluationConfig
+    analysis: AnalysisConfig
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -236,6 +246,9 @@ def validate(config, replicas=None):
         _positive(f"training.{field}", training[field])
     for field in ("k", "batch_size"):
         _positive(f"evaluation.{field}", config.evaluation[field])
+    _positive("analysis.every_steps", config.analysis.every_steps)
+    if config.analysis.pairs < 10:
+        raise ConfigError(f"analysis.pairs must be an integer >= 10, got {config.analysis.pairs!r}")
     if training.learning_rate <= 0:
         raise ConfigError(f"training.learning_rate must be a finite number > 0, got "
                           f"{training.learning_rate!r}")

@@ -295,10 +295,11 @@ def model_fingerprint(model):
 
 
 def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False,
-                   cache_dir=None, progress=False, backend="tf"):
+                   cache_dir=None, progress=False, backend="tf", dims=None):
     """Encodes ``collection`` (a :class:`~samtone_tf.data.common.Collection`) with
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
-    ``(summary, per_query, run)``."""
+    ``(summary, per_query, run)``. ``dims``: score the first ``dims`` coordinates of
+    both sides, re-normalised (:func:`samtone_tf.index.truncate`)."""
     if not collection.corpus:
         raise DataError(f"{collection.path}: the corpus is empty; nothing to evaluate")
     if not collection.qrels:
@@ -311,12 +312,18 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
                               batch_size, cache_dir, fingerprint, progress, "document", doc_ids)
     queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
                             cache_dir, fingerprint, progress, "query", query_ids)
+    if dims is not None:
+        from samtone_tf.index import truncate
+
+        queries, documents = truncate(queries, dims), truncate(documents, dims)
     extra = 1 if ignore_identical_ids else 0
     scores, indices = exact_search(queries, documents, k=k + extra, backend=backend)
     run = run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids)
     run = _cut(run, k)
     summary, per_query = evaluate_run(collection.qrels, run)
     summary["ignore_identical_ids"] = bool(ignore_identical_ids)
+    if dims is not None:
+        summary["dims"] = int(dims)
     return summary, per_query, run
 
 

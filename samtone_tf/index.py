@@ -35,6 +35,8 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from samtone_tf.errors import ConfigError
+
 QUANTIZATIONS = ("none", "int8", "binary")
 INDEX_ASSET = "samtone_index.json"
 CHUNK = 65536
@@ -46,7 +48,7 @@ def truncate(embeddings, dims):
     if dims is None or dims == embeddings.shape[1]:
         return embeddings
     if not 0 < dims <= embeddings.shape[1]:
-        raise ValueError(f"dims must be in [1, {embeddings.shape[1]}], got {dims}")
+        raise ConfigError(f"dims must be in [1, {embeddings.shape[1]}], got {dims}")
     cut = embeddings[:, :dims]
     return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
 

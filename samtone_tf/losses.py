@@ -101,6 +101,10 @@ class SamToNeLoss(keras.layers.Layer):
             L_d's; needs ``symmetric`` or ``joint``).
         symmetric: return L_q + L_d, where L_d is anchored on the documents.
         joint: one denominator per row holding both directions (GTE-style).
+        matryoshka_dims: None, or embedding sizes such as (384, 256, 128, 64): the
+            loss is Σ_m L(q[:, :m] / ‖q[:, :m]‖, d[:, :m] / ‖d[:, :m]‖, ...) over the
+            nested prefixes (Kusupati et al. 2022, "Matryoshka Representation
+            Learning"), so truncated embeddings stay good; metrics use the first size.
         compute_metrics: update the loss / in-batch accuracy / MRR metrics on
             each call. In-batch accuracy and MRR rank the positive among the
             document candidates of L_q (in-batch documents and hard negatives).
@@ -128,6 +132,7 @@ class SamToNeLoss(keras.layers.Layer):
         same_tower: str = "query",
         symmetric: bool = False,
         joint: bool = False,
+        matryoshka_dims=None,
         compute_metrics: bool = True,
         name: str = "samtone_loss",
         **kwargs,
@@ -136,7 +141,9 @@ class SamToNeLoss(keras.layers.Layer):
         kwargs.setdefault("autocast", False)  # we upcast bf16/fp16 ourselves, keep float64
         super().__init__(name=name, **kwargs)
         temperature = self.check_arguments(temperature, trainable_temperature, same_tower,
-                                           symmetric, joint)
+                                           symmetric, joint, matryoshka_dims)
+        self.matryoshka_dims = None if matryoshka_dims is None else [
+            int(m) for m in matryoshka_dims]
         self.initial_temperature = temperature
         self.trainable_temperature = bool(trainable_temperature)
         self.same_tower = same_tower
@@ -157,7 +164,7 @@ class SamToNeLoss(keras.layers.Layer):
 
     @staticmethod
     def check_arguments(temperature=DEFAULT_TEMPERATURE, trainable_temperature=False,
-                        same_tower="query", symmetric=False, joint=False):
+                        same_tower="query", symmetric=False, joint=False, matryoshka_dims=None):
         """Raises ValueError naming the first invalid argument; returns τ as a float.
         (The one place they are validated; the job configuration calls it too, without
         creating any TensorFlow state.)"""
@@ -175,6 +182,13 @@ class SamToNeLoss(keras.layers.Layer):
                 "symmetric=True and joint=True are exclusive: the joint denominator "
                 "already holds both directions"
             )
+        if matryoshka_dims is not None and (
+                not isinstance(matryoshka_dims, (list, tuple)) or not matryoshka_dims
+                or any(isinstance(m, bool) or not isinstance(m, int) or m <= 0
+                       for m in matryoshka_dims)
+                or len(set(matryoshka_dims)) != len(matryoshka_dims)):
+            raise ValueError(f"matryoshka_dims must be null or a list of distinct positive "
+                             f"integers, got {matryoshka_dims!r}")
         temperature = float(temperature)
         if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
             raise ValueError(
@@ -208,6 +222,7 @@ class SamToNeLoss(keras.layers.Layer):
             same_tower=self.same_tower,
             symmetric=self.symmetric,
             joint=self.joint,
+            matryoshka_dims=self.matryoshka_dims,
             compute_metrics=self.compute_metrics,
         )
         return config
@@ -277,7 +292,20 @@ class SamToNeLoss(keras.layers.Layer):
         qid, did, hid = ids
         if hid is not None:
             hid = tf.reshape(hid, [-1])
+        if not self.matryoshka_dims:
+            return self._loss(q, d, h, qid, did, hid, self.compute_metrics)
+        total = 0.0
+        for number, m in enumerate(self.matryoshka_dims):
+            if q.shape[-1] is not None and m > q.shape[-1]:
+                raise ValueError(f"matryoshka_dims {m} exceeds the embedding size {q.shape[-1]}")
+            cut = [None if x is None else tf.math.l2_normalize(x[:, :m], axis=-1, epsilon=1e-24)
+                   for x in (q, d, h)]
+            total += self._loss(*cut, qid, did, hid, self.compute_metrics and number == 0)
+        return total
 
+    def _loss(self, q, d, h, qid, did, hid, update_metrics):
+        """The loss of the module docstring on (already cast) embeddings and ids."""
+        dtype = q.dtype
         local_rows = tf.shape(q)[0]
         gathered = _gather_global(q, d, h, qid, did, hid)
         gq, gd, gh, gqid, gdid, ghid, offset, global_rows = gathered
@@ -326,7 +354,7 @@ class SamToNeLoss(keras.layers.Layer):
             if self.symmetric:
                 per_row += _logsumexp(d_candidates) - positive
 
-        if self.compute_metrics:
+        if update_metrics:
             doc_logits = tf.concat(document_candidates, axis=1)
             rank = 1 + tf.reduce_sum(
                 tf.cast(doc_logits > positive[:, None], tf.int32), axis=1

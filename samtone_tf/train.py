@@ -204,11 +204,21 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
+    alignment = _alignment_callback(config, eval_set, write_dir) if chief else None
+    if alignment is not None:
+        callbacks.append(alignment)
     history = fit_resumable(
         model, dataset, steps, os.path.join(write_dir, "checkpoints"),
         checkpoint_every=training["checkpoint_every"], verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))],
+        callbacks=callbacks,
         restore_dir=None if chief else os.path.join(output, "checkpoints"), log=log)
+    if alignment is not None:
+        history["alignment_step"] = alignment.history["step"]
+        history.update({k: v for k, v in alignment.history.items() if k != "step"})
+        if alignment.seconds:
+            log(f"tower alignment: {len(alignment.seconds)} measurements, "
+                f"{sum(alignment.seconds) / len(alignment.seconds):.1f} s each")
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         log(f"{task}: training done ({steps} steps)")
@@ -231,6 +241,24 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     log(f"\nrun folder: {output} (wall time {metrics['wall_time_s']} s)")
     sys.stdout.flush()
     return metrics
+
+
+def _alignment_callback(config, eval_set, write_dir):
+    """TowerAlignment on held-out evaluation pairs when analysis.every_steps is set."""
+    from samtone_tf.analysis import sample_pairs
+    from samtone_tf.callbacks import TowerAlignment
+
+    analysis = config["analysis"]
+    if not analysis["every_steps"]:
+        return None
+    pairs = sample_pairs(eval_set, analysis["pairs"], config["training"]["seed"])
+    if len(pairs) < 10:
+        raise ConfigError(f"analysis.every_steps needs >= 10 judged evaluation pairs; "
+                          f"{config['data']['eval_split']} has {len(pairs)}")
+    return TowerAlignment(pairs, analysis["every_steps"],
+                          log_dir=os.path.join(write_dir, "logs", "alignment"),
+                          path=os.path.join(write_dir, "checkpoints", "alignment.json"),
+                          tsne=analysis["tsne"], seed=config["training"]["seed"])
 
 
 def load_run_model(run_dir):

@@ -253,3 +253,22 @@ def test_shape_errors_print_shapes():
         loss(q, q, hard_negative_embeddings=q)
     with pytest.raises(ValueError, match=r"document_ids must be \[batch\].* got \(5,\)"):
         loss(q, q, document_ids=np.arange(5))
+
+
+def test_matryoshka_loss_is_the_sum_over_renormalised_prefixes():
+    """Σ_m of the NumPy float64 reference on q[:, :m] / ‖·‖, d[:, :m] / ‖·‖."""
+    rng = np.random.default_rng(11)
+    q, d = _unit(rng.normal(size=(6, 16))), _unit(rng.normal(size=(6, 16)))
+    dims = [16, 8, 4]
+    loss = SamToNeLoss(0.05, same_tower="both", symmetric=True, matryoshka_dims=dims)
+    want = sum(reference_loss(_unit(q[:, :m]), _unit(d[:, :m]), tau=0.05, same_tower="both",
+                              symmetric=True)[0] for m in dims)
+    assert float(loss(q, d)) == pytest.approx(want, rel=1e-5)
+    config = loss.get_config()
+    assert config["matryoshka_dims"] == dims
+    assert SamToNeLoss.from_config(config).matryoshka_dims == dims
+    with pytest.raises(ValueError, match="exceeds"):
+        SamToNeLoss(matryoshka_dims=[32])(q, d)
+    for bad in ([], [0], [8, 8], "64", [True]):
+        with pytest.raises(ValueError, match="matryoshka_dims"):
+            SamToNeLoss(matryoshka_dims=bad)
