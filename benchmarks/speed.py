@@ -2,7 +2,11 @@
 sentence-transformers MultipleNegativesRankingLoss(directions=("query_to_doc",
 "query_to_query")) (= SamToNe query side) on the same all-MiniLM-L6-v2.
 
-    python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8]
+    python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8] [--job-shapes]
+
+``--job-shapes``: the default job's real shapes instead: queries and documents up to
+256 tokens, each batch padded to its longest text (dynamic padding) on both sides, the
+same no-duplicate batches (seed 0) for both libraries.
 
 samtone_tf sides are measured twice, alternating, best of two. Both sides: SDE, batch 32,
 queries and documents truncated/padded to 64 tokens, Adam, τ = 0.05 (scale 20), the same
@@ -23,12 +27,17 @@ def samtone_step_time(examples, args, same_tower):
     from samtone_tf.towers import minilm
 
     keras.utils.set_random_seed(0)
-    model = DualEncoder(minilm(), architecture="sde", query_max_length=args.length,
-                        document_max_length=args.length)
+    length = None if args.job_shapes else args.length  # None: MiniLM's own 256
+    model = DualEncoder(minilm(), architecture="sde", query_max_length=length,
+                        document_max_length=length)
     model.compile(keras.optimizers.Adam(2e-5), loss=SamToNeLoss(0.05, same_tower=same_tower))
-    tokenizer = model.backbone.make_tokenizer(args.length, pad_to_max_length=True)
-    data = training_dataset(examples, tokenizer, tokenizer, args.batch_size, seed=0
-                            ).take(args.steps + 2).cache()
+    if args.job_shapes:
+        query_tokenizer, document_tokenizer = model.query_tokenizer(), model.document_tokenizer()
+    else:
+        query_tokenizer = document_tokenizer = model.backbone.make_tokenizer(
+            args.length, pad_to_max_length=True)
+    data = training_dataset(examples, query_tokenizer, document_tokenizer, args.batch_size,
+                            seed=0).take(args.steps + 2).cache()
     list(data)
     model.fit(data.take(2), verbose=0)  # tracing
     start = time.perf_counter()
@@ -45,7 +54,7 @@ def sentence_transformers_step_time(examples, args):
 
     torch.manual_seed(0)
     model = SentenceTransformer(minilm_path(), device="cpu")
-    model.max_seq_length = args.length
+    model.max_seq_length = 256 if args.job_shapes else args.length
     loss = MultipleNegativesRankingLoss(model, scale=20.0,
                                         directions=("query_to_doc", "query_to_query"))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-5)
@@ -53,13 +62,18 @@ def sentence_transformers_step_time(examples, args):
 
     def features(texts):
         tokens = model.tokenize(texts)
+        if args.job_shapes:  # padded to the batch's longest, as on the samtone_tf side
+            return {k: v for k, v in tokens.items() if torch.is_tensor(v)}
         # fixed length, as on the samtone_tf side
         return {k: torch.nn.functional.pad(v, (0, args.length - v.shape[1]))
                 for k, v in tokens.items() if torch.is_tensor(v)}
 
+    from samtone_tf.data.pipeline import no_duplicate_batches
+
+    batches = no_duplicate_batches(examples, args.batch_size, 0)  # samtone_tf's batches
     times = []
     for step in range(args.steps + 2):
-        batch = examples[step * args.batch_size:(step + 1) * args.batch_size]
+        batch = [examples[i] for i in batches[step]]
         queries = features([e.query for e in batch])
         documents = features([e.document for e in batch])
         start = time.perf_counter()
@@ -76,6 +90,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--job-shapes", action="store_true",
+                        help="the default job's shapes: up to 256 tokens, dynamic padding")
     args = parser.parse_args()
 
     from samtone_tf.data.beir import load_beir
@@ -90,7 +106,8 @@ def main():
     standard, samtone = min(times["none"]), min(times["query"])
     reference = sentence_transformers_step_time(examples, args)
     print(json.dumps({
-        "batch_size": args.batch_size, "length": args.length, "steps": args.steps,
+        "batch_size": args.batch_size, "steps": args.steps,
+        "length": "job shapes (<= 256, dynamic)" if args.job_shapes else args.length,
         "samtone_tf_standard_s_per_step": standard,
         "samtone_tf_samtone_s_per_step": samtone,
         "ratio_samtone_over_standard": samtone / standard,

@@ -8,6 +8,9 @@ fast)::
     from samtone_tf import load_collection, dataset_for         # a folder → tf.data for fit
     from samtone_tf import evaluate_model, export_saved_model, SavedModelEncoder
     from samtone_tf import load_config, run_training              # the `samtone train` job
+    from samtone_tf import build_index                            # a retrieval SavedModel
+    from samtone_tf import mine_from_model, mine_from_embeddings  # dense hard negatives
+    from samtone_tf import TowerAlignment                         # tower analysis in fit
 """
 
 __version__ = "0.1.0"
@@ -38,6 +41,11 @@ _PUBLIC = {
     "get_strategy": "samtone_tf.distribute",
     "load_config": "samtone_tf.config",
     "run_training": "samtone_tf.train",
+    "build_index": "samtone_tf.index",
+    "mine_from_model": "samtone_tf.mining",
+    "mine_from_embeddings": "samtone_tf.mining",
+    "mine_bm25": "samtone_tf.mining",
+    "TowerAlignment": "samtone_tf.callbacks",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -17,10 +17,9 @@ import os
 import sys
 import traceback
 
-import numpy as np
 import yaml
 
-from samtone_tf.errors import ConfigError, SamtoneError
+from samtone_tf.errors import SamtoneError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
 
@@ -236,9 +235,11 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return {"train": _train, "eval": _eval, "export": _export, "mine": _mine,
-                "index": _index,
-                "analyze": _analyze}[args.command](args)
+        from samtone_tf import commands
+
+        return {"train": _train, "eval": _eval, "export": _export,
+                "mine": commands.mine_command, "index": commands.index_command,
+                "analyze": commands.analyze_command}[args.command](args)
     except OSError as error:  # missing file, read-only, disk full, file vs folder, ...
         return _fail(_os_message(error), args.debug)
     except (SamtoneError, ImportError) as error:  # bad input, a missing optional package
@@ -261,41 +262,8 @@ def _train(args):
     return 0
 
 
-def _load_encoder(path, query_max_length=None, document_max_length=None):
-    from samtone_tf.export import SavedModelEncoder
-
-    if path == "minilm":  # the installed all-MiniLM-L6-v2, zero-shot
-        from samtone_tf.backbones import MINILM_INSTALL_HINT, minilm_path
-
-        if minilm_path() is None:
-            raise ImportError(MINILM_INSTALL_HINT)
-        path = minilm_path()
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return SavedModelEncoder(path)
-    if os.path.exists(os.path.join(path, "savedmodel", "saved_model.pb")):
-        return SavedModelEncoder(os.path.join(path, "savedmodel"))
-    if os.path.exists(os.path.join(path, "config.json")):  # zero-shot pretrained folder
-        return _pretrained_model(path, "sde", query_max_length, document_max_length)
-    raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
-
-
-def _pretrained_model(folder, architecture, query_max_length, document_max_length):
-    """A DualEncoder of a pretrained folder at its own lengths unless flags say otherwise."""
-    from samtone_tf.backbones import get_backbone
-    from samtone_tf.models import ARCHITECTURES, DualEncoder
-
-    if architecture not in ARCHITECTURES:
-        raise ConfigError(f"--architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    backbone = get_backbone(folder, fallback=False)
-    try:
-        return DualEncoder(backbone, architecture=architecture,
-                           query_max_length=query_max_length,
-                           document_max_length=document_max_length)
-    except ValueError as error:  # a length beyond the backbone's positions
-        raise ConfigError(f"--{str(error).replace('_', '-')}") from error
-
-
 def _eval(args):
+    from samtone_tf.commands import load_encoder
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.runs import write_trec_run
     from samtone_tf.evaluation import evaluate_model, markdown_table
@@ -305,7 +273,7 @@ def _eval(args):
         if path:
             check_target(path)
     collection = load_collection(args.data, args.split, args.data_format)
-    encoder = _load_encoder(args.model, args.query_max_length, args.document_max_length)
+    encoder = load_encoder(args.model, args.query_max_length, args.document_max_length)
     summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
                                      ignore_identical_ids=args.ignore_identical_ids,
                                      cache_dir=args.cache_dir, progress=True,
@@ -320,59 +288,8 @@ def _eval(args):
     return 0
 
 
-def _index(args):
-    from samtone_tf.data.loaders import load_collection
-    from samtone_tf.index import build_index
-    from samtone_tf.resources import scifact_path
-
-    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
-    encoder = _load_encoder(args.model)
-    dim = getattr(encoder, "embedding_dim", None) or encoder.config.get("embedding_dim")
-    if args.dims and dim and args.dims > int(dim):
-        raise ConfigError(f"--dims {args.dims} exceeds the model's {dim} dimensions")
-    info = build_index(encoder, collection, args.output, dims=args.dims,
-                       quantization=args.quantization, max_k=args.max_k, rescore=args.rescore,
-                       shard_size=args.shard_size, batch_size=args.batch_size,
-                       overwrite=args.overwrite)
-    print(f"indexed {info['documents']} documents ({info['quantization']}, "
-          f"{info['dims'] or info['dim']} dims, {info['vector_bytes'] / 1e6:.1f} MB of vectors, "
-          f"max_k {info['max_k']}) into {args.output}")
-    return 0
-
-
-def _mine(args):
-    from samtone_tf import mining
-    from samtone_tf.data.loaders import load_collection
-    from samtone_tf.data.runs import write_trec_run
-    from samtone_tf.files import check_target
-    from samtone_tf.resources import scifact_path
-
-    if args.bm25 == bool(args.model):
-        raise ConfigError("give exactly one of --model and --bm25")
-    try:
-        window = mining.parse_range(args.window)
-    except ValueError as error:
-        raise ConfigError(f"--{error}") from None
-    check_target(args.output)  # fail before the long encoding
-    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
-    filters = dict(num=args.num, window=window, absolute_margin=args.absolute_margin,
-                   relative_margin=args.relative_margin, max_score=args.max_score)
-    if args.bm25:
-        negatives, report = mining.mine_bm25(collection, **filters)
-    else:
-        negatives, report = mining.mine_from_model(_load_encoder(args.model), collection,
-                                                   batch_size=args.batch_size, progress=True,
-                                                   **filters)
-    write_trec_run(mining.as_run(negatives), args.output, tag="samtone-mine")
-    removed = ", ".join(f"{rule} {count}" for rule, count in report["removed"].items())
-    print(f"mined {report['kept']} negatives for {report['queries']} queries "
-          f"({report['source']}, ranks {args.window}); removed: {removed}; "
-          f"{report['queries_with_fewer_than_num']} queries got fewer than {args.num}")
-    print(f"wrote {args.output}")
-    return 0
-
-
 def _export(args):
+    from samtone_tf.commands import pretrained_model
     from samtone_tf.export import export_saved_model
 
     if args.checkpoint:
@@ -380,54 +297,12 @@ def _export(args):
 
         model, config = load_run_model(args.checkpoint)
     else:
-        model = _pretrained_model(args.pretrained, args.architecture, args.query_max_length,
+        model = pretrained_model(args.pretrained, args.architecture, args.query_max_length,
                                   args.document_max_length)
         config = {"pretrained": args.pretrained, "zero_shot": True}
     path = export_saved_model(model, args.output, training_config=config,
                               overwrite=args.overwrite)
     print(f"exported {model.architecture} ({model.embedding_dim}-d) to {path}")
-    return 0
-
-
-def _analyze(args):
-    from samtone_tf import analysis
-    from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import encode_corpus
-    from samtone_tf.resources import scifact_path
-    from samtone_tf.files import write_json_atomic
-
-    names = args.names or [os.path.basename(os.path.normpath(m)) for m in args.models]
-    if len(names) != len(args.models) or len(set(names)) != len(names):
-        raise ConfigError("--names needs one distinct label per model")
-    collection = load_beir(args.data or scifact_path(), args.split)
-    pairs = analysis.sample_pairs(collection, args.n, args.seed)
-    separations, stats, summary = {}, {}, {}
-    corpus_texts = [doc.full_text for doc in collection.corpus.values()]
-    for name, path in zip(names, args.models):
-        encoder = _load_encoder(path)
-        queries = encoder.encode_queries([q for q, _ in pairs])
-        documents = encoder.encode_documents([d for _, d in pairs])
-        separations[name] = analysis.tower_separation(queries, documents, args.seed)
-        corpus = None if args.no_top1 else encode_corpus(encoder, corpus_texts, 64)
-        retrieval = None if corpus is None else encode_corpus(
-            encoder, list(collection.queries.values()), 64, side="query")
-        stats[name] = analysis.similarity_statistics(queries, documents, corpus, retrieval)
-        summary[name] = {
-            "model": path, "pairs": len(pairs),
-            "probe_accuracy": separations[name]["probe_accuracy"],
-            "probe_accuracy_std": separations[name]["probe_accuracy_std"],
-            **{f"mean_{k}": float(np.mean(v)) for k, v in stats[name].items()}}
-    os.makedirs(args.output, exist_ok=True)
-    analysis.plot_tsne(separations, os.path.join(args.output, "tsne.png"))
-    analysis.plot_similarities(stats, os.path.join(args.output, "similarities.png"))
-    write_json_atomic(os.path.join(args.output, "analysis.json"), summary)
-    print("| run | linear probe accuracy (0.5 = mixed) | mean top-1 | mean s(q,q') | mean s(q,d') |")
-    print("|---|---|---|---|---|")
-    for name, row in summary.items():
-        print(f"| {name} | {row['probe_accuracy']:.3f} ± {row['probe_accuracy_std']:.3f} | "
-              f"{row.get('mean_top1', float('nan')):.3f} | {row['mean_query_query']:.3f} | "
-              f"{row['mean_query_document']:.3f} |")
-    print(f"wrote {args.output}/tsne.png, similarities.png, analysis.json")
     return 0
 
 

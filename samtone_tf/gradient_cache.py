@@ -80,7 +80,7 @@ def _embed(tower, tokens, size):
         return index + 1, array.write(index, out)
 
     _, array = tf.while_loop(lambda index, _: index < array.size(), body, [0, array],
-                             parallel_iterations=2)  # one chunk's activations at a time
+                             parallel_iterations=1)  # one chunk's activations at a time
     return tf.stop_gradient(tf.ensure_shape(array.concat(), [None, tower.output_dim]))
 
 
@@ -100,7 +100,7 @@ def _backpropagate(tower, tokens, grad, size, variables, totals):
 
     count = _count(tokens, size)
     out = tf.while_loop(lambda index, *_: index < count, body, [0, *totals],
-                        parallel_iterations=2)  # one chunk's activations at a time
+                        parallel_iterations=1)  # one chunk's activations at a time
     return list(out[1:])
 
 

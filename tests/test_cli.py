@@ -217,9 +217,9 @@ def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
     assert config["architecture"] == "sde" and config["embedding_dim"] == 384
     assert config["query_max_length"] == config["document_max_length"] == 256
 
-    from samtone_tf.cli import _load_encoder  # `samtone eval --model HF_FOLDER`
+    from samtone_tf.commands import load_encoder  # `samtone eval --model HF_FOLDER`
 
-    encoder = _load_encoder(path)
+    encoder = load_encoder(path)
     assert encoder.query_max_length == encoder.document_max_length == 256
     default = load_config()
     assert default["model"]["query_max_length"] is None  # training: the backbone's own
