@@ -26,10 +26,12 @@ same order, so pass 3 sees exactly pass 1's masks. The step then equals a step t
 embeds the same chunks under one tape (with dropout off: Keras' own full-batch step).
 
 The chunks are visited by ``tf.while_loop``s (one traced tower call per pass,
-whatever the batch), and every chunk has N rows but possibly the last, so with a
-per-replica batch divisible by N and static (``drop_remainder=True``, as
-:func:`samtone_tf.data.pipeline.training_dataset` does) every shape is static for XLA
-and TPUs; an unknown batch size (multi-worker input sharding) works too.
+whatever the batch); the last chunk is completed with padding rows (mask 0; their
+embeddings are dropped and get a zero gradient), so every chunk has exactly N rows and
+the step compiles with XLA (``jit_compile=True``, tested) and on TPUs when the
+per-replica batch is static (``drop_remainder=True``, as
+:func:`samtone_tf.data.pipeline.training_dataset` does); an unknown batch size
+(multi-worker input sharding) works too.
 """
 
 from __future__ import annotations
@@ -57,10 +59,29 @@ def _sides(model, x):
     return [(key, tower, tokens, tokens["token_ids"].shape[0]) for key, tower, tokens in sides]
 
 
+def _pad_rows(tensor, extra):
+    """``tensor`` with ``extra`` zero rows appended."""
+    return tf.pad(tensor, [[0, extra]] + [[0, 0]] * (tensor.shape.rank - 1))
+
+
+def _padded(tokens, size):
+    """The token dict with zero rows (padding mask 0) up to a multiple of ``size``,
+    so every chunk has exactly ``size`` rows (static shapes for XLA and TPUs), and the
+    true row count."""
+    rows = tf.shape(tokens["token_ids"])[0]
+    extra = (size - rows % size) % size
+    return {k: _pad_rows(v, extra) for k, v in tokens.items()}, rows
+
+
+def _slice(tensor, start, size):
+    """Rows [start, start + size) with a static size (``tf.slice``, XLA-friendly)."""
+    rank = tensor.shape.rank
+    return tf.slice(tensor, [start] + [0] * (rank - 1), [size] + [-1] * (rank - 1))
+
+
 def _chunk(tokens, index, size):
-    """Chunk ``index`` of a token dict: rows [index·size, (index+1)·size)."""
-    start = index * size
-    return {k: v[start:start + size] for k, v in tokens.items()}
+    """Chunk ``index`` of a (padded) token dict: rows [index·size, (index+1)·size)."""
+    return {k: _slice(v, index * size, size) for k, v in tokens.items()}
 
 
 def _count(tokens, size):
@@ -71,34 +92,40 @@ def _count(tokens, size):
 def _embed(tower, tokens, size):
     """Pass 1: the tower over every chunk, no tape; [rows, dim]. A sequential
     ``tf.while_loop`` (``parallel_iterations=1``: the default 10 would run ten chunks
-    at once and hold ten chunks' activations, measured) keeps one chunk alive at a time
-    and traces the tower once, whatever the number of chunks."""
-    array = tf.TensorArray(tf.float32, size=_count(tokens, size), infer_shape=False)
+    at once and hold ten chunks' activations, measured; two in flight bought no
+    consistent time for 1.5× the memory, measured) keeps one chunk alive at a time and
+    traces the tower once, whatever the number of chunks. Rows of padding complete
+    the last chunk (their embeddings are dropped)."""
+    padded, rows = _padded(tokens, size)
+    array = tf.TensorArray(tf.float32, size=_count(padded, size),
+                           element_shape=tf.TensorShape([size, tower.output_dim]))
 
     def body(index, array):
-        out = tf.cast(tower(_chunk(tokens, index, size), training=True), tf.float32)
+        out = tf.cast(tower(_chunk(padded, index, size), training=True), tf.float32)
         return index + 1, array.write(index, out)
 
     _, array = tf.while_loop(lambda index, _: index < array.size(), body, [0, array],
                              parallel_iterations=1)  # one chunk's activations at a time
-    return tf.stop_gradient(tf.ensure_shape(array.concat(), [None, tower.output_dim]))
+    return tf.stop_gradient(tf.reshape(array.concat()[:rows], [rows, tower.output_dim]))
 
 
 def _backpropagate(tower, tokens, grad, size, variables, totals):
-    """Pass 3: re-embed each chunk under a tape and add ∂L/∂e · ∂e/∂θ to ``totals``."""
+    """Pass 3: re-embed each chunk under a tape and add ∂L/∂e · ∂e/∂θ to ``totals``
+    (padding rows get a zero embedding gradient)."""
+    padded, rows = _padded(tokens, size)
+    grad = _pad_rows(grad, tf.shape(padded["token_ids"])[0] - rows)
 
     def body(index, *totals):
-        start = index * size
         with tf.GradientTape() as tape:
-            out = tower(_chunk(tokens, index, size), training=True)
+            out = tower(_chunk(padded, index, size), training=True)
             surrogate = tf.reduce_sum(tf.cast(out, tf.float32) * tf.stop_gradient(
-                grad[start:start + size]))
+                _slice(grad, index * size, size)))
         grads = tape.gradient(surrogate, [getattr(v, "value", v) for v in variables],
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return (index + 1, *[t + tf.cast(tf.convert_to_tensor(g), t.dtype)
                              for t, g in zip(totals, grads)])
 
-    count = _count(tokens, size)
+    count = _count(padded, size)
     out = tf.while_loop(lambda index, *_: index < count, body, [0, *totals],
                         parallel_iterations=1)  # one chunk's activations at a time
     return list(out[1:])

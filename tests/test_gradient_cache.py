@@ -49,13 +49,14 @@ def _batch(rows=6, hard=True, seed=0):
     return batch
 
 
-def _models(architecture, loss_kwargs, dropout, chunk):
+def _models(architecture, loss_kwargs, dropout, chunk, jit_compile=False):
     made = []
     for cache in (chunk, None):
         keras.utils.set_random_seed(11)
         model = DualEncoder(_spec(dropout), architecture=architecture, projection_dim=8)
         model.compile(keras.optimizers.SGD(0.5), loss=SamToNeLoss(0.05, **loss_kwargs),
-                      gradient_cache_chunk_size=cache)
+                      gradient_cache_chunk_size=cache,
+                      jit_compile=jit_compile and cache is not None)
         made.append(model)
     cached, reference = made
     reference.set_weights(cached.get_weights())
@@ -70,8 +71,11 @@ def _chunked_one_tape_step(model, batch, size):
     with tf.GradientTape() as tape:
         outputs = {}
         for key, tower, tokens, rows in gradient_cache._sides(model, x):
-            parts = [tower({k: v[start:start + size] for k, v in tokens.items()},
-                           training=True) for start in range(0, rows, size)]
+            # the last chunk completed with mask-0 rows, as the cache does (their
+            # outputs dropped), so its dropout masks have the cache's shapes
+            parts = [tower({k: _pad(v[start:start + size], size) for k, v in tokens.items()},
+                           training=True)[:min(size, rows - start)]
+                     for start in range(0, rows, size)]
             outputs[key] = tf.concat(parts, axis=0)
         if "hard_negative_embeddings" in outputs:
             outputs["hard_negative_embeddings"] = tf.reshape(
@@ -80,6 +84,11 @@ def _chunked_one_tape_step(model, batch, size):
     variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
     model.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+
+
+def _pad(rows, size):
+    extra = size - int(rows.shape[0])
+    return tf.pad(rows, [[0, extra]] + [[0, 0]] * (rows.shape.rank - 1))
 
 
 def _fit_one(model, batch):
@@ -122,6 +131,20 @@ def test_cached_step_equals_uncached_step_with_dropout_on(architecture, loss):
     if "trainable_temperature" in LOSSES[loss]:
         tau = [np.asarray(m.loss_fn.log_temperature) for m in (cached, reference)]
         assert tau[0] != pytest.approx(np.log(0.05)) and tau[0] == pytest.approx(tau[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["samtone_query", "both_symmetric_trainable_tau"])
+def test_cached_step_compiles_with_xla_and_equals_the_plain_step(loss):
+    """jit_compile=True: every chunk has a static shape (the last one padded), so XLA
+    compiles the cached step; its update equals Keras' full-batch step (dropout off)."""
+    batch = _batch(hard=False)
+    # 6 rows: chunks of 4 + 2 (+ 2 padding rows)
+    cached, reference = _models("ade", LOSSES[loss], 0.0, chunk=4, jit_compile=True)
+    start = [np.array(w) for w in cached.trainable_weights]
+    _fit_one(cached, batch)
+    _fit_one(reference, batch)
+    assert cached.jit_compile is True
+    assert _update_error(cached, reference, start) <= 1e-5
 
 
 def test_a_cache_that_loses_pass_one_masks_is_caught(monkeypatch):

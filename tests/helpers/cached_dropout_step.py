@@ -35,8 +35,12 @@ def main(mode):
                 for key, tower, tokens, _ in gradient_cache._sides(self, x):
                     rows = PER_REPLICA * (2 if key == "hard_negative_embeddings" else 1)
                     tokens = {k: tf.ensure_shape(v, [rows, None]) for k, v in tokens.items()}
+                    # the last chunk completed with mask-0 rows, as the cache does
                     outputs[key] = tf.concat(
-                        [tower({k: v[s:s + CHUNK] for k, v in tokens.items()}, training=True)
+                        [tower({k: tf.pad(v[s:s + CHUNK], [[0, CHUNK - min(CHUNK, rows - s)],
+                                                          [0, 0]])
+                                for k, v in tokens.items()},
+                               training=True)[:min(CHUNK, rows - s)]
                          for s in range(0, rows, CHUNK)], axis=0)
                 outputs["hard_negative_embeddings"] = tf.reshape(
                     outputs["hard_negative_embeddings"], [PER_REPLICA, 2, -1])
