@@ -117,8 +117,8 @@ def _parser():
     evaluate.add_argument("--k", type=_positive_int, default=100)
     evaluate.add_argument("--cache-dir", help="cache corpus embeddings here (keyed by a "
                                               "fingerprint of model weights and texts)")
-    evaluate.add_argument("--backend", choices=("tf", "faiss"), default="tf",
-                          help="exact search backend (faiss needs faiss-cpu)")
+    evaluate.add_argument("--backend", choices=("auto", "tf", "faiss"), default="auto",
+                          help="exact search backend (auto: faiss when installed, else tf)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
     evaluate.add_argument("--dims", type=_positive_int,
                           help="evaluate the first D dimensions, re-normalised (Matryoshka)")

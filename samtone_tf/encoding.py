@@ -10,17 +10,21 @@ from samtone_tf.batching import length_sorted_batches
 
 
 def resolve_encode_jit(jit_compile, strategy):
-    """``jit_compile`` for encoding: True/False as given; "auto" = XLA on one device
-    (measured on a 2-core AVX2 CPU: 2.2× the plain path for 256-token documents),
-    off with several local replicas (XLA fails under MirroredStrategy over logical
-    CPUs; TPUStrategy compiles everything anyway)."""
+    """``jit_compile`` for encoding: True/False as given; "auto" = XLA with one local
+    device when it is a GPU or TPU, off on CPU-only machines and with several local
+    replicas (XLA fails under MirroredStrategy over logical CPUs). Measured on a 2-core
+    CPU (``benchmarks/encode.py --variants``, 256-token SciFact abstracts): XLA encodes
+    1.12× faster once compiled, but compiling each padded width costs more than that
+    saves on a corpus of thousands of documents; ``True`` pays for very large corpora."""
     from samtone_tf.distribute import in_multi_worker_mode
 
     if jit_compile not in ("auto", True, False):
         raise ValueError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}")
     if jit_compile != "auto":
         return jit_compile
-    return strategy.num_replicas_in_sync == 1 or in_multi_worker_mode(strategy)
+    one_device = strategy.num_replicas_in_sync == 1 or in_multi_worker_mode(strategy)
+    accelerator = any(d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices())
+    return one_device and accelerator
 
 
 def tower_encode_function(tower, strategy, jit_compile=False):

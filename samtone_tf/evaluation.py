@@ -35,8 +35,10 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
     Args:
         queries: [Q, D] float array; documents: [N, D] float array.
         k: results per query (capped at N).
-        backend: "tf" (chunked matmul + top_k) or "faiss" (``faiss.IndexFlatIP``,
-            needs faiss-cpu; also exact, its tie order may differ).
+        backend: "tf" (chunked matmul + top_k; ties: the lower index first), "faiss"
+            (``faiss.IndexFlatIP``, needs faiss-cpu; also exact, 1.6× the TF path's
+            queries/s at 100k × 384 in ``benchmarks/search.py``; its tie order may
+            differ) or "auto" (faiss when installed, else tf).
     Returns:
         (scores [Q, k] float32, indices [Q, k] int64), best first.
     """
@@ -45,14 +47,18 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
     if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
         raise ValueError(f"queries [Q, D] and documents [N, D] must share D; got "
                          f"{queries.shape} and {documents.shape}")
-    if backend == "faiss":
-        return _faiss_search(queries, documents, k)
-    if backend != "tf":
-        raise ValueError(f"backend must be 'tf' or 'faiss', got {backend!r}")
+    if backend == "auto":
+        import importlib.util
+
+        backend = "faiss" if importlib.util.find_spec("faiss") is not None else "tf"
+    if backend not in ("tf", "faiss"):
+        raise ValueError(f"backend must be 'tf', 'faiss' or 'auto', got {backend!r}")
     k = min(int(k), len(documents))
     if k <= 0 or len(queries) == 0:
         return (np.zeros((len(queries), max(k, 0)), np.float32),
                 np.zeros((len(queries), max(k, 0)), np.int64))
+    if backend == "faiss":
+        return _faiss_search(queries, documents, k)
     doc_chunks = [(start, tf.constant(documents[start:start + document_chunk]))
                   for start in range(0, len(documents), document_chunk)]
     all_scores, all_indices = [], []
@@ -295,10 +301,11 @@ def model_fingerprint(model):
 
 
 def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False,
-                   cache_dir=None, progress=False, backend="tf", dims=None):
+                   cache_dir=None, progress=False, backend="auto", dims=None):
     """Encodes ``collection`` (a :class:`~samtone_tf.data.common.Collection`) with
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
-    ``(summary, per_query, run)``. ``dims``: score the first ``dims`` coordinates of
+    ``(summary, per_query, run)``. ``backend``: see :func:`exact_search` ("auto":
+    FAISS when installed, the best exact CPU search measured). ``dims``: score the first ``dims`` coordinates of
     both sides, re-normalised (:func:`samtone_tf.index.truncate`)."""
     if not collection.corpus:
         raise DataError(f"{collection.path}: the corpus is empty; nothing to evaluate")

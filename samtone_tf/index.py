@@ -199,11 +199,17 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
 
 
 def build_index(model, collection, output, dims=None, quantization="none", max_k=1000,
-                rescore=10, shard_size=50_000, batch_size=64, overwrite=False, progress=True):
+                rescore=10, shard_size=50_000, batch_size=64, overwrite=False, progress=True,
+                shard_dir=None):
     """Encodes ``collection.corpus`` with ``model`` (a DualEncoder or a
     :class:`~samtone_tf.export.SavedModelEncoder`) and writes the retrieval SavedModel
     at ``output`` (atomically). Returns the index description (also in
-    ``assets/samtone_index.json``)."""
+    ``assets/samtone_index.json``).
+
+    Shards are cached in ``<output>.shards/`` and removed once the index is written;
+    with ``shard_dir`` they are cached there and kept (the same verified cache as
+    ``samtone eval --cache-dir``: indexes of one model at several quantizations, or an
+    evaluation, then encode the corpus once)."""
     from samtone_tf.files import TEMP_PREFIX, make_temporary_folder
 
     if quantization not in QUANTIZATIONS:
@@ -213,7 +219,7 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     document_ids = list(collection.corpus)
     if not document_ids:
         raise ValueError(f"{collection.path}: the corpus is empty; nothing to index")
-    work_dir = output + ".shards"
+    work_dir = shard_dir or output + ".shards"
     os.makedirs(work_dir, exist_ok=True)
     texts = [collection.corpus[d].full_text for d in document_ids]
     embeddings = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
@@ -256,7 +262,8 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    _remove_shards(work_dir)
+    if shard_dir is None:
+        _remove_shards(work_dir)
     return description
 
 

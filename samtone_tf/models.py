@@ -121,9 +121,9 @@ class DualEncoder(keras.Model):
             (default), "buckets" or "max_length" (:mod:`samtone_tf.padding`; use
             "buckets" or "max_length" on TPUs and with XLA: few static shapes).
         encode_jit_compile: XLA for ``encode_queries`` / ``encode_documents``: "auto"
-            (default: on with one local device, off with several; see
-            :func:`samtone_tf.encoding.resolve_encode_jit`), True or False. Training
-            follows ``compile(jit_compile=...)`` as in any Keras model.
+            (default: on with one local GPU/TPU, off on CPU and with several replicas;
+            see :func:`samtone_tf.encoding.resolve_encode_jit`), True or False.
+            Training follows ``compile(jit_compile=...)`` as in any Keras model.
         dtype: a Keras dtype policy, e.g. "mixed_bfloat16" or "mixed_float16" (default:
             the global policy, ``keras.config.set_dtype_policy``). The towers compute
             in the policy's compute dtype with float32 weights; their outputs, the loss,
