@@ -27,7 +27,11 @@ def main():
     parser.add_argument("--collections", nargs="+", default=["scifact", "cranfield"])
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--dims", type=int)
-    parser.add_argument("--quantizations", nargs="+", default=["none", "int8", "binary"])
+    parser.add_argument("--work", help="folder for the indexes and the shard caches "
+                                       "(reused by a later run; default: a new temporary one)")
+    parser.add_argument("--quantizations", nargs="+",
+                        default=["none", "int8", "binary", "binary+int8"],
+                        help="binary+int8: binary candidates re-scored with int8 codes")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -42,7 +46,7 @@ def main():
     model = load_encoder(args.model)
     keys = ("ndcg@10", "mrr@10", "p@1", "recall@100")
     rows = []
-    work = tempfile.mkdtemp(prefix="index-quality-")
+    work = args.work or tempfile.mkdtemp(prefix="index-quality-")
     for name in args.collections:
         folder = os.path.join(SHARED, name)
         if name == "scifact" and not os.path.isdir(folder):
@@ -54,9 +58,16 @@ def main():
         texts = [collection.queries[q] for q in query_ids]
         for quantization in args.quantizations:
             path = os.path.join(work, f"{name}-{quantization}")
+            if os.path.exists(path):  # ours, from an earlier run with this --work
+                import shutil
+
+                shutil.rmtree(path)
             start = time.perf_counter()
             info = build_index(model, collection, path, dims=args.dims,
-                               quantization=quantization, shard_dir=cache, progress=False)
+                               quantization=quantization.split("+")[0], shard_dir=cache,
+                               progress=False,
+                               rescore_vectors="int8" if quantization.endswith("+int8")
+                               else "sign")
             built = time.perf_counter() - start
             index = tf.saved_model.load(path)
             search = index.signatures["search"]

@@ -157,6 +157,9 @@ def _parser():
     index.add_argument("--dims", type=_positive_int,
                        help="keep the first D dimensions, re-normalised (Matryoshka)")
     index.add_argument("--max-k", type=_positive_int, default=1000)
+    index.add_argument("--rescore-vectors", choices=("sign", "int8"), default="sign",
+                       help="binary: re-score against the sign vectors (32x smaller) or int8 "
+                            "codes stored beside the bits (3.6x smaller, near float32)")
     index.add_argument("--rescore", type=_positive_int, default=10,
                        help="binary: re-score RESCORE x k Hamming candidates in float")
     index.add_argument("--shard-size", type=_positive_int, default=50_000)

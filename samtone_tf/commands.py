@@ -56,6 +56,7 @@ def index_command(args):
         raise ConfigError(f"--dims {args.dims} exceeds the model's {dim} dimensions")
     info = build_index(encoder, collection, args.output, dims=args.dims,
                        quantization=args.quantization, max_k=args.max_k, rescore=args.rescore,
+                       rescore_vectors=args.rescore_vectors,
                        shard_size=args.shard_size, batch_size=args.batch_size,
                        overwrite=args.overwrite)
     print(f"indexed {info['documents']} documents ({info['quantization']}, "

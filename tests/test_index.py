@@ -95,14 +95,17 @@ def test_search_through_the_reloaded_artifact_equals_samtone_eval(tmp_path):
             assert needle in show.stdout, show.stdout
 
 
-@pytest.mark.parametrize("quantization", ["int8", "binary"])
+@pytest.mark.parametrize("quantization", ["int8", "binary", "binary+int8"])
 def test_quantized_search_equals_numpy(tmp_path, quantization):
     model = _model(1)
     collection = _subset(load_beir(scifact_path(), "test"), 400)
-    info = build_index(model, collection, str(tmp_path / "ix"), quantization=quantization,
-                       dims=24, rescore=5, progress=False)
+    rescore_vectors = "int8" if quantization == "binary+int8" else "sign"
+    info = build_index(model, collection, str(tmp_path / "ix"),
+                       quantization=quantization.split("+")[0], dims=24, rescore=5,
+                       progress=False, rescore_vectors=rescore_vectors)
     # float32 would be 400 × 24 × 4 bytes: int8 is 4× smaller (+ scales), binary 32×
-    assert info["vector_bytes"] == (400 * 24 + 24 * 4 if quantization == "int8" else 400 * 3)
+    assert info["vector_bytes"] == {"int8": 400 * 24 + 24 * 4, "binary": 400 * 3,
+                                    "binary+int8": 400 * 3 + 400 * 24 + 24 * 4}[quantization]
     query_ids = list(collection.queries)[:40]
     texts = [collection.queries[q] for q in query_ids]
     found = _search(tmp_path, tmp_path / "ix", texts, [10])["10"]
@@ -115,13 +118,17 @@ def test_quantized_search_equals_numpy(tmp_path, quantization):
         scores = queries @ (stored["codes"] * stored["scales"].astype(np.float64)).T
         order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     else:
-        signs = np.where(docs > 0, 1.0, -1.0)
         hamming = ((queries > 0)[:, None, :] != (docs > 0)[None, :, :]).sum(axis=2)
         candidates = np.argsort(hamming, axis=1, kind="stable")[:, :50]
-        exact = np.einsum("bd,bcd->bc", queries, signs[candidates]) / np.sqrt(24)
+        if quantization == "binary":
+            vectors = np.where(docs > 0, 1.0, -1.0) / np.sqrt(24)
+        else:
+            stored = quantize(docs, "int8")
+            vectors = stored["codes"] * stored["scales"].astype(np.float64)
+        exact = np.einsum("bd,bcd->bc", queries, vectors[candidates])
         order = np.take_along_axis(candidates, np.argsort(-exact, axis=1, kind="stable")[:, :10],
                                    axis=1)
-        scores = np.einsum("bd,nd->bn", queries, signs) / np.sqrt(24)
+        scores = queries @ vectors.T
     want_scores = np.take_along_axis(scores, order, axis=1)
     np.testing.assert_allclose(found["scores"], want_scores, atol=1e-5)
     same = np.mean([found["ids"][i] == doc_ids[order[i]].tolist() for i in range(len(texts))])
@@ -177,3 +184,23 @@ def test_a_killed_index_resumes_from_its_shards(tmp_path, monkeypatch):
     build_index(model, collection, str(tmp_path / "ix"), shard_size=100, progress=False)
     assert calls == [50]  # only the unfinished shard was encoded again
     assert not (tmp_path / "ix.shards").exists()
+
+
+def test_a_shared_shard_dir_encodes_the_corpus_once(tmp_path, monkeypatch):
+    model = _model(4)
+    collection = _subset(load_beir(scifact_path(), "test"), 80)
+    calls = []
+    real = model.encode_documents
+    monkeypatch.setattr(model, "encode_documents",
+                        lambda texts, batch_size=64: calls.append(len(texts)) or real(
+                            texts, batch_size=batch_size))
+    shards = tmp_path / "shards"
+    first = build_index(model, collection, str(tmp_path / "f32"), shard_dir=str(shards),
+                        progress=False)
+    second = build_index(model, collection, str(tmp_path / "int8"), shard_dir=str(shards),
+                         quantization="int8", progress=False)
+    assert calls == [80]  # the second index read the verified cache
+    assert shards.is_dir() and first["documents"] == second["documents"] == 80
+    want, _, _ = evaluate_model(model, collection, cache_dir=str(shards))
+    assert calls == [80]  # samtone eval's cache is the same cache
+    assert want["ndcg@10"] >= 0
