@@ -37,6 +37,8 @@ def samtone(batch, steps, precision, jit, docs):
     import numpy as np
     import tensorflow as tf
 
+    from common import full_length_tokens
+
     from samtone_tf import DualEncoder, SamToNeLoss, minilm
 
     keras.utils.set_random_seed(0)
@@ -48,8 +50,7 @@ def samtone(batch, steps, precision, jit, docs):
     rng = np.random.default_rng(0)
 
     def tokens(length):
-        ids = rng.integers(1000, 30000, size=(batch, length)).astype("int32")
-        return {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+        return full_length_tokens(rng, batch, length)
 
     data = tf.data.Dataset.from_tensors({"query": tokens(64), "document": tokens(256)}).repeat()
     model.fit(data.take(1), verbose=0)

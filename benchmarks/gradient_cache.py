@@ -26,6 +26,8 @@ def child(batch, chunk, steps):
     import numpy as np
     import tensorflow as tf
 
+    from common import full_length_tokens
+
     from samtone_tf import DualEncoder, SamToNeLoss, minilm
 
     keras.utils.set_random_seed(0)
@@ -36,8 +38,7 @@ def child(batch, chunk, steps):
     rng = np.random.default_rng(0)
 
     def tokens(length):
-        ids = rng.integers(1000, 30000, size=(batch, length)).astype("int32")
-        return {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+        return full_length_tokens(rng, batch, length)
 
     batch_data = {"query": tokens(64), "document": tokens(256),
                   "query_ids": np.arange(batch), "document_ids": np.arange(batch)}
