@@ -117,8 +117,9 @@ def _parser():
     evaluate.add_argument("--k", type=_positive_int, default=100)
     evaluate.add_argument("--cache-dir", help="cache corpus embeddings here (keyed by a "
                                               "fingerprint of model weights and texts)")
-    evaluate.add_argument("--backend", choices=("auto", "tf", "faiss"), default="auto",
-                          help="exact search backend (auto: faiss when installed, else tf)")
+    evaluate.add_argument("--backend", choices=("tf", "faiss", "auto"), default="tf",
+                          help="exact search backend (auto: faiss when installed, else tf; "
+                               "which is faster depends on the CPU, benchmarks/search.py)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
     evaluate.add_argument("--dims", type=_positive_int,
                           help="evaluate the first D dimensions, re-normalised (Matryoshka)")

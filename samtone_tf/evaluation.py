@@ -36,9 +36,10 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
         queries: [Q, D] float array; documents: [N, D] float array.
         k: results per query (capped at N).
         backend: "tf" (chunked matmul + top_k; ties: the lower index first), "faiss"
-            (``faiss.IndexFlatIP``, needs faiss-cpu; also exact, 1.6× the TF path's
-            queries/s at 100k × 384 in ``benchmarks/search.py``; its tie order may
-            differ) or "auto" (faiss when installed, else tf).
+            (``faiss.IndexFlatIP``, needs faiss-cpu; also exact; its tie order may
+            differ) or "auto" (faiss when installed, else tf). Which is faster depends on
+            the CPU (``benchmarks/search.py``, 100k × 384, top-100): FAISS 1.6× the TF
+            path on the third session's machine, the TF path 2.3× FAISS on the fourth's.
     Returns:
         (scores [Q, k] float32, indices [Q, k] int64), best first.
     """
@@ -301,11 +302,11 @@ def model_fingerprint(model):
 
 
 def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids=False,
-                   cache_dir=None, progress=False, backend="auto", dims=None):
+                   cache_dir=None, progress=False, backend="tf", dims=None):
     """Encodes ``collection`` (a :class:`~samtone_tf.data.common.Collection`) with
     ``model`` (a DualEncoder or a reloaded SavedModel) and returns
-    ``(summary, per_query, run)``. ``backend``: see :func:`exact_search` ("auto":
-    FAISS when installed, the best exact CPU search measured). ``dims``: score the first ``dims`` coordinates of
+    ``(summary, per_query, run)``. ``backend``: see :func:`exact_search` (the TF path
+    by default: the retrieval artifact's tie order). ``dims``: score the first ``dims`` coordinates of
     both sides, re-normalised (:func:`samtone_tf.index.truncate`)."""
     if not collection.corpus:
         raise DataError(f"{collection.path}: the corpus is empty; nothing to evaluate")
