@@ -41,15 +41,18 @@ METRICS = ("tower_probe_accuracy", "tower_centroid_cosine", "top1_similarity",
            "mean_query_query", "mean_query_document")
 
 
-def alignment_metrics(query_embeddings, document_embeddings, seed=0):
-    """The numbers of the module docstring for row-aligned (query, document) pairs."""
+def alignment_metrics(query_embeddings, document_embeddings, seed=0, separation=None):
+    """The numbers of the module docstring for row-aligned (query, document) pairs.
+    ``separation``: :func:`samtone_tf.analysis.tower_separation` of the same pairs when
+    the caller already has it (the probe is the costly part)."""
     from samtone_tf.analysis import tower_separation
 
     q = np.asarray(query_embeddings, np.float64)
     d = np.asarray(document_embeddings, np.float64)
     off = ~np.eye(len(q), dtype=bool)
     q_mean, d_mean = q.mean(axis=0), d.mean(axis=0)
-    separation = tower_separation(q, d, seed, tsne=False)
+    if separation is None:
+        separation = tower_separation(q, d, seed, tsne=False)
     return {
         "tower_probe_accuracy": separation["probe_accuracy"],
         "tower_centroid_cosine": float(q_mean @ d_mean / max(
@@ -95,18 +98,25 @@ class TowerAlignment(keras.callbacks.Callback):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def measure(self, step):
-        """Encodes the pairs, records the numbers at ``step``; returns them."""
+        """Encodes the pairs, records the numbers at ``step``; returns them (the
+        recorded ones when ``step`` was measured already, e.g. the last step of a run
+        that is also a multiple of ``every_n_steps``)."""
+        if step in self.history["step"]:
+            at = self.history["step"].index(step)
+            return {name: self.history[name][at] for name in METRICS}
+        from samtone_tf.analysis import tower_separation
+
         start = time.perf_counter()
         q = self.model.encode_queries(self.queries, batch_size=self.batch_size)
         d = self.model.encode_documents(self.documents, batch_size=self.batch_size)
-        numbers = alignment_metrics(q, d, self.seed)
-        if step in self.history["step"]:  # the same step again (e.g. end of a resumed run)
-            return numbers
+        draw = self.tsne and self.log_dir is not None
+        separation = tower_separation(q, d, self.seed, tsne=draw)
+        numbers = alignment_metrics(q, d, self.seed, separation)
         self.history["step"].append(step)
         for name in METRICS:
             self.history[name].append(numbers[name])
         if self.log_dir is not None:
-            self._write_summaries(step, numbers, q, d)
+            self._write_summaries(step, numbers, separation["tsne"] if draw else None, len(q))
         if self.path is not None:
             from samtone_tf.files import write_json_atomic
 
@@ -136,7 +146,7 @@ class TowerAlignment(keras.callbacks.Callback):
             self._writer.close()
             self._writer = None
 
-    def _write_summaries(self, step, numbers, q, d):
+    def _write_summaries(self, step, numbers, coords, n):
         import tensorflow as tf
 
         if self._writer is None:
@@ -144,13 +154,13 @@ class TowerAlignment(keras.callbacks.Callback):
         with self._writer.as_default(step=step):
             for name, value in numbers.items():
                 tf.summary.scalar(f"alignment/{name}", value)
-            if self.tsne:
-                tf.summary.image("alignment/tsne", _tsne_image(q, d, numbers, self.seed)[None])
+            if coords is not None:
+                tf.summary.image("alignment/tsne", _tsne_image(coords, n, numbers)[None])
         self._writer.flush()
 
 
-def _tsne_image(q, d, numbers, seed):
-    """A t-SNE scatter of both towers as a uint8 [H, W, 4] image."""
+def _tsne_image(coords, n, numbers):
+    """A t-SNE scatter (``coords``: n queries then n documents) as uint8 [H, W, 4]."""
     import io
 
     import matplotlib
@@ -159,10 +169,6 @@ def _tsne_image(q, d, numbers, seed):
     import matplotlib.pyplot as plt
     import tensorflow as tf
 
-    from samtone_tf.analysis import tower_separation
-
-    coords = tower_separation(q, d, seed)["tsne"]
-    n = len(q)
     fig, axis = plt.subplots(figsize=(4, 4))
     axis.scatter(coords[:n, 0], coords[:n, 1], s=5, label="query tower")
     axis.scatter(coords[n:, 0], coords[n:, 1], s=5, label="document tower")

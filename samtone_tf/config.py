@@ -224,19 +224,23 @@ def validate(config, replicas=None):
     if not is_known_tower(model.tower):
         raise ConfigError(f"model.tower must be one of {', '.join(TOWER_NAMES)} (a folder with "
                           f"config.json), got {model.tower!r}")
-    if not (training.jit_compile == "auto" or isinstance(training.jit_compile, bool)):
-        raise ConfigError(f"training.jit_compile must be auto, true or false, got "
-                          f"{training.jit_compile!r}")
+    from samtone_tf.encoding import check_jit_compile
+    from samtone_tf.padding import check_padding
+
+    for section, check, value in (("training", check_jit_compile, training.jit_compile),
+                                  ("data", check_padding, data.padding)):
+        try:
+            check(value)
+        except ValueError as error:
+            raise ConfigError(f"{section}.{error}") from None
     if training.mixed_precision not in MIXED_PRECISION:
         raise ConfigError(f"training.mixed_precision must be null, "
                           f"{' or '.join(MIXED_PRECISION[1:])}, got {training.mixed_precision!r}")
     try:  # the objects that use the values validate them; we name the section
         DualEncoder.check_arguments(model.architecture, model.pooling, model.projection_dim,
-                                    model.query_max_length, model.document_max_length,
-                                    padding=data.padding)
+                                    model.query_max_length, model.document_max_length)
     except ValueError as error:
-        section = "data" if str(error).startswith("padding") else "model"
-        raise ConfigError(f"{section}.{error}") from None
+        raise ConfigError(f"model.{error}") from None
     try:
         SamToNeLoss.check_arguments(**loss)
     except ValueError as error:

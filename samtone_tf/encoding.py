@@ -9,6 +9,13 @@ import tensorflow as tf
 from samtone_tf.batching import length_sorted_batches
 
 
+def check_jit_compile(jit_compile, name="jit_compile"):
+    """Raises ValueError unless ``jit_compile`` is "auto", True or False (the one check
+    of it: the model's ``encode_jit_compile``, the job's ``training.jit_compile``)."""
+    if not (jit_compile == "auto" or isinstance(jit_compile, bool)):
+        raise ValueError(f"{name} must be 'auto', True or False, got {jit_compile!r}")
+
+
 def resolve_encode_jit(jit_compile, strategy):
     """``jit_compile`` for encoding: True/False as given; "auto" = XLA with one local
     device when it is a GPU or TPU, off on CPU-only machines and with several local
@@ -18,8 +25,7 @@ def resolve_encode_jit(jit_compile, strategy):
     saves on a corpus of thousands of documents; ``True`` pays for very large corpora."""
     from samtone_tf.distribute import in_multi_worker_mode
 
-    if jit_compile not in ("auto", True, False):
-        raise ValueError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}")
+    check_jit_compile(jit_compile)
     if jit_compile != "auto":
         return jit_compile
     one_device = strategy.num_replicas_in_sync == 1 or in_multi_worker_mode(strategy)
@@ -108,4 +114,4 @@ def encode_side(model, side, inputs, batch_size):
             tower, model.distribute_strategy, model.encode_jit_compile)
     max_length = model.query_max_length if side == "query" else model.document_max_length
     return encode_sorted(model._encode_functions[side], inputs, batch_size, tower.output_dim,
-                         model.padding, max(max_length, np.shape(inputs["token_ids"])[1]))
+                         model.padding, max_length)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import tensorflow as tf
 
@@ -142,7 +141,7 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
 
     Refuses to replace an existing ``output`` unless ``overwrite=True``.
     """
-    from samtone_tf.files import TEMP_PREFIX, make_temporary_folder
+    from samtone_tf.files import write_folder_atomic
     from samtone_tf.reliability import check_finite_weights
 
     output = os.path.abspath(output)
@@ -151,34 +150,26 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
     if os.path.exists(output) and not os.path.isdir(output):
         raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
     check_finite_weights(model, f"export to {output}")
-    parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
-    prefix = TEMP_PREFIX + os.path.basename(output) + "."
-    for name in os.listdir(parent):  # an earlier export of this target that was killed
-        if name.startswith(prefix):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     module = _EncoderModule(model, model.query_tokenizer(), model.document_tokenizer())
-    temporary = make_temporary_folder(output)
-    try:
-        tf.saved_model.save(module, temporary, signatures={
+
+    def fill(folder):
+        tf.saved_model.save(module, folder, signatures={
             "encode_query": module.encode_query,
             "encode_document": module.encode_document,
             "serving_default": module.encode_query,
         })
-        os.makedirs(os.path.join(temporary, "assets"), exist_ok=True)
-        with open(os.path.join(temporary, "assets", CONFIG_ASSET), "w", encoding="utf-8") as f:
-            json.dump(export_config(model, training_config), f, indent=2, default=str)
-        if os.path.exists(output):
-            old = temporary + ".old"
-            os.rename(output, old)
-            os.rename(temporary, output)
-            shutil.rmtree(old)
-        else:
-            os.rename(temporary, output)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return output
+        write_assets(folder, {CONFIG_ASSET: export_config(model, training_config)})
+
+    return write_folder_atomic(output, fill)
+
+
+def write_assets(folder, files):
+    """JSON files ({name: content}) into ``folder``/assets (a SavedModel's assets)."""
+    assets = os.path.join(folder, "assets")
+    os.makedirs(assets, exist_ok=True)
+    for name, content in files.items():
+        with open(os.path.join(assets, name), "w", encoding="utf-8") as handle:
+            json.dump(content, handle, indent=2, default=str)
 
 
 class SavedModelEncoder:

@@ -109,6 +109,37 @@ def make_temporary_folder(target):
     return folder
 
 
+def write_folder_atomic(target, fill):
+    """Writes the folder ``target`` atomically: removes what a killed earlier write of
+    the same target left beside it, calls ``fill(temporary)`` on a fresh folder beside
+    it, then swaps it in (an existing ``target`` is renamed aside first and removed
+    last, so a kill leaves the old or the new folder, never neither). On an error the
+    temporary folder is removed and the error raised."""
+    import shutil
+
+    target = os.path.abspath(target)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    prefix = TEMP_PREFIX + os.path.basename(target) + "."
+    for name in os.listdir(parent):  # an earlier write of this target that was killed
+        if name.startswith(prefix):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    temporary = make_temporary_folder(target)
+    try:
+        fill(temporary)
+        if os.path.exists(target):
+            old = temporary + ".old"
+            os.rename(target, old)
+            os.rename(temporary, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
+
+
 def is_leftover(name):
     """A name the package's own interrupted writes leave behind."""
     return name.startswith(TEMP_PREFIX) or (name.startswith("ckpt-") and "_temp" in name)

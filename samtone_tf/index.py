@@ -30,9 +30,7 @@ truncation).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -123,7 +121,7 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
         self.document_ids = tf.Variable(np.asarray(ids, dtype=object), trainable=False,
                                         dtype=tf.string, name="document_ids")
         rows, stored_vars = len(ids), self.index_variables
-        full_dim = None
+        binary = "bits" in stored_vars
 
         def embed(texts):
             q = encoder.query_encoder(texts, training=False)
@@ -131,24 +129,22 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
                 q = tf.math.l2_normalize(q[:, :dims], axis=-1, epsilon=1e-24)
             return q
 
-        if "bits" not in stored_vars and "vectors" in stored_vars:
-            def score(q, start, end):
-                return tf.matmul(q, stored_vars["vectors"][start:end], transpose_b=True)
-        elif "bits" not in stored_vars:
-            def score(q, start, end):
-                documents = tf.cast(stored_vars["codes"][start:end], tf.float32)
-                return tf.matmul(q * stored_vars["scales"], documents, transpose_b=True)
-        else:
-            full_dim = dim
-
+        if binary:
             def score(q, start, end):  # minus the Hamming distance of the sign bits
                 q_bits = tf.cast(q > 0, tf.int32)
-                documents = (_unpack(stored_vars["bits"][start:end], full_dim) + 1.0) / 2.0
+                documents = (_unpack(stored_vars["bits"][start:end], dim) + 1.0) / 2.0
                 agree = tf.matmul(tf.cast(q_bits, tf.float32), documents, transpose_b=True)
                 ones = tf.reduce_sum(documents, axis=1)[None, :]
                 disagree = tf.cast(tf.reduce_sum(q_bits, axis=1), tf.float32)[:, None] + ones \
                     - 2.0 * agree
                 return -disagree
+        elif "vectors" in stored_vars:
+            def score(q, start, end):
+                return tf.matmul(q, stored_vars["vectors"][start:end], transpose_b=True)
+        else:  # int8 codes
+            def score(q, start, end):
+                documents = tf.cast(stored_vars["codes"][start:end], tf.float32)
+                return tf.matmul(q * stored_vars["scales"], documents, transpose_b=True)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
                                       tf.TensorSpec([], tf.int32, name="k")])
@@ -156,7 +152,7 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
             tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
             tf.debugging.assert_less_equal(k, max_k, message=f"k must be <= {max_k} (max_k)")
             q = embed(texts)
-            if full_dim is None:
+            if not binary:
                 scores, indices = chunked_top_k(q, rows, k, score)
             else:  # Hamming candidates, re-scored with the float query
                 depth = tf.minimum(tf.maximum(k * rescore, k), rows)
@@ -165,8 +161,8 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
                     vectors = tf.cast(tf.gather(stored_vars["codes"], candidates), tf.float32)
                     exact = tf.einsum("bd,bcd->bc", q * stored_vars["scales"], vectors)
                 else:
-                    vectors = _unpack(tf.gather(stored_vars["bits"], candidates), full_dim)
-                    exact = tf.einsum("bd,bcd->bc", q, vectors) / float(np.sqrt(full_dim))
+                    vectors = _unpack(tf.gather(stored_vars["bits"], candidates), dim)
+                    exact = tf.einsum("bd,bcd->bc", q, vectors) / float(np.sqrt(dim))
                 scores, position = tf.math.top_k(exact, k=k)
                 indices = tf.gather(candidates, position, batch_dims=1)
             return {"ids": tf.gather(self.document_ids, indices), "scores": scores}
@@ -222,7 +218,8 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     with ``shard_dir`` they are cached there and kept (the same verified cache as
     ``samtone eval --cache-dir``: indexes of one model at several quantizations, or an
     evaluation, then encode the corpus once)."""
-    from samtone_tf.files import TEMP_PREFIX, make_temporary_folder
+    from samtone_tf.export import CONFIG_ASSET, write_assets
+    from samtone_tf.files import write_folder_atomic
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -254,27 +251,14 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
                                               "scores": "float32 [None, k]"}}},
         "requires": "import tensorflow_text before loading",
     }
-    parent = os.path.dirname(output)
-    prefix = TEMP_PREFIX + os.path.basename(output) + "."
-    for name in os.listdir(parent):  # an earlier index of this target that was killed
-        if name.startswith(prefix):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-    temporary = make_temporary_folder(output)
-    try:
-        tf.saved_model.save(index, temporary, signatures={
+
+    def fill(folder):
+        tf.saved_model.save(index, folder, signatures={
             "search": index.search, "encode_query": index.encode_query,
             "encode_document": index.encode_document, "serving_default": index.encode_query})
-        assets = os.path.join(temporary, "assets")
-        os.makedirs(assets, exist_ok=True)
-        for name, content in ((INDEX_ASSET, description), ("samtone_config.json", config)):
-            with open(os.path.join(assets, name), "w", encoding="utf-8") as handle:
-                json.dump(content, handle, indent=2, default=str)
-        if os.path.exists(output):
-            shutil.rmtree(output)
-        os.rename(temporary, output)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+        write_assets(folder, {INDEX_ASSET: description, CONFIG_ASSET: config})
+
+    write_folder_atomic(output, fill)
     if shard_dir is None:
         _remove_shards(work_dir)
     return description

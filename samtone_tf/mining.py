@@ -67,11 +67,11 @@ def _check(num, start, end, absolute_margin, relative_margin, max_score):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
-def select(ranked, positives, positive_score, num, start=0, absolute_margin=None,
+def select(ranked, positives, positive_score, num, absolute_margin=None,
            relative_margin=None, max_score=None, counts=None):
-    """The first ``num`` candidates of ``ranked`` ([(doc id, score), ...] for ranks
-    ``start``, ``start + 1``, ...) that pass the rules; ``counts`` (a dict) gets one
-    more for the rule that removed each rejected candidate."""
+    """The first ``num`` candidates of ``ranked`` ([(doc id, score), ...] in rank order,
+    from the window's start) that pass the rules; ``counts`` (a dict) gets one more for
+    the rule that removed each rejected candidate."""
     counts = counts if counts is not None else dict.fromkeys(RULES, 0)
     kept = []
     for doc_id, score in ranked:
@@ -102,7 +102,7 @@ def mine_ranked(query_ids, document_ids, indices, scores, positive_scores, qrels
     for row, query_id in enumerate(query_ids):
         positives = {d for d, r in qrels.get(query_id, {}).items() if r > 0}
         ranked = [(document_ids[i], s) for i, s in zip(indices[row, start:], scores[row, start:])]
-        kept, _ = select(ranked, positives, float(positive_scores[row]), num, 0,
+        kept, _ = select(ranked, positives, float(positive_scores[row]), num,
                          absolute_margin, relative_margin, max_score, counts)
         negatives[query_id] = kept
         short += len(kept) < num
@@ -129,7 +129,7 @@ def _judged(query_ids, document_ids, qrels):
 
 def mine_from_embeddings(query_embeddings, document_embeddings, query_ids, document_ids,
                          qrels, num=1, window=(0, None), absolute_margin=None,
-                         relative_margin=None, max_score=None, backend="tf"):
+                         relative_margin=None, max_score=None):
     """Dense mining: scores are inner products (cosines for L2-normalised embeddings),
     ranked with :func:`samtone_tf.evaluation.exact_search` (exact; ties keep corpus
     order). ``window`` = (start, end), 0-based ranks, end excluded (None: the whole

@@ -194,13 +194,12 @@ class DualEncoder(keras.Model):
                         encode_jit_compile="auto"):
         """Raises ValueError naming the first invalid argument (the one place these
         are validated; the job configuration calls it too, before any backbone loads)."""
+        from samtone_tf.encoding import check_jit_compile
         from samtone_tf.padding import check_padding
         from samtone_tf.towers import POOLING_OPTIONS
 
         check_padding(padding)
-        if not (encode_jit_compile == "auto" or isinstance(encode_jit_compile, bool)):
-            raise ValueError(f"encode_jit_compile must be 'auto', True or False, got "
-                             f"{encode_jit_compile!r}")
+        check_jit_compile(encode_jit_compile, "encode_jit_compile")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if pooling not in POOLING_OPTIONS:

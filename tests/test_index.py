@@ -162,25 +162,31 @@ def test_index_from_a_savedmodel_and_refusals(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_killed_index_resumes_from_its_shards(tmp_path, monkeypatch):
-    model = _model(3)
-    collection = _subset(load_beir(scifact_path(), "test"), 250)
-    calls = []
-    real = model.encode_documents
+def _count_document_encodings(model, monkeypatch, kill_at=None):
+    """Records the size of each ``encode_documents`` call on ``model``; with
+    ``kill_at``, that call (1-based) raises KeyboardInterrupt instead (a kill)."""
+    calls, real = [], model.encode_documents
 
     def counting(texts, batch_size=64):
         calls.append(len(texts))
-        if len(calls) == 3 and not resumed:
-            raise KeyboardInterrupt  # the kill, in shard 3
+        if kill_at is not None and len(calls) == kill_at:
+            raise KeyboardInterrupt
         return real(texts, batch_size=batch_size)
 
     monkeypatch.setattr(model, "encode_documents", counting)
-    resumed = False
+    return calls
+
+
+def test_a_killed_index_resumes_from_its_shards(tmp_path, monkeypatch):
+    model = _model(3)
+    collection = _subset(load_beir(scifact_path(), "test"), 250)
+    _count_document_encodings(model, monkeypatch, kill_at=3)  # the kill, in shard 3
     with pytest.raises(KeyboardInterrupt):
         build_index(model, collection, str(tmp_path / "ix"), shard_size=100, progress=False)
     assert not (tmp_path / "ix").exists()
     assert len([n for n in os.listdir(tmp_path / "ix.shards") if n.endswith(".npy")]) == 2
-    resumed, calls[:] = True, []
+    monkeypatch.undo()
+    calls = _count_document_encodings(model, monkeypatch)
     build_index(model, collection, str(tmp_path / "ix"), shard_size=100, progress=False)
     assert calls == [50]  # only the unfinished shard was encoded again
     assert not (tmp_path / "ix.shards").exists()
@@ -189,11 +195,7 @@ def test_a_killed_index_resumes_from_its_shards(tmp_path, monkeypatch):
 def test_a_shared_shard_dir_encodes_the_corpus_once(tmp_path, monkeypatch):
     model = _model(4)
     collection = _subset(load_beir(scifact_path(), "test"), 80)
-    calls = []
-    real = model.encode_documents
-    monkeypatch.setattr(model, "encode_documents",
-                        lambda texts, batch_size=64: calls.append(len(texts)) or real(
-                            texts, batch_size=batch_size))
+    calls = _count_document_encodings(model, monkeypatch)
     shards = tmp_path / "shards"
     first = build_index(model, collection, str(tmp_path / "f32"), shard_dir=str(shards),
                         progress=False)
