@@ -21,7 +21,7 @@ import sys
 import time
 
 
-def child(batch, chunk, steps):
+def child(batch, chunk, steps, remat=False, dtype=None):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -32,7 +32,7 @@ def child(batch, chunk, steps):
 
     keras.utils.set_random_seed(0)
     model = DualEncoder(minilm(), architecture="sde", query_max_length=64,
-                        document_max_length=256)
+                        document_max_length=256, remat=remat, dtype=dtype)
     model.compile(keras.optimizers.Adam(2e-5), loss=SamToNeLoss(0.05, same_tower="query"),
                   gradient_cache_chunk_size=chunk)
     rng = np.random.default_rng(0)
@@ -49,7 +49,8 @@ def child(batch, chunk, steps):
     history = model.fit(data.take(steps), verbose=0)
     step_s = (time.perf_counter() - start) / steps
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB → GB (Linux)
-    return {"batch": batch, "chunk": chunk, "step_s": round(step_s, 2),
+    return {"batch": batch, "chunk": chunk, "remat": remat, "dtype": dtype,
+            "step_s": round(step_s, 2),
             "peak_rss_gb": round(peak, 2), "rss_before_first_step_gb": round(before, 2),
             "loss": float(history.history["loss"][-1])}
 

@@ -89,6 +89,7 @@ class TrainingConfig(_Section):
     seed: int
     checkpoint_every: int
     gradient_cache_chunk_size: typing.Optional[int]
+    remat: bool
     mixed_precision: typing.Optional[str]
     jit_compile: typing.Union[str, bool]  # "auto" | true | false, checked in validate
     steps_per_execution: int

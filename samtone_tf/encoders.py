@@ -3,6 +3,10 @@
 Both take ``(token_embeddings [B, L, H], padding_mask [B, L])`` and return
 ``[B, L, H]``; they are built from keras-hub's layers (``TransformerEncoder``,
 ``PositionEmbedding``, the T5 transformer layer) and are config-complete.
+
+``remat=True`` recomputes each transformer layer in the backward pass instead of
+keeping its activations (:mod:`samtone_tf.remat`; dropout replayed exactly): training
+memory of one layer at a time, for one more forward pass per step.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import keras
 import keras_hub
 import tensorflow as tf
+
+from samtone_tf.remat import remat_call
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -22,8 +28,9 @@ class TransformerTextEncoder(keras.layers.Layer):
 
     def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, max_length,
                  dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
-                 use_token_type=False, **kwargs):
+                 use_token_type=False, remat=False, **kwargs):
         super().__init__(**kwargs)
+        self.remat = bool(remat)
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -65,14 +72,18 @@ class TransformerTextEncoder(keras.layers.Layer):
         x = self.embeddings_layer_norm(x)
         x = self.embeddings_dropout(x, training=training)
         for layer in self.transformer_layers:
-            x = layer(x, padding_mask=padding_mask, training=training)
+            if self.remat and training:
+                x = remat_call(layer, lambda h, layer=layer: layer(
+                    h, padding_mask=padding_mask, training=True), x)
+            else:
+                x = layer(x, padding_mask=padding_mask, training=training)
         return x
 
     def get_config(self):
         config = super().get_config()
         config.update({k: getattr(self, k) for k in (
             "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "max_length",
-            "dropout", "activation", "layer_norm_epsilon", "use_token_type")})
+            "dropout", "activation", "layer_norm_epsilon", "use_token_type", "remat")})
         return config
 
 
@@ -84,12 +95,13 @@ class T5TextEncoder(keras.layers.Layer):
 
     def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, key_value_dim=None,
                  dropout=0.0, activation="gelu", use_gated_activation=True,
-                 layer_norm_epsilon=1e-6, **kwargs):
+                 layer_norm_epsilon=1e-6, remat=False, **kwargs):
         from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
         from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
+        self.remat = bool(remat)
         self.config = dict(hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads,
                            intermediate_dim=intermediate_dim, key_value_dim=key_value_dim,
                            dropout=dropout, activation=activation,
@@ -119,6 +131,16 @@ class T5TextEncoder(keras.layers.Layer):
         attention_mask = tf.cast(padding_mask, "int32")[:, None, :]
         position_bias = None
         for layer in self.transformer_layers:
+            if self.remat and training:
+                if position_bias is None:  # the first layer computes the shared bias
+                    x, position_bias = remat_call(layer, lambda h, layer=layer: layer(
+                        h, attention_mask=attention_mask, use_causal_mask=False,
+                        training=True), x)
+                else:
+                    x, position_bias = remat_call(layer, lambda h, b, layer=layer: layer(
+                        h, attention_mask=attention_mask, position_bias=b,
+                        use_causal_mask=False, training=True), x, position_bias)
+                continue
             x, position_bias = layer(x, attention_mask=attention_mask,
                                      position_bias=position_bias, use_causal_mask=False,
                                      training=bool(training))
@@ -127,5 +149,5 @@ class T5TextEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(self.config)
+        config.update(self.config, remat=self.remat)
         return config

@@ -129,6 +129,10 @@ class DualEncoder(keras.Model):
             in the policy's compute dtype with float32 weights; their outputs, the loss,
             the temperature and the similarity matrix are float32; under
             "mixed_float16" ``compile`` wraps the optimizer in Keras' loss scaling.
+        remat: recompute each transformer layer in the backward pass instead of
+            keeping its activations (:mod:`samtone_tf.remat`, dropout replayed
+            exactly): the same step at a fraction of the activation memory, for one
+            more forward pass (measured in docs/RESULTS.md).
 
     Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``
     on batches of the form in the module docstring. Keras' own ``train_step`` runs;
@@ -150,7 +154,7 @@ class DualEncoder(keras.Model):
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
                  query_max_length=None, document_max_length=None, padding="dynamic",
-                 encode_jit_compile="auto", **kwargs):
+                 encode_jit_compile="auto", remat=False, **kwargs):
         initialize = kwargs.pop("_initialize_from_backbone", True)
         super().__init__(**kwargs)
         if isinstance(backbone, dict):  # from a config
@@ -163,6 +167,8 @@ class DualEncoder(keras.Model):
         self.check_arguments(architecture, pooling, projection_dim, query_max_length,
                              document_max_length, backbone.max_length, padding,
                              encode_jit_compile)
+        if not isinstance(remat, bool):
+            raise ValueError(f"remat must be true or false, got {remat!r}")
         self.padding, self.encode_jit_compile = padding, encode_jit_compile
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
@@ -174,6 +180,9 @@ class DualEncoder(keras.Model):
         with _global_dtype_policy(self.dtype_policy):  # sublayers take the model's policy
             self.query_tower, self.document_tower = build_towers(
                 backbone, architecture, pooling, projection_dim)
+        self.remat = remat
+        for tower in (self.query_tower, self.document_tower):
+            tower.encoder.remat = remat
         self.loss_fn = None
         self.gradient_cache_chunk_size = None
         # Create every variable now (inside the caller's strategy scope).
@@ -226,6 +235,7 @@ class DualEncoder(keras.Model):
         return {
             "name": self.name, "trainable": self.trainable,
             "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "remat": self.remat,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "architecture": self.architecture, "pooling": self.pooling,
             "projection_dim": self.projection_dim,

