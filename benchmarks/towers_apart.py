@@ -92,7 +92,12 @@ def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
                  "training.global_batch_size": 64, "training.learning_rate": 1e-3,
                  "training.checkpoint_every": 10_000, "evaluation.zero_shot": False,
                  "analysis.every_steps": every, "analysis.pairs": 200, **LOSSES[loss]}
-    metrics = run_training(load_config(None, overrides), run_dir, verbose=0)
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(metrics_path):  # trained before an interruption: evaluate only
+        with open(metrics_path) as handle:
+            metrics = json.load(handle)
+    else:
+        metrics = run_training(load_config(None, overrides), run_dir, verbose=0)
     model, _ = load_run_model(run_dir)
     with open(os.path.join(run_dir, "history.json")) as handle:
         history = json.load(handle)
@@ -108,7 +113,7 @@ def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
                                   model.encode_documents([d for _, d in pairs]), seed,
                                   tsne=seed == 0)
     result["probe_accuracy"] = separation["probe_accuracy"]
-    if "tsne" in separation:
+    if separation.get("tsne") is not None:
         result["tsne"] = np.asarray(separation["tsne"]).round(3).tolist()
     result["wall_time_s"] = round(time.time() - started, 1)
     with open(result_path, "w") as handle:
