@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from paper import KEYS, LOSSES, SHARED, write_table  # noqa: E402
+from paper import LOSSES, SHARED, _mean_std  # noqa: E402
 
 CURVES = ("tower_probe_accuracy", "tower_centroid_cosine", "mean_query_query",
           "mean_query_document")
@@ -122,6 +122,53 @@ def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
           f"{result['probe_accuracy']:.3f} (start {result['curves']['tower_probe_accuracy'][0]:.3f})"
           f", {result['wall_time_s']:.0f} s", flush=True)
     return result
+
+
+COLUMNS = (("scifact", "ndcg@10"), ("scifact", "p@1"), ("cranfield", "ndcg@10"),
+           ("reqa-squad", "p@1"))
+
+
+def write_table(results, path):
+    """Mean ± std over seeds per (architecture, loss), then paired differences against
+    the standard loss of the same architecture and seed."""
+    def row_values(runs, base=None):
+        def get(r, c, m):
+            return r[c][m] - (base[r["seed"]][c][m] if base else 0.0)
+
+        values = [_mean_std([get(r, c, m) for r in runs], base is not None) for c, m in COLUMNS]
+        for key, at in (("tower_probe_accuracy", 0), ("tower_probe_accuracy", -1),
+                        ("tower_centroid_cosine", 0), ("tower_centroid_cosine", -1)):
+            values.append(_mean_std([r["curves"][key][at] - (
+                base[r["seed"]]["curves"][key][at] if base else 0.0) for r in runs],
+                base is not None))
+        return values
+
+    header = " | ".join(f"{c} {m}" for c, m in COLUMNS)
+    curves = "probe acc. at step 0 | probe acc. at the end | centroid cos. at 0 | at the end"
+    lines = [f"| architecture | loss | seeds | {header} | {curves} |",
+             "|---|---|---|" + "---|" * (len(COLUMNS) + 4)]
+    cells = {}
+    for r in results:
+        cells.setdefault((r["architecture"], r["loss"]), []).append(r)
+    for (architecture, loss), runs in cells.items():
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        lines.append(f"| {architecture} | {loss} | {seeds} | " + " | ".join(row_values(runs))
+                     + " |")
+    lines += ["", "Paired differences against the standard loss (same architecture, seed and "
+              "initialisation; mean ± std over seeds):", "",
+              f"| architecture | loss − standard | seeds | {header} | {curves} |",
+              "|---|---|---|" + "---|" * (len(COLUMNS) + 4)]
+    for (architecture, loss), runs in cells.items():
+        base = {r["seed"]: r for r in cells.get((architecture, "standard"), [])}
+        paired = [r for r in runs if r["seed"] in base]
+        if loss == "standard" or not paired:
+            continue
+        seeds = ", ".join(str(r["seed"]) for r in paired)
+        lines.append(f"| {architecture} | {loss} | {seeds} | "
+                     + " | ".join(row_values(paired, base)) + " |")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def plot_curves(results, path):
