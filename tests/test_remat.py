@@ -163,3 +163,18 @@ def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
         _check_updates(remat, plain, before, 1e-5)
         for a, b in zip(seed_states(remat), seed_states(plain)):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_job_config_training_remat_reaches_the_towers():
+    from samtone_tf.config import load_config
+    from samtone_tf.errors import ConfigError
+    from samtone_tf.train import build_model
+
+    assert load_config(None)["training"]["remat"] is False  # off by default
+    with pytest.raises(ConfigError, match="training.remat"):
+        load_config(None, {"training.remat": "yes"})
+    config = load_config(None, {"training.remat": True, "model.tower": "small",
+                                "model.query_max_length": 8, "model.document_max_length": 16})
+    model = build_model(config, tf.distribute.get_strategy(), log=lambda *_: None,
+                        backbone=_spec("small"))
+    assert model.remat and model.query_tower.encoder.remat and model.document_tower.encoder.remat
