@@ -13,13 +13,15 @@ from samtone_tf import distribute
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("replicas,cache", [(2, None), (4, None), (2, 2)],
-                         ids=["2", "4", "2-gradient-cache"])
-def test_mirrored_fit_step_equals_single_device_step(replicas, cache):
+@pytest.mark.parametrize("replicas,cache,remat", [(2, None, False), (4, None, False),
+                                                 (2, 2, False), (2, None, True)],
+                         ids=["2", "4", "2-gradient-cache", "2-remat"])
+def test_mirrored_fit_step_equals_single_device_step(replicas, cache, remat):
     """MirroredStrategy over N logical CPUs (one process per N), SamToNe with hard
     negatives and id masks, one SGD step: same weights as one single-device step (also
-    with the gradient cache on the replicas: chunks of 2 of each replica's 3 rows)."""
-    extra = [] if cache is None else ["--cache", str(cache)]
+    with the gradient cache on the replicas: chunks of 2 of each replica's 3 rows, and
+    with rematerialised layers on the replicas)."""
+    extra = ([] if cache is None else ["--cache", str(cache)]) + (["--remat"] if remat else [])
     process = subprocess.run(
         [sys.executable, "-m", "tests.helpers.distributed_step", str(replicas), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600)

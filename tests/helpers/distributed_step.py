@@ -4,8 +4,8 @@ Run as ``python -m tests.helpers.distributed_step N`` (MirroredStrategy over N
 logical CPUs) or ``python -m tests.helpers.distributed_step multiworker`` (one
 worker of a MultiWorkerMirroredStrategy; TF_CONFIG set by the caller); prints one
 JSON line with the relative errors. ``--cache N`` trains the distributed model with
-the gradient cache (chunks of N rows per replica); the single-device reference never
-uses it. A separate process per strategy size,
+the gradient cache (chunks of N rows per replica); ``--remat`` with rematerialised
+transformer layers; the single-device reference uses neither. A separate process per strategy size,
 because the logical-device split is fixed once TensorFlow initialises.
 """
 
@@ -16,7 +16,7 @@ from samtone_tf.distribute import get_strategy
 
 
 def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
-         cache=None) -> dict:
+         cache=None, remat=False) -> dict:
     """mode "N": compare in-process; "multiworker" / "single": one side only, returning
     its losses and weight updates for the caller to compare across processes."""
     strategy = get_strategy(mode if mode == "multiworker" else
@@ -61,9 +61,11 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
     }
     for name, loss_kwargs in configs.items():
         models = []
-        for scope, chunk in ((tf.distribute.get_strategy(), None), (strategy, cache)):
+        for scope, chunk, rematerialise in ((tf.distribute.get_strategy(), None, False),
+                                            (strategy, cache, remat)):
             with scope.scope():
-                model = DualEncoder(spec, architecture="ade-spl", projection_dim=8)
+                model = DualEncoder(spec, architecture="ade-spl", projection_dim=8,
+                                    remat=rematerialise)
                 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
                               loss=SamToNeLoss(0.05, **loss_kwargs),
                               gradient_cache_chunk_size=chunk)
@@ -105,5 +107,8 @@ if __name__ == "__main__":
         at = args.index("--cache")
         cache = int(args[at + 1])
         del args[at:at + 2]
+    remat = "--remat" in args
+    args = [a for a in args if a != "--remat"]
     override = int(args[1]) if len(args) > 1 else None
-    print("RESULT " + json.dumps(main(args[0], global_batch_override=override, cache=cache)))
+    print("RESULT " + json.dumps(main(args[0], global_batch_override=override, cache=cache,
+                                          remat=remat)))
