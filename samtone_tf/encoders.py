@@ -132,14 +132,12 @@ class T5TextEncoder(keras.layers.Layer):
         position_bias = None
         for layer in self.transformer_layers:
             if self.remat and training:
-                if position_bias is None:  # the first layer computes the shared bias
-                    x, position_bias = remat_call(layer, lambda h, layer=layer: layer(
-                        h, attention_mask=attention_mask, use_causal_mask=False,
-                        training=True), x)
-                else:
-                    x, position_bias = remat_call(layer, lambda h, b, layer=layer: layer(
-                        h, attention_mask=attention_mask, position_bias=b,
-                        use_causal_mask=False, training=True), x, position_bias)
+                # the shared bias is an input (it carries the first layer's gradient);
+                # the first layer computes it, so it gets x alone
+                inputs = (x,) if position_bias is None else (x, position_bias)
+                x, position_bias = remat_call(layer, lambda h, b=None, layer=layer: layer(
+                    h, attention_mask=attention_mask, position_bias=b,
+                    use_causal_mask=False, training=True), *inputs)
                 continue
             x, position_bias = layer(x, attention_mask=attention_mask,
                                      position_bias=position_bias, use_causal_mask=False,
