@@ -18,8 +18,9 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
+
+from common import print_result, run_child
 
 
 def _tf_peak_gb():
@@ -158,26 +159,17 @@ def main():
             result = samtone(batch, steps, precision, jit == "1", docs)
         else:
             result = sentence_transformers(batch, steps, precision, docs)
-        print("RESULT " + json.dumps(result), flush=True)
+        print_result(result)
         return
     runs = [("samtone_tf", "float32", "0"), ("samtone_tf", "mixed", "0"),
             ("samtone_tf", "float32", "1"), ("samtone_tf", "mixed", "1"),
             ("sentence-transformers", "float32", "0"), ("sentence-transformers", "mixed", "0")]
     results = []
     for library, precision, jit in runs:
-        command = [sys.executable, __file__, "--child", library, precision, jit,
-                   "--batch", str(batch), "--steps", str(steps), "--docs", str(docs)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, env=env,
-                                  timeout=args.timeout)
-            lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
-            result = json.loads(lines[-1][7:]) if lines else {
-                "library": library, "precision": precision, "jit": jit == "1",
-                "failed": done.returncode, "stderr": done.stderr.strip().splitlines()[-3:]}
-        except subprocess.TimeoutExpired:
-            result = {"library": library, "precision": precision, "jit": jit == "1",
-                      "failed": f"timeout {args.timeout} s"}
+        result = run_child([__file__, "--child", library, precision, jit, "--batch",
+                            str(batch), "--steps", str(steps), "--docs", str(docs)],
+                           {"library": library, "precision": precision, "jit": jit == "1"},
+                           timeout=args.timeout, stderr_lines=3)
         print(json.dumps(result), flush=True)
         results.append(result)
     ok = [r for r in results if "step_s" in r]

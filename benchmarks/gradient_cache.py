@@ -16,9 +16,9 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
+
+from common import print_result, run_child
 
 
 def child(batch, chunk, steps, remat=False, dtype=None):
@@ -68,7 +68,7 @@ def main():
     args = parser.parse_args()
     if args.child:
         batch, chunk = args.child
-        print("RESULT " + json.dumps(child(batch, chunk or None, args.steps)), flush=True)
+        print_result(child(batch, chunk or None, args.steps))
         return
     results = []
     for batch in sorted(args.batches):
@@ -85,16 +85,8 @@ def main():
                     print(json.dumps(result), flush=True)
                     results.append(result)
                     continue
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-            out = subprocess.run([sys.executable, __file__, "--child", str(batch), str(chunk),
-                                  "--steps", str(args.steps)], capture_output=True, text=True,
-                                 env=env)
-            lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-            if not lines:
-                result = {"batch": batch, "chunk": chunk or None, "failed": out.returncode,
-                          "stderr": out.stderr.strip().splitlines()[-1:]}
-            else:
-                result = json.loads(lines[-1][len("RESULT "):])
+            result = run_child([__file__, "--child", str(batch), str(chunk), "--steps",
+                                str(args.steps)], {"batch": batch, "chunk": chunk or None})
             print(json.dumps(result), flush=True)
             results.append(result)
     ok = [r for r in results if "peak_rss_gb" in r]

@@ -15,8 +15,8 @@ The whole job's peak is measured with ``/usr/bin/time -v samtone train`` (RESULT
 import argparse
 import json
 import os
-import subprocess
-import sys
+
+from common import print_result, run_child
 
 VARIANTS = {"plain": dict(chunk=0, remat=False, dtype=None),
             "remat": dict(chunk=0, remat=True, dtype=None),
@@ -34,23 +34,16 @@ def main():
     parser.add_argument("--child", choices=list(VARIANTS))
     args = parser.parse_args()
     if args.child:
-        sys.path.insert(0, os.path.dirname(__file__))
         from gradient_cache import child
 
         v = VARIANTS[args.child]
         result = child(args.batch, v["chunk"] or None, args.steps, v["remat"], v["dtype"])
-        print("RESULT " + json.dumps({"variant": args.child, **result}), flush=True)
+        print_result({"variant": args.child, **result})
         return
     results = {}
     for name in args.variants:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--batch",
-                              str(args.batch), "--steps", str(args.steps)],
-                             capture_output=True, text=True,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-        result = (json.loads(lines[-1][len("RESULT "):]) if lines else
-                  {"variant": name, "failed": out.returncode,
-                   "stderr": out.stderr.strip().splitlines()[-1:]})
+        result = run_child([__file__, "--child", name, "--batch", str(args.batch), "--steps",
+                            str(args.steps)], {"variant": name})
         print(json.dumps(result), flush=True)
         results[name] = result
     base = results.get("plain", {})
