@@ -27,10 +27,7 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
 def run_cell(architecture, loss, seed, output):
-    from samtone_tf.analysis import sample_pairs, tower_separation
     from samtone_tf.config import load_config
-    from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import evaluate_model
     from samtone_tf.train import load_run_model, run_training
 
     run_dir = os.path.join(output, f"{architecture}-{loss}-seed{seed}")
@@ -45,17 +42,30 @@ def run_cell(architecture, loss, seed, output):
     model, _ = load_run_model(run_dir)
     result = {"architecture": architecture, "loss": loss, "seed": seed,
               "scifact": metrics["fine_tuned"]}
-    for name in ("reqa-squad", "cranfield"):
-        summary, _, _ = evaluate_model(model, load_beir(os.path.join(SHARED, name), "test"))
-        result[name] = summary
-    pairs = sample_pairs(load_beir(os.path.join(SHARED, "scifact"), "test"), 400, seed)
-    separation = tower_separation(model.encode_queries([q for q, _ in pairs]),
-                                  model.encode_documents([d for _, d in pairs]), seed, tsne=False)
+    summaries, separation = evaluate_and_probe(model, seed)
+    result.update(summaries)
     result["probe_accuracy"] = separation["probe_accuracy"]
     result["wall_time_s"] = round(time.time() - started, 1)
     with open(result_path, "w") as handle:
         json.dump(result, handle, indent=1)
     return result
+
+
+def evaluate_and_probe(model, seed, collections=("reqa-squad", "cranfield"), tsne=False):
+    """Each shared collection's test summary (``evaluate_model``), and
+    ``tower_separation`` of 400 SciFact test pairs sampled with ``seed`` (the linear
+    probe; the t-SNE too with ``tsne``). Returns (summaries by name, separation)."""
+    from samtone_tf.analysis import sample_pairs, tower_separation
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.evaluation import evaluate_model
+
+    loaded = {name: load_beir(os.path.join(SHARED, name), "test")
+              for name in dict.fromkeys((*collections, "scifact"))}
+    summaries = {name: evaluate_model(model, loaded[name])[0] for name in collections}
+    pairs = sample_pairs(loaded["scifact"], 400, seed)
+    separation = tower_separation(model.encode_queries([q for q, _ in pairs]),
+                                  model.encode_documents([d for _, d in pairs]), seed, tsne=tsne)
+    return summaries, separation
 
 
 def baselines(output):

@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from paper import LOSSES, SHARED, _mean_std  # noqa: E402
+from paper import LOSSES, SHARED, _mean_std, evaluate_and_probe  # noqa: E402
 
 CURVES = ("tower_probe_accuracy", "tower_centroid_cosine", "mean_query_query",
           "mean_query_document")
@@ -73,10 +73,7 @@ def write_training_collection(folder):
 
 
 def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
-    from samtone_tf.analysis import sample_pairs, tower_separation
     from samtone_tf.config import load_config
-    from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import evaluate_model
     from samtone_tf.train import load_run_model, run_training
 
     name = f"{architecture}-{loss}-seed{seed}"
@@ -105,13 +102,9 @@ def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
               "curves": {"step": history["alignment_step"],
                          **{key: history[key] for key in CURVES}},
               "scifact (title-less corpus)": metrics["fine_tuned"]}
-    for collection in ("scifact", "reqa-squad", "cranfield"):
-        summary, _, _ = evaluate_model(model, load_beir(os.path.join(SHARED, collection), "test"))
-        result[collection] = summary
-    pairs = sample_pairs(load_beir(os.path.join(SHARED, "scifact"), "test"), 400, seed)
-    separation = tower_separation(model.encode_queries([q for q, _ in pairs]),
-                                  model.encode_documents([d for _, d in pairs]), seed,
-                                  tsne=seed == 0)
+    summaries, separation = evaluate_and_probe(
+        model, seed, ("scifact", "reqa-squad", "cranfield"), tsne=seed == 0)
+    result.update(summaries)
     result["probe_accuracy"] = separation["probe_accuracy"]
     if separation.get("tsne") is not None:
         result["tsne"] = np.asarray(separation["tsne"]).round(3).tolist()
