@@ -25,7 +25,7 @@ import tempfile
 import time
 
 CATEGORIES = (  # first match wins; lower-cased op type names
-    ("matmul", r"matmul|einsum|addmm|\bmm\b|bmm|linear|tensordot|^aten::mm$"),
+    ("matmul", r"matmul|einsum|addmm|\bmm\b|bmm|linear|tensordot"),
     ("softmax", r"softmax"),
     ("attention mask (select / add)", r"select|where|masked_fill"),
     ("gelu", r"gelu|erf"),
