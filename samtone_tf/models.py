@@ -166,9 +166,7 @@ class DualEncoder(keras.Model):
             document_max_length = own_max_length(backbone)
         self.check_arguments(architecture, pooling, projection_dim, query_max_length,
                              document_max_length, backbone.max_length, padding,
-                             encode_jit_compile)
-        if not isinstance(remat, bool):
-            raise ValueError(f"remat must be true or false, got {remat!r}")
+                             encode_jit_compile, remat)
         self.padding, self.encode_jit_compile = padding, encode_jit_compile
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
@@ -200,7 +198,7 @@ class DualEncoder(keras.Model):
     @staticmethod
     def check_arguments(architecture, pooling, projection_dim=None, query_max_length=None,
                         document_max_length=None, max_length=None, padding="dynamic",
-                        encode_jit_compile="auto"):
+                        encode_jit_compile="auto", remat=False):
         """Raises ValueError naming the first invalid argument (the one place these
         are validated; the job configuration calls it too, before any backbone loads)."""
         from samtone_tf.encoding import check_jit_compile
@@ -209,6 +207,8 @@ class DualEncoder(keras.Model):
 
         check_padding(padding)
         check_jit_compile(encode_jit_compile, "encode_jit_compile")
+        if not isinstance(remat, bool):
+            raise ValueError(f"remat must be true or false, got {remat!r}")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if pooling not in POOLING_OPTIONS:
