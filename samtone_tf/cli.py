@@ -146,7 +146,9 @@ def _parser():
                     "SavedModel with a 'search' signature (texts: tf.string [None], k: int32) "
                     "-> ids tf.string [None, k], scores float32 [None, k], best first, plus "
                     "encode_query / encode_document. Loads with tensorflow + "
-                    "tensorflow_text only.")
+                    "tensorflow_text only. With TF_CONFIG naming several chief/worker "
+                    "tasks, each encodes its share of the shards and the chief writes "
+                    "the index (output on storage all of them reach).")
     index.add_argument("--model", required=True,
                        help="SavedModel, run folder, pretrained folder or 'minilm'")
     index.add_argument("--data", help="collection folder (default: the shipped SciFact)")
@@ -165,6 +167,9 @@ def _parser():
                        help="binary: re-score RESCORE x k Hamming candidates in float")
     index.add_argument("--shard-size", type=_positive_int, default=50_000)
     index.add_argument("--batch-size", type=_positive_int, default=64)
+    index.add_argument("--wait-timeout", type=_positive_int, default=1800,
+                       help="multi-worker: seconds the chief waits for a new shard of "
+                            "another worker before it gives up")
     index.add_argument("--overwrite", action="store_true",
                        help="replace an index written earlier by samtone index")
 

@@ -129,3 +129,25 @@ def task_name(strategy=None) -> str:
         return "local"
     resolver = strategy.cluster_resolver
     return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def encoding_role(tf_config=None):
+    """(slot, slots, name) of this process for splitting corpus encoding across a
+    cluster, from ``TF_CONFIG`` (the variable MultiWorkerMirroredStrategy reads; no
+    strategy or connection is made): the ``chief`` task, then the ``worker`` tasks
+    in index order, are slots 0..slots-1; slot 0 is the chief that assembles (TensorFlow's
+    convention: the chief task, or worker 0 when there is none). Without ``TF_CONFIG``
+    (or with one task): ``(0, 1, "local")``. Other task types (``ps``, ``evaluator``)
+    encode nothing: ValueError."""
+    raw = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+    config = json.loads(raw or "{}") if isinstance(raw, str) else raw
+    cluster, task = config.get("cluster", {}), config.get("task", {})
+    slots = [("chief", i) for i in range(len(cluster.get("chief", [])))]
+    slots += [("worker", i) for i in range(len(cluster.get("worker", [])))]
+    if len(slots) <= 1 or not task:
+        return 0, 1, "local"
+    me = (task.get("type"), int(task.get("index", 0)))
+    if me not in slots:
+        raise ValueError(f"TF_CONFIG task {me[0]}-{me[1]} is not a chief or worker of the "
+                         f"cluster ({len(slots)} of them); it has no share of the corpus")
+    return slots.index(me), len(slots), f"{me[0]}-{me[1]}"

@@ -188,17 +188,11 @@ def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None
     a ``.json`` record of rows, dimension, dtype and a checksum. A cached file is used
     only when it matches that record, has one row per text and is finite; otherwise it
     is re-encoded with a warning."""
-    import hashlib
-    import os
-
     import keras
 
     cache_path = None
     if cache_dir is not None and fingerprint is not None:
-        digest = hashlib.sha256(f"{fingerprint}|{side}|{len(texts)}".encode())
-        for text in texts:
-            digest.update(text.encode("utf-8") + b"\0")
-        cache_path = os.path.join(cache_dir, digest.hexdigest() + ".npy")
+        cache_path = embedding_cache_path(cache_dir, fingerprint, side, texts)
         cached = _read_cache(cache_path, len(texts), getattr(model, "embedding_dim", None))
         if cached is not None:
             return cached
@@ -215,6 +209,28 @@ def encode_corpus(model, texts, batch_size=256, cache_dir=None, fingerprint=None
     if cache_path is not None:
         _write_cache(cache_path, np.ascontiguousarray(embeddings, np.float32))
     return embeddings
+
+
+def embedding_cache_path(cache_dir, fingerprint, side, texts):
+    """``cache_dir/<sha256>.npy``: the cache file of ``encode_corpus`` for these texts
+    (keyed by the model fingerprint, the side and every text)."""
+    import hashlib
+    import os
+
+    digest = hashlib.sha256(f"{fingerprint}|{side}|{len(texts)}".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return os.path.join(cache_dir, digest.hexdigest() + ".npy")
+
+
+def read_embedding_cache(path, rows, dim=None):
+    """The verified cached array at ``path`` (see :func:`encode_corpus`), or None when
+    it is not there or not complete yet (its ``.json`` record is written last)."""
+    import os
+
+    if not os.path.exists(path[:-len(".npy")] + ".json"):
+        return None
+    return _read_cache(path, rows, dim)
 
 
 def _checksum(array):

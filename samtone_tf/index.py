@@ -187,28 +187,64 @@ def _encoder_module(model):
 
 
 def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, progress=True,
-                     ids=None):
+                     ids=None, role=(0, 1), wait_timeout=1800.0, poll_s=2.0):
     """Document embeddings [N, D], ``shard_size`` texts at a time, each shard cached and
     verified in ``work_dir`` (:func:`samtone_tf.evaluation.encode_corpus`): a killed run
-    re-encodes only the shards it had not finished."""
-    from samtone_tf.evaluation import encode_corpus, model_fingerprint
+    re-encodes only the shards it had not finished.
 
+    Across a cluster, ``role`` = (slot, slots) (:func:`samtone_tf.distribute.encoding_role`):
+    this process encodes shards slot, slot + slots, slot + 2·slots, … (each split across
+    its local replicas, :func:`samtone_tf.encoding.tower_encode_function`) into
+    ``work_dir``, which must be storage every process reaches. Slot 0 (the chief) then
+    waits for the other shards to appear there, verified, and returns all [N, D]; the
+    other slots return None once their shards are written. The chief gives up with
+    TimeoutError, naming a missing shard and its slot, after ``wait_timeout`` seconds
+    without a new shard; rerun the missing worker (its finished shards are kept)."""
+    import time
+
+    from samtone_tf.evaluation import (embedding_cache_path, encode_corpus, model_fingerprint,
+                                       read_embedding_cache)
+
+    slot, slots = role
     fingerprint = model_fingerprint(model)
-    parts = []
-    for start in range(0, len(texts), shard_size):
+    starts = list(range(0, len(texts), shard_size))
+    parts = {}
+    for number, start in enumerate(starts):
+        if number % slots != slot:
+            continue
         if progress:
-            print(f"shard {start // shard_size + 1} of {-(-len(texts) // shard_size)} "
-                  f"(documents {start}..{min(start + shard_size, len(texts)) - 1})", flush=True)
-        parts.append(encode_corpus(model, texts[start:start + shard_size], batch_size,
-                                   cache_dir=work_dir, fingerprint=fingerprint,
-                                   progress=progress, side="document",
-                                   ids=None if ids is None else ids[start:start + shard_size]))
-    return np.concatenate(parts)
+            print(f"shard {number + 1} of {len(starts)} (documents {start}.."
+                  f"{min(start + shard_size, len(texts)) - 1})", flush=True)
+        parts[number] = encode_corpus(model, texts[start:start + shard_size], batch_size,
+                                      cache_dir=work_dir, fingerprint=fingerprint,
+                                      progress=progress, side="document",
+                                      ids=None if ids is None else ids[start:start + shard_size])
+    if slot != 0:
+        return None
+    dim = getattr(model, "embedding_dim", None)
+    last_new = time.monotonic()
+    while len(parts) < len(starts):
+        for number, start in enumerate(starts):
+            if number not in parts:
+                shard = texts[start:start + shard_size]
+                found = read_embedding_cache(
+                    embedding_cache_path(work_dir, fingerprint, "document", shard),
+                    len(shard), dim)
+                if found is not None:
+                    parts[number], last_new = found, time.monotonic()
+        missing = [n for n in range(len(starts)) if n not in parts]
+        if missing and time.monotonic() - last_new > wait_timeout:
+            raise TimeoutError(f"{work_dir}: shard {missing[0] + 1} of {len(starts)} (slot "
+                               f"{missing[0] % slots} of {slots}) did not appear within "
+                               f"{wait_timeout:g} s")
+        if missing:
+            time.sleep(poll_s)
+    return np.concatenate([parts[n] for n in range(len(starts))])
 
 
 def build_index(model, collection, output, dims=None, quantization="none", max_k=1000,
                 rescore=10, shard_size=50_000, batch_size=64, overwrite=False, progress=True,
-                shard_dir=None, rescore_vectors="sign"):
+                shard_dir=None, rescore_vectors="sign", role=None, wait_timeout=1800.0):
     """Encodes ``collection.corpus`` with ``model`` (a DualEncoder or a
     :class:`~samtone_tf.export.SavedModelEncoder`) and writes the retrieval SavedModel
     at ``output`` (atomically). Returns the index description (also in
@@ -217,7 +253,13 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     Shards are cached in ``<output>.shards/`` and removed once the index is written;
     with ``shard_dir`` they are cached there and kept (the same verified cache as
     ``samtone eval --cache-dir``: indexes of one model at several quantizations, or an
-    evaluation, then encode the corpus once)."""
+    evaluation, then encode the corpus once).
+
+    Several processes (``role``, default from ``TF_CONFIG``:
+    :func:`samtone_tf.distribute.encoding_role`) split the corpus encoding by shard
+    (:func:`encode_in_shards`; the output and shard folders on storage they all reach);
+    the chief writes the index, each other process returns ``{"task", "shards"}`` (the
+    shard numbers it encoded, 1-based) once its shards are written."""
     from samtone_tf.export import CONFIG_ASSET, write_assets
     from samtone_tf.files import write_folder_atomic
 
@@ -231,8 +273,17 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     work_dir = shard_dir or output + ".shards"
     os.makedirs(work_dir, exist_ok=True)
     texts = [collection.corpus[d].full_text for d in document_ids]
+    if role is None:
+        from samtone_tf.distribute import encoding_role
+
+        slot, slots, task = encoding_role()
+    else:
+        (slot, slots), task = role, f"slot-{role[0]}"
     embeddings = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
-                                  document_ids)
+                                  document_ids, (slot, slots), wait_timeout)
+    if embeddings is None:  # not the chief: its shards are in work_dir
+        count = -(-len(texts) // shard_size)
+        return {"task": task, "shards": [n + 1 for n in range(count) if n % slots == slot]}
     embeddings = truncate(embeddings, dims)
     stored = quantize(embeddings, quantization, rescore_vectors)
     encoder, config = _encoder_module(model)

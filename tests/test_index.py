@@ -206,3 +206,51 @@ def test_a_shared_shard_dir_encodes_the_corpus_once(tmp_path, monkeypatch):
     want, _, _ = evaluate_model(model, collection, cache_dir=str(shards))
     assert calls == [80]  # samtone eval's cache is the same cache
     assert want["ndcg@10"] >= 0
+
+
+def test_encoding_roles_follow_tensorflow_chief_convention():
+    """Slot 0 is the task TensorFlow calls the chief (multi_worker_util.is_chief), every
+    chief/worker task gets its own slot, and other task types are refused."""
+    from tensorflow.python.distribute import multi_worker_util
+
+    from samtone_tf.distribute import encoding_role
+
+    assert encoding_role("") == (0, 1, "local")
+    for cluster in ({"worker": ["a:1", "b:1", "c:1"]},
+                    {"chief": ["c:1"], "worker": ["a:1", "b:1"]}):
+        tasks = [(t, i) for t in ("chief", "worker") for i in range(len(cluster.get(t, [])))]
+        slots = []
+        for task_type, index in tasks:
+            slot, count, name = encoding_role(json.dumps(
+                {"cluster": cluster, "task": {"type": task_type, "index": index}}))
+            assert count == 3 and name == f"{task_type}-{index}"
+            assert (slot == 0) == multi_worker_util.is_chief(cluster, task_type, index)
+            slots.append(slot)
+        assert sorted(slots) == [0, 1, 2]
+    with pytest.raises(ValueError, match="ps-0 is not a chief or worker"):
+        encoding_role({"cluster": {"worker": ["a:1", "b:1"], "ps": ["p:1"]},
+                       "task": {"type": "ps", "index": 0}})
+
+
+def test_the_chief_waits_for_the_other_shards_and_names_a_missing_one(tmp_path, monkeypatch):
+    """Slot 0 of 2 encodes shards 1 and 3 only; with slot 1's shard 2 absent it fails
+    naming it; once slot 1 has written it, the chief's index equals one process's."""
+    model = _model(6)
+    collection = _subset(load_beir(scifact_path(), "test"), 70)
+    calls = _count_document_encodings(model, monkeypatch)
+    shards = str(tmp_path / "shards")
+    with pytest.raises(TimeoutError, match=r"shard 2 of 3 \(slot 1 of 2\)"):
+        build_index(model, collection, str(tmp_path / "ix"), shard_size=30, shard_dir=shards,
+                    role=(0, 2), wait_timeout=0.5, progress=False)
+    assert calls == [30, 10] and not (tmp_path / "ix").exists()
+    other = build_index(model, collection, str(tmp_path / "ix"), shard_size=30,
+                        shard_dir=shards, role=(1, 2), progress=False)
+    assert other == {"task": "slot-1", "shards": [2]} and calls == [30, 10, 30]
+    assert not (tmp_path / "ix").exists()
+    build_index(model, collection, str(tmp_path / "ix"), shard_size=30, shard_dir=shards,
+                role=(0, 2), progress=False)
+    assert calls == [30, 10, 30]  # the chief read all three shards from the cache
+    build_index(model, collection, str(tmp_path / "one"), shard_size=30, progress=False)
+    texts = [collection.queries[q] for q in list(collection.queries)[:6]]
+    assert _search(tmp_path, tmp_path / "ix", texts, [10]) == _search(
+        tmp_path, tmp_path / "one", texts, [10])

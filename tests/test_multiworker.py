@@ -194,3 +194,48 @@ def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path):
     out = _samtone(*job, "--strategy", "default", "--output", str(single))
     assert out.returncode == 0, out.stderr[-3000:]
     _assert_same_weights(run, single)  # the resumed run's history covers only its part
+
+
+def test_two_workers_split_the_corpus_encoding_and_the_chief_writes_the_index(tmp_path):
+    """`samtone index` under a 2-worker TF_CONFIG on 127.0.0.1: worker 0 (the chief)
+    encodes shards 1, 3, 5, worker 1 shards 2, 4 into the shared shard folder; the
+    chief's index searches like an index built by one process with the same shards
+    (same ids, scores to 1e-6), and only the chief writes it."""
+    import keras
+
+    from samtone_tf import DualEncoder, SmallTransformer
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.export import SavedModelEncoder, export_saved_model
+    from samtone_tf.index import build_index
+    from tests.helpers.small_collection import write_small_scifact
+
+    keras.utils.set_random_seed(5)
+    model = DualEncoder(SmallTransformer(vocab_size=2000, hidden_dim=32, num_layers=1,
+                                         num_heads=2, intermediate_dim=64, max_length=64),
+                        architecture="ade")
+    export_saved_model(model, str(tmp_path / "encoder"))
+    data = write_small_scifact(str(tmp_path / "data"), documents=130, train_queries=4,
+                               test_queries=20)
+    output = tmp_path / "index"
+    workers = _start_workers(["samtone_tf.cli", "index", "--model", str(tmp_path / "encoder"),
+                              "--data", data, "--output", str(output), "--shard-size", "30",
+                              "--max-k", "20", "--wait-timeout", "300"])
+    chief_out, worker_out = _finish(workers, timeout=300)
+    shards = lambda out: sorted(int(line.split()[1]) for line in out.splitlines()
+                                if line.startswith("shard "))
+    assert shards(chief_out) == [1, 3, 5] and shards(worker_out) == [2, 4]
+    assert "indexed 130 documents" in chief_out
+    assert "worker-1: encoded shards [2, 4]" in worker_out
+    assert not (tmp_path / "index.shards").exists()  # the chief removed the shard caches
+
+    collection = load_beir(data, "test")
+    build_index(SavedModelEncoder(str(tmp_path / "encoder")), collection,
+                str(tmp_path / "single"), max_k=20, shard_size=30, progress=False)
+    import tensorflow as tf
+
+    queries = tf.constant([collection.queries[q] for q in collection.queries])
+    got = tf.saved_model.load(str(output)).signatures["search"](texts=queries, k=tf.constant(20))
+    want = tf.saved_model.load(str(tmp_path / "single")).signatures["search"](
+        texts=queries, k=tf.constant(20))
+    assert got["ids"].numpy().tolist() == want["ids"].numpy().tolist()
+    np.testing.assert_allclose(got["scores"].numpy(), want["scores"].numpy(), atol=1e-6)
