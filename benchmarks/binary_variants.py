@@ -66,10 +66,10 @@ def variants(queries, documents):
     yield "itq+scales", (q @ mean)[:, None] + ((q @ w) * sigma) @ signs.T * alpha[None, :]
     magnitude = np.abs(x)
     high = magnitude > np.median(magnitude, axis=0)
-    levels = [np.array([m[h[:, j], j].mean() if h[:, j].any() else 0.0
-                        for j in range(x.shape[1])]) for m, h in ((magnitude, high),
-                                                                   (magnitude, ~high))]
-    rebuilt = np.where(x > 0, 1.0, -1.0) * np.where(high, levels[0], levels[1])
+    def level(mask):  # per dimension, the mean |x_j| of the rows in ``mask``
+        return (magnitude * mask).sum(axis=0) / np.maximum(mask.sum(axis=0), 1)
+
+    rebuilt = np.where(x > 0, 1.0, -1.0) * np.where(high, level(high), level(~high))
     yield "2-bit", q @ rebuilt.T
 
 

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from paper import KEYS, _mean_std, evaluate_and_probe  # noqa: E402
+from paper import KEYS, _mean_std, evaluate_and_probe, paired_rows, save_table  # noqa: E402
 
 LOSSES = {"standard": {"loss.same_tower": "none"},
           "samtone": {"loss.same_tower": "query"}}
@@ -53,21 +53,15 @@ def mine(output):
         with open(path) as handle:
             return json.load(handle)
     from samtone_tf.commands import load_encoder
-    from samtone_tf.data.runs import write_trec_run
-    from samtone_tf.evaluation import encode_corpus
-    from samtone_tf.mining import as_run, mine_from_embeddings
-    from samtone_tf.resources import scifact_path
     from samtone_tf.data.loaders import load_collection
+    from samtone_tf.data.runs import write_trec_run
+    from samtone_tf.mining import as_run, encode_for_mining, mine_from_embeddings
+    from samtone_tf.resources import scifact_path
 
     started = time.time()
     collection = load_collection(scifact_path(), "train", "beir")
-    encoder = load_encoder("minilm")
-    query_ids = [q for q in collection.queries if q in collection.qrels]
-    document_ids = list(collection.corpus)
-    documents = encode_corpus(encoder, [collection.corpus[d].full_text for d in document_ids],
-                              64, side="document", ids=document_ids)
-    queries = encode_corpus(encoder, [collection.queries[q] for q in query_ids], 64,
-                            side="query", ids=query_ids)
+    queries, documents, query_ids, document_ids = encode_for_mining(load_encoder("minilm"),
+                                                                    collection)
     reports = {}
     for source, margin in (("dense", None), ("dense-margin", MARGIN)):
         negatives, report = mine_from_embeddings(queries, documents, query_ids, document_ids,
@@ -86,26 +80,19 @@ def mine(output):
 
 
 def training_pairs(overrides):
-    """How many (query, positive) pairs the job trains on: queries with fewer mined
-    negatives than asked are skipped (``examples_from_qrels``), as in ``run_training``."""
+    """How many (query, positive) pairs the job trains on (``training_examples``:
+    queries with fewer mined negatives than asked are skipped)."""
     import warnings
 
+    from samtone_tf.config import load_config
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.data.pipeline import examples_from_qrels
-    from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
-    from samtone_tf.evaluation import bm25_run
     from samtone_tf.resources import scifact_path
+    from samtone_tf.train import training_examples
 
-    train_set = load_collection(scifact_path(), "train", "beir")
-    num = overrides.get("data.num_hard_negatives", 0)
-    negatives = None
-    if num:
-        source = overrides["data.hard_negatives"]
-        run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
-        negatives = mine_hard_negatives(run, train_set.qrels, num)
+    config = load_config(None, overrides)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return len(examples_from_qrels(train_set, negatives, num))
+        return len(training_examples(config, load_collection(scifact_path(), "train", "beir")))
 
 
 def run_cell(source, loss, seed, args):
@@ -156,25 +143,14 @@ def write_table(results, path):
         lines.append("| " + " | ".join(row) + " |")
 
     def paired(title, against):
-        out = ["", title, "", f"| negatives | loss | seeds | {header} |",
-               "|---|---|---|" + "---|" * len(KEYS)]
-        for (source, loss), runs in cells.items():
-            base = {r["seed"]: r for r in cells.get(against(source, loss), [])}
-            pairs = [(r, base[r["seed"]]) for r in runs if r["seed"] in base]
-            if against(source, loss) == (source, loss) or not pairs:
-                continue
-            row = [source, loss, ", ".join(str(r["seed"]) for r, _ in pairs)]
-            row += [_mean_std([r[c][m] - b[c][m] for r, b in pairs], True) for c, m in KEYS]
-            out.append("| " + " | ".join(row) + " |")
-        return out
+        return ["", title, "", f"| negatives | loss | seeds | {header} |",
+                "|---|---|---|" + "---|" * len(KEYS)] + paired_rows(cells, against)
 
     lines += paired("Each source minus in-batch negatives (same loss and seed):",
                     lambda source, loss: ("in-batch", loss))
     lines += paired("SamToNe minus standard (same negatives and seed):",
                     lambda source, loss: (source, "standard"))
-    with open(path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_table(lines, path)
 
 
 def main():

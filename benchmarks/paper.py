@@ -124,15 +124,32 @@ def write_table(results, path, reference=None):
                    "mean ± std over seeds):"), "",
               f"| architecture | loss − standard | seeds | {header} | probe acc. |",
               "|---|---|---|" + "---|" * (len(KEYS) + 1)]
-    for (architecture, loss), runs in cells.items():
-        base = {r["seed"]: r for r in cells.get((architecture, "standard"), [])}
+    lines += paired_rows(cells, lambda architecture, loss: (architecture, "standard"),
+                         extras=("probe_accuracy",))
+    save_table(lines, path)
+
+
+def paired_rows(cells, against, extras=()):
+    """Markdown rows of per-seed paired differences (mean ± std over the shared seeds):
+    for each cell {key: runs} whose reference cell ``against(*key)`` is another cell with
+    runs of the same seeds, the key, the seeds, then run − reference for ``KEYS`` and for
+    each top-level field in ``extras``."""
+    lines = []
+    for key, runs in cells.items():
+        reference = against(*key)
+        base = {r["seed"]: r for r in cells.get(reference, [])}
         pairs = [(r, base[r["seed"]]) for r in runs if r["seed"] in base]
-        if loss == "standard" or not pairs:
+        if reference == key or not pairs:
             continue
-        row = [architecture, loss, ", ".join(str(r["seed"]) for r, _ in pairs)]
+        row = [*key, ", ".join(str(r["seed"]) for r, _ in pairs)]
         row += [_mean_std([r[c][m] - b[c][m] for r, b in pairs], True) for c, m in KEYS]
-        row.append(_mean_std([r["probe_accuracy"] - b["probe_accuracy"] for r, b in pairs], True))
+        row += [_mean_std([r[e] - b[e] for r, b in pairs], True) for e in extras]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def save_table(lines, path):
+    """Writes the table's lines to ``path`` and prints them."""
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))

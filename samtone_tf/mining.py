@@ -158,6 +158,16 @@ def mine_from_model(model, collection, num=1, window=(0, None), absolute_margin=
     """Encodes the judged queries of ``collection`` and its whole corpus with
     ``model`` (a DualEncoder or a reloaded SavedModel) and mines (see
     :func:`mine_from_embeddings`)."""
+    queries, documents, query_ids, document_ids = encode_for_mining(model, collection,
+                                                                    batch_size, progress)
+    return mine_from_embeddings(queries, documents, query_ids, document_ids, collection.qrels,
+                                num, window, absolute_margin, relative_margin, max_score)
+
+
+def encode_for_mining(model, collection, batch_size=64, progress=False):
+    """(query embeddings, document embeddings, query ids, document ids): the judged
+    queries of ``collection`` and its whole corpus, the inputs of
+    :func:`mine_from_embeddings` (encode once, mine with several filters)."""
     from samtone_tf.evaluation import encode_corpus
 
     query_ids = [q for q in collection.queries if q in collection.qrels]
@@ -166,8 +176,7 @@ def mine_from_model(model, collection, num=1, window=(0, None), absolute_margin=
                               batch_size, progress=progress, side="document", ids=document_ids)
     queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
                             progress=progress, side="query", ids=query_ids)
-    return mine_from_embeddings(queries, documents, query_ids, document_ids, collection.qrels,
-                                num, window, absolute_margin, relative_margin, max_score)
+    return queries, documents, query_ids, document_ids
 
 
 def mine_bm25(collection, num=1, window=(0, None), absolute_margin=None,

@@ -73,7 +73,7 @@ def run_training(config, output, verbose=1, log=print):
     Resuming an interrupted multi-worker run needs ``output`` on a filesystem all
     workers share (they restart from the chief's checkpoints)."""
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+    from samtone_tf.data.pipeline import training_dataset
     from samtone_tf.distribute import get_strategy, is_chief, task_name
     from samtone_tf.models import own_max_length
     from samtone_tf.resources import scifact_path
@@ -99,15 +99,7 @@ def run_training(config, output, verbose=1, log=print):
     data_format = config["data"]["format"]
     train_set = load_collection(data_path, config["data"]["train_split"], data_format)
     eval_set = load_collection(data_path, config["data"]["eval_split"], data_format)
-    negatives = None
-    if config["data"]["num_hard_negatives"]:
-        from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
-        from samtone_tf.evaluation import bm25_run
-
-        source = config["data"]["hard_negatives"]
-        run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
-        negatives = mine_hard_negatives(run, train_set.qrels, config["data"]["num_hard_negatives"])
-    examples = examples_from_qrels(train_set, negatives, config["data"]["num_hard_negatives"])
+    examples = training_examples(config, train_set)
     log(f"data: {data_path} — {len(examples)} training pairs ({config['data']['train_split']}), "
         f"{len(eval_set.queries)} evaluation queries ({config['data']['eval_split']}), "
         f"{len(eval_set.corpus)} documents")
@@ -136,6 +128,25 @@ def run_training(config, output, verbose=1, log=print):
             stack.callback(_claim(output, config, log).release)
         return _train_and_report(config, output, model, dataset, steps, eval_set, data_path,
                                  chief, task, started, verbose, log)
+
+
+def training_examples(config, train_set):
+    """The job's (query, positive[, hard negatives]) examples of ``train_set``:
+    ``data.num_hard_negatives`` per example from ``data.hard_negatives`` (BM25's top
+    100, or a TREC run), judged positives excluded; queries with fewer are skipped
+    (:func:`samtone_tf.data.pipeline.examples_from_qrels`)."""
+    from samtone_tf.data.pipeline import examples_from_qrels
+
+    num = config["data"]["num_hard_negatives"]
+    negatives = None
+    if num:
+        from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
+        from samtone_tf.evaluation import bm25_run
+
+        source = config["data"]["hard_negatives"]
+        run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
+        negatives = mine_hard_negatives(run, train_set.qrels, num)
+    return examples_from_qrels(train_set, negatives, num)
 
 
 def _check_same_config(output, config):
