@@ -222,22 +222,23 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
     if slot != 0:
         return None
     dim = getattr(model, "embedding_dim", None)
+    waiting = {number: (embedding_cache_path(work_dir, fingerprint, "document",
+                                             texts[start:start + shard_size]),
+                        len(texts[start:start + shard_size]))
+               for number, start in enumerate(starts) if number not in parts}
     last_new = time.monotonic()
-    while len(parts) < len(starts):
-        for number, start in enumerate(starts):
-            if number not in parts:
-                shard = texts[start:start + shard_size]
-                found = read_embedding_cache(
-                    embedding_cache_path(work_dir, fingerprint, "document", shard),
-                    len(shard), dim)
-                if found is not None:
-                    parts[number], last_new = found, time.monotonic()
-        missing = [n for n in range(len(starts)) if n not in parts]
-        if missing and time.monotonic() - last_new > wait_timeout:
-            raise TimeoutError(f"{work_dir}: shard {missing[0] + 1} of {len(starts)} (slot "
-                               f"{missing[0] % slots} of {slots}) did not appear within "
+    while waiting:
+        for number, (path, rows) in list(waiting.items()):
+            found = read_embedding_cache(path, rows, dim)
+            if found is not None:
+                parts[number], last_new = found, time.monotonic()
+                del waiting[number]
+        if waiting and time.monotonic() - last_new > wait_timeout:
+            first = min(waiting)
+            raise TimeoutError(f"{work_dir}: shard {first + 1} of {len(starts)} (slot "
+                               f"{first % slots} of {slots}) did not appear within "
                                f"{wait_timeout:g} s")
-        if missing:
+        if waiting:
             time.sleep(poll_s)
     return np.concatenate([parts[n] for n in range(len(starts))])
 
