@@ -81,7 +81,7 @@ def main():
     vectors = rng.standard_normal((args.search_docs, 384), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     encoder, _ = _encoder_module(model)
-    index = _Index(encoder, {"vectors": vectors}, [str(i) for i in range(len(vectors))], 384,
+    index = _Index(encoder, [{"vectors": vectors}], [str(i) for i in range(len(vectors))], 384,
                    None, 100, 10)
     path = os.path.join(work, "search")
     tf.saved_model.save(index, path, signatures={"search": index.search})

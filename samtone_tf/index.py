@@ -26,6 +26,14 @@ Search runs inside the graph over chunks of documents, keeping a running top-k
 
 ``dims``: the first ``dims`` coordinates of both sides, re-normalised (Matryoshka
 truncation).
+
+The stored vectors are split into blocks of at most ``block_rows`` rows (one variable per
+block and stored array; sizes follow ``tf.nn.embedding_lookup``'s "div" partitioning,
+which the binary index's re-scoring gathers through). The builder turns the cached shards
+into blocks one at a time and lets each shard go once its rows are in a variable, so the
+build holds the corpus' vectors about once, not once per copy (a single [N, D] variable
+needed about three copies during the write); search scores block after block, chunk by
+chunk, with one running top-k.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from samtone_tf.errors import ConfigError
 QUANTIZATIONS = ("none", "int8", "binary")
 INDEX_ASSET = "samtone_index.json"
 CHUNK = 65536
+BLOCK_ROWS = 262_144  # rows per index variable: 384 MiB of float32 at 384 dimensions
 
 
 def truncate(embeddings, dims):
@@ -53,21 +62,28 @@ def truncate(embeddings, dims):
     return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
 
 
-def quantize(embeddings, quantization, rescore_vectors="sign"):
+def int8_scales(parts):
+    """Per-dimension symmetric int8 scales, max_i |x_ij| / 127, over arrays of rows."""
+    peak = np.max([np.abs(np.asarray(part, np.float32)).max(axis=0) for part in parts], axis=0)
+    return (np.maximum(peak, 1e-12) / 127.0).astype(np.float32)
+
+
+def quantize(embeddings, quantization, rescore_vectors="sign", scales=None):
     """The stored arrays: {"vectors": float32} | {"codes": int8, "scales": float32 [D]}
     | {"bits": uint8 [N, ceil(D/8)]} (+ int8 codes and scales with
-    ``rescore_vectors="int8"``)."""
+    ``rescore_vectors="int8"``). ``scales``: the int8 scales to use (e.g. the whole
+    corpus' when ``embeddings`` is one block of it); default: these rows'."""
     embeddings = np.asarray(embeddings, np.float32)
     if quantization == "none":
         return {"vectors": embeddings}
     if quantization == "int8":
-        scales = np.maximum(np.abs(embeddings).max(axis=0), 1e-12) / 127.0
+        scales = int8_scales([embeddings]) if scales is None else scales
         codes = np.clip(np.rint(embeddings / scales), -127, 127).astype(np.int8)
-        return {"codes": codes, "scales": scales.astype(np.float32)}
+        return {"codes": codes, "scales": np.asarray(scales, np.float32)}
     if quantization == "binary":
         bits = {"bits": np.packbits(embeddings > 0, axis=1)}
         if rescore_vectors == "int8":
-            bits.update(quantize(embeddings, "int8"))
+            bits.update(quantize(embeddings, "int8", scales=scales))
         elif rescore_vectors != "sign":
             raise ValueError(f"rescore_vectors must be 'sign' or 'int8', got {rescore_vectors!r}")
         return bits
@@ -91,16 +107,20 @@ def _merge(best_scores, best_indices, scores, offset, k):
     return values, tf.gather(indices, position, batch_dims=1)
 
 
-def chunked_top_k(queries, rows, k, score_chunk, chunk=CHUNK):
+def chunked_top_k(queries, rows, k, score_chunk, chunk=CHUNK, best=None, offset=0):
     """Top-k over ``rows`` documents scored ``score_chunk(queries, start, end)`` chunk
-    by chunk in a ``tf.while_loop`` (one chunk's scores in memory)."""
-    batch = tf.shape(queries)[0]
-    best = (tf.fill([batch, k], -np.inf), tf.fill([batch, k], tf.constant(-1, tf.int64)))
+    by chunk in a ``tf.while_loop`` (one chunk's scores in memory). ``best``: a running
+    (scores, indices) top-k of earlier documents to continue from; ``offset``: added to
+    this call's row numbers (the block's first row in the whole index)."""
+    if best is None:
+        batch = tf.shape(queries)[0]
+        best = (tf.fill([batch, k], -np.inf), tf.fill([batch, k], tf.constant(-1, tf.int64)))
 
     def body(start, best_scores, best_indices):
         end = tf.minimum(start + chunk, rows)
         scores = score_chunk(queries, start, end)
-        merged = _merge(best_scores, best_indices, scores, tf.cast(start, tf.int64), k)
+        merged = _merge(best_scores, best_indices, scores,
+                        tf.cast(start, tf.int64) + offset, k)
         return (end, *merged)
 
     _, scores, indices = tf.while_loop(
@@ -110,18 +130,66 @@ def chunked_top_k(queries, rows, k, score_chunk, chunk=CHUNK):
     return scores, indices
 
 
-class _Index(tf.__internal__.tracking.AutoTrackable):
-    """The saved object: the encoder module, the stored vectors, ids and ``search``."""
+def block_sizes(rows, block_rows=BLOCK_ROWS):
+    """Rows per index block: ceil(rows / block_rows) blocks, sized as
+    ``tf.nn.embedding_lookup``'s "div" strategy partitions ``rows`` ids (the first
+    rows % blocks blocks one row longer)."""
+    return _div_sizes(rows, max(1, -(-rows // max(1, int(block_rows)))))
 
-    def __init__(self, encoder, stored, ids, dim, dims, max_k, rescore):
+
+def _div_sizes(rows, blocks):
+    return [rows // blocks + (1 if b < rows % blocks else 0) for b in range(blocks)]
+
+
+def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None):
+    """Yields the stored arrays (:func:`quantize`) of each block of ``sizes`` rows, cut
+    from ``parts`` (a list of [rows, D] arrays in corpus order, e.g. the cached shards),
+    which it empties as it goes: a part is released once its last row is in a block."""
+    for size in sizes:
+        pieces, need = [], size
+        while need:
+            head = parts[0]
+            pieces.append(head[:need])
+            if len(head) <= need:
+                parts.pop(0)
+            else:
+                parts[0] = head[need:]
+            need -= len(pieces[-1])
+        block = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        del pieces
+        stored = quantize(block, quantization, rescore_vectors, scales)
+        stored.pop("scales", None)
+        del block
+        yield stored
+
+
+class _Index(tf.__internal__.tracking.AutoTrackable):
+    """The saved object: the encoder module, the stored vectors (in blocks), ids and
+    ``search``. ``blocks``: an iterable of {name: array} per block (:func:`index_blocks`;
+    one variable each, made as the iterable yields them); ``scales``: the int8 scales."""
+
+    def __init__(self, encoder, blocks, ids, dim, dims, max_k, rescore, scales=None):
         super().__init__()
         self.encoder = encoder  # tracked: its variables and tokenizer assets are saved
-        self.index_variables = {name: tf.Variable(value, trainable=False, name=name)
-                                for name, value in stored.items()}
+        self.index_blocks, sizes = [], []
+        for number, block in enumerate(blocks):
+            self.index_blocks.append({name: tf.Variable(value, trainable=False,
+                                                        name=f"{name}_{number}")
+                                      for name, value in block.items()})
+            sizes.append(int(next(iter(block.values())).shape[0]))
+            del block
+        if sizes != _div_sizes(sum(sizes), len(sizes)) or sum(sizes) != len(ids):
+            raise ValueError(f"index blocks of {sizes} rows do not partition {len(ids)} "
+                             "documents as index.block_sizes does")
+        self.scales = None if scales is None else tf.Variable(
+            np.asarray(scales, np.float32), trainable=False, name="scales")
         self.document_ids = tf.Variable(np.asarray(ids, dtype=object), trainable=False,
                                         dtype=tf.string, name="document_ids")
-        rows, stored_vars = len(ids), self.index_variables
-        binary = "bits" in stored_vars
+        blocks, rows = self.index_blocks, len(ids)
+        binary = "bits" in blocks[0]
+        self.vector_bytes = int(sum(v.shape.num_elements() * v.dtype.size
+                                    for block in blocks for v in block.values())
+                                + (0 if scales is None else 4 * len(scales)))
 
         def embed(texts):
             q = encoder.query_encoder(texts, training=False)
@@ -130,21 +198,32 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
             return q
 
         if binary:
-            def score(q, start, end):  # minus the Hamming distance of the sign bits
+            def score(block, q, start, end):  # minus the Hamming distance of the sign bits
                 q_bits = tf.cast(q > 0, tf.int32)
-                documents = (_unpack(stored_vars["bits"][start:end], dim) + 1.0) / 2.0
+                documents = (_unpack(block["bits"][start:end], dim) + 1.0) / 2.0
                 agree = tf.matmul(tf.cast(q_bits, tf.float32), documents, transpose_b=True)
                 ones = tf.reduce_sum(documents, axis=1)[None, :]
                 disagree = tf.cast(tf.reduce_sum(q_bits, axis=1), tf.float32)[:, None] + ones \
                     - 2.0 * agree
                 return -disagree
-        elif "vectors" in stored_vars:
-            def score(q, start, end):
-                return tf.matmul(q, stored_vars["vectors"][start:end], transpose_b=True)
+        elif "vectors" in blocks[0]:
+            def score(block, q, start, end):
+                return tf.matmul(q, block["vectors"][start:end], transpose_b=True)
         else:  # int8 codes
-            def score(q, start, end):
-                documents = tf.cast(stored_vars["codes"][start:end], tf.float32)
-                return tf.matmul(q * stored_vars["scales"], documents, transpose_b=True)
+            def score(block, q, start, end):
+                documents = tf.cast(block["codes"][start:end], tf.float32)
+                return tf.matmul(q * self.scales, documents, transpose_b=True)
+
+        def top_k(q, k):
+            best, offset = None, 0
+            for block, size in zip(blocks, sizes):
+                best = chunked_top_k(q, size, k, lambda q, s, e, b=block: score(b, q, s, e),
+                                     best=best, offset=offset)
+                offset += size
+            return best
+
+        def gather(name, indices):  # rows of the whole index, across the blocks
+            return tf.nn.embedding_lookup([block[name] for block in blocks], indices)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
                                       tf.TensorSpec([], tf.int32, name="k")])
@@ -153,15 +232,15 @@ class _Index(tf.__internal__.tracking.AutoTrackable):
             tf.debugging.assert_less_equal(k, max_k, message=f"k must be <= {max_k} (max_k)")
             q = embed(texts)
             if not binary:
-                scores, indices = chunked_top_k(q, rows, k, score)
+                scores, indices = top_k(q, k)
             else:  # Hamming candidates, re-scored with the float query
                 depth = tf.minimum(tf.maximum(k * rescore, k), rows)
-                _, candidates = chunked_top_k(q, rows, depth, score)
-                if "codes" in stored_vars:  # int8 re-scoring
-                    vectors = tf.cast(tf.gather(stored_vars["codes"], candidates), tf.float32)
-                    exact = tf.einsum("bd,bcd->bc", q * stored_vars["scales"], vectors)
+                _, candidates = top_k(q, depth)
+                if "codes" in blocks[0]:  # int8 re-scoring
+                    vectors = tf.cast(gather("codes", candidates), tf.float32)
+                    exact = tf.einsum("bd,bcd->bc", q * self.scales, vectors)
                 else:
-                    vectors = _unpack(tf.gather(stored_vars["bits"], candidates), dim)
+                    vectors = _unpack(gather("bits", candidates), dim)
                     exact = tf.einsum("bd,bcd->bc", q, vectors) / float(np.sqrt(dim))
                 scores, position = tf.math.top_k(exact, k=k)
                 indices = tf.gather(candidates, position, batch_dims=1)
@@ -187,7 +266,8 @@ def _encoder_module(model):
 
 
 def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, progress=True,
-                     ids=None, role=(0, 1), wait_timeout=1800.0, poll_s=2.0):
+                     ids=None, role=(0, 1), wait_timeout=1800.0, poll_s=2.0,
+                     concatenate=True):
     """Document embeddings [N, D], ``shard_size`` texts at a time, each shard cached and
     verified in ``work_dir`` (:func:`samtone_tf.evaluation.encode_corpus`): a killed run
     re-encodes only the shards it had not finished.
@@ -199,7 +279,9 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
     waits for the other shards to appear there, verified, and returns all [N, D]; the
     other slots return None once their shards are written. The chief gives up with
     TimeoutError, naming a missing shard and its slot, after ``wait_timeout`` seconds
-    without a new shard; rerun the missing worker (its finished shards are kept)."""
+    without a new shard; rerun the missing worker (its finished shards are kept).
+    ``concatenate=False``: the chief returns the list of shard arrays instead of one
+    array (no second copy of the corpus' vectors)."""
     import time
 
     from samtone_tf.evaluation import (embedding_cache_path, encode_corpus, model_fingerprint,
@@ -240,12 +322,14 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
                                f"{wait_timeout:g} s")
         if waiting:
             time.sleep(poll_s)
-    return np.concatenate([parts[n] for n in range(len(starts))])
+    parts = [parts.pop(n) for n in range(len(starts))]
+    return np.concatenate(parts) if concatenate else parts
 
 
 def build_index(model, collection, output, dims=None, quantization="none", max_k=1000,
                 rescore=10, shard_size=50_000, batch_size=64, overwrite=False, progress=True,
-                shard_dir=None, rescore_vectors="sign", role=None, wait_timeout=1800.0):
+                shard_dir=None, rescore_vectors="sign", role=None, wait_timeout=1800.0,
+                block_rows=BLOCK_ROWS):
     """Encodes ``collection.corpus`` with ``model`` (a DualEncoder or a
     :class:`~samtone_tf.export.SavedModelEncoder`) and writes the retrieval SavedModel
     at ``output`` (atomically). Returns the index description (also in
@@ -260,12 +344,17 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     :func:`samtone_tf.distribute.encoding_role`) split the corpus encoding by shard
     (:func:`encode_in_shards`; the output and shard folders on storage they all reach);
     the chief writes the index, each other process returns ``{"task", "shards"}`` (the
-    shard numbers it encoded, 1-based) once its shards are written."""
+    shard numbers it encoded, 1-based) once its shards are written.
+
+    The stored vectors are blocks of at most ``block_rows`` rows, made from the shards one
+    at a time (module docstring), so the chief holds the corpus' vectors about once."""
     from samtone_tf.export import CONFIG_ASSET, write_assets
     from samtone_tf.files import write_folder_atomic
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if rescore_vectors not in ("sign", "int8"):
+        raise ValueError(f"rescore_vectors must be 'sign' or 'int8', got {rescore_vectors!r}")
     output = os.path.abspath(output)
     _check_output(output, overwrite)
     document_ids = list(collection.corpus)
@@ -280,23 +369,30 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
         slot, slots, task = encoding_role()
     else:
         (slot, slots), task = role, f"slot-{role[0]}"
-    embeddings = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
-                                  document_ids, (slot, slots), wait_timeout)
-    if embeddings is None:  # not the chief: its shards are in work_dir
+    parts = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
+                             document_ids, (slot, slots), wait_timeout, concatenate=False)
+    if parts is None:  # not the chief: its shards are in work_dir
         count = -(-len(texts) // shard_size)
         return {"task": task, "shards": [n + 1 for n in range(count) if n % slots == slot]}
-    embeddings = truncate(embeddings, dims)
-    stored = quantize(embeddings, quantization, rescore_vectors)
+    del texts
+    for number, part in enumerate(parts):
+        parts[number] = truncate(part, dims)
+    del part
+    dim = int(parts[0].shape[1])
+    scales = None
+    if quantization == "int8" or (quantization == "binary" and rescore_vectors == "int8"):
+        scales = int8_scales(parts)
     encoder, config = _encoder_module(model)
     max_k = int(min(max_k, len(document_ids)))
-    index = _Index(encoder, stored, document_ids, int(embeddings.shape[1]), dims, max_k,
-                   int(rescore))
+    sizes = block_sizes(len(document_ids), block_rows)
+    index = _Index(encoder, index_blocks(parts, sizes, quantization, rescore_vectors, scales),
+                   document_ids, dim, dims, max_k, int(rescore), scales)
     description = {
         "format": "samtone_tf retrieval SavedModel v1", "documents": len(document_ids),
-        "dim": int(embeddings.shape[1]), "dims": dims, "quantization": quantization,
+        "dim": dim, "dims": dims, "quantization": quantization,
         "max_k": max_k, "rescore": int(rescore) if quantization == "binary" else None,
         "rescore_vectors": rescore_vectors if quantization == "binary" else None,
-        "vector_bytes": int(sum(v.nbytes for v in stored.values())),
+        "vector_bytes": index.vector_bytes, "blocks": sizes,
         "collection": collection.path, "split": collection.split,
         "signatures": {"search": {"inputs": {"texts": "tf.string [None]", "k": "int32 []"},
                                   "outputs": {"ids": "tf.string [None, k]",

@@ -95,16 +95,21 @@ def test_search_through_the_reloaded_artifact_equals_samtone_eval(tmp_path):
             assert needle in show.stdout, show.stdout
 
 
-@pytest.mark.parametrize("quantization", ["int8", "binary", "binary+int8"])
+@pytest.mark.parametrize("quantization", ["none", "int8", "binary", "binary+int8"])
 def test_quantized_search_equals_numpy(tmp_path, quantization):
+    """Stored in blocks of at most 37 rows (11 variables per stored array, as an MS MARCO
+    index is in blocks of 262,144): scores, re-scoring gathers and ids cross the blocks."""
     model = _model(1)
     collection = _subset(load_beir(scifact_path(), "test"), 400)
     rescore_vectors = "int8" if quantization == "binary+int8" else "sign"
     info = build_index(model, collection, str(tmp_path / "ix"),
                        quantization=quantization.split("+")[0], dims=24, rescore=5,
-                       progress=False, rescore_vectors=rescore_vectors)
-    # float32 would be 400 × 24 × 4 bytes: int8 is 4× smaller (+ scales), binary 32×
-    assert info["vector_bytes"] == {"int8": 400 * 24 + 24 * 4, "binary": 400 * 3,
+                       progress=False, rescore_vectors=rescore_vectors, block_rows=37)
+    # ceil(400 / 37) = 11 blocks, the first 400 % 11 = 4 one row longer ("div" partition)
+    assert info["blocks"] == [37] * 4 + [36] * 7
+    # float32 is 400 × 24 × 4 bytes: int8 is 4× smaller (+ scales), binary 32×
+    assert info["vector_bytes"] == {"none": 400 * 24 * 4, "int8": 400 * 24 + 24 * 4,
+                                    "binary": 400 * 3,
                                     "binary+int8": 400 * 3 + 400 * 24 + 24 * 4}[quantization]
     query_ids = list(collection.queries)[:40]
     texts = [collection.queries[q] for q in query_ids]
@@ -113,9 +118,12 @@ def test_quantized_search_equals_numpy(tmp_path, quantization):
                                   progress=False), 24).astype(np.float64)
     queries = truncate(model.encode_queries(texts), 24).astype(np.float64)
     doc_ids = np.array(list(collection.corpus))
-    if quantization == "int8":
-        stored = quantize(docs, "int8")
-        scores = queries @ (stored["codes"] * stored["scales"].astype(np.float64)).T
+    if quantization in ("none", "int8"):
+        if quantization == "none":
+            scores = queries @ docs.T
+        else:
+            stored = quantize(docs, "int8")
+            scores = queries @ (stored["codes"] * stored["scales"].astype(np.float64)).T
         order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     else:
         hamming = ((queries > 0)[:, None, :] != (docs > 0)[None, :, :]).sum(axis=2)
@@ -133,6 +141,28 @@ def test_quantized_search_equals_numpy(tmp_path, quantization):
     np.testing.assert_allclose(found["scores"], want_scores, atol=1e-5)
     same = np.mean([found["ids"][i] == doc_ids[order[i]].tolist() for i in range(len(texts))])
     assert same >= 0.9  # rows that differ hold ties within float error (scores equal above)
+
+
+@pytest.mark.parametrize("rows, block_rows, shard_rows", [(400, 37, 50), (10, 4, 3),
+                                                          (5, 100, 5)])
+def test_index_blocks_cut_the_shards_as_embedding_lookup_partitions_them(rows, block_rows,
+                                                                         shard_rows):
+    import tensorflow as tf
+
+    from samtone_tf.index import block_sizes, index_blocks
+
+    rng = np.random.default_rng(0)
+    whole = rng.standard_normal((rows, 6)).astype(np.float32)
+    parts = [whole[at:at + shard_rows] for at in range(0, rows, shard_rows)]
+    sizes = block_sizes(rows, block_rows)
+    assert sum(sizes) == rows and max(sizes) <= block_rows
+    assert len(sizes) == -(-rows // block_rows)
+    blocks = [block["vectors"] for block in index_blocks(parts, sizes, "none")]
+    assert parts == []  # every shard released into the blocks
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+    ids = rng.integers(0, rows, size=50)  # TensorFlow's "div" lookup finds the same rows
+    looked_up = tf.nn.embedding_lookup([tf.constant(b) for b in blocks], ids).numpy()
+    np.testing.assert_array_equal(looked_up, whole[ids])
 
 
 def test_index_from_a_savedmodel_and_refusals(tmp_path):
