@@ -161,6 +161,7 @@ def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None
         stored.pop("scales", None)
         del block
         yield stored
+        del stored  # not held while the next block is cut (its variable has the rows)
 
 
 class _Index(tf.__internal__.tracking.AutoTrackable):
