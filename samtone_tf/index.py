@@ -46,6 +46,7 @@ import tensorflow as tf
 from samtone_tf.errors import ConfigError
 
 QUANTIZATIONS = ("none", "int8", "binary")
+RESCORE_VECTORS = ("sign", "int8")  # what a binary index re-scores its candidates against
 INDEX_ASSET = "samtone_index.json"
 CHUNK = 65536
 BLOCK_ROWS = 262_144  # rows per index variable: 384 MiB of float32 at 384 dimensions
@@ -84,8 +85,9 @@ def quantize(embeddings, quantization, rescore_vectors="sign", scales=None):
         bits = {"bits": np.packbits(embeddings > 0, axis=1)}
         if rescore_vectors == "int8":
             bits.update(quantize(embeddings, "int8", scales=scales))
-        elif rescore_vectors != "sign":
-            raise ValueError(f"rescore_vectors must be 'sign' or 'int8', got {rescore_vectors!r}")
+        elif rescore_vectors not in RESCORE_VECTORS:
+            raise ValueError(f"rescore_vectors must be one of {RESCORE_VECTORS}, "
+                             f"got {rescore_vectors!r}")
         return bits
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
 
@@ -354,8 +356,9 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    if rescore_vectors not in ("sign", "int8"):
-        raise ValueError(f"rescore_vectors must be 'sign' or 'int8', got {rescore_vectors!r}")
+    if rescore_vectors not in RESCORE_VECTORS:  # before encoding, not after
+        raise ValueError(f"rescore_vectors must be one of {RESCORE_VECTORS}, "
+                         f"got {rescore_vectors!r}")
     output = os.path.abspath(output)
     _check_output(output, overwrite)
     document_ids = list(collection.corpus)
