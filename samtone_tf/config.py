@@ -76,6 +76,7 @@ class LossConfig(_Section):
     symmetric: bool
     joint: bool
     matryoshka_dims: typing.Optional[list]
+    binary_weight: float
 
 
 @dataclasses.dataclass

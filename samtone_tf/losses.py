@@ -133,6 +133,7 @@ class SamToNeLoss(keras.layers.Layer):
         symmetric: bool = False,
         joint: bool = False,
         matryoshka_dims=None,
+        binary_weight: float = 0.0,
         compute_metrics: bool = True,
         name: str = "samtone_loss",
         **kwargs,
@@ -141,7 +142,8 @@ class SamToNeLoss(keras.layers.Layer):
         kwargs.setdefault("autocast", False)  # we upcast bf16/fp16 ourselves, keep float64
         super().__init__(name=name, **kwargs)
         temperature = self.check_arguments(temperature, trainable_temperature, same_tower,
-                                           symmetric, joint, matryoshka_dims)
+                                           symmetric, joint, matryoshka_dims, binary_weight)
+        self.binary_weight = float(binary_weight)
         self.matryoshka_dims = None if matryoshka_dims is None else [
             int(m) for m in matryoshka_dims]
         self.initial_temperature = temperature
@@ -164,7 +166,8 @@ class SamToNeLoss(keras.layers.Layer):
 
     @staticmethod
     def check_arguments(temperature=DEFAULT_TEMPERATURE, trainable_temperature=False,
-                        same_tower="query", symmetric=False, joint=False, matryoshka_dims=None):
+                        same_tower="query", symmetric=False, joint=False, matryoshka_dims=None,
+                        binary_weight=0.0):
         """Raises ValueError naming the first invalid argument; returns τ as a float.
         (The one place they are validated; the job configuration calls it too, without
         creating any TensorFlow state.)"""
@@ -189,6 +192,9 @@ class SamToNeLoss(keras.layers.Layer):
                 or len(set(matryoshka_dims)) != len(matryoshka_dims)):
             raise ValueError(f"matryoshka_dims must be null or a list of distinct positive "
                              f"integers, got {matryoshka_dims!r}")
+        if (isinstance(binary_weight, bool) or not isinstance(binary_weight, (int, float))
+                or not math.isfinite(binary_weight) or binary_weight < 0):
+            raise ValueError(f"binary_weight must be a finite number >= 0, got {binary_weight!r}")
         temperature = float(temperature)
         if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
             raise ValueError(
@@ -223,6 +229,7 @@ class SamToNeLoss(keras.layers.Layer):
             symmetric=self.symmetric,
             joint=self.joint,
             matryoshka_dims=self.matryoshka_dims,
+            binary_weight=self.binary_weight,
             compute_metrics=self.compute_metrics,
         )
         return config
@@ -293,14 +300,20 @@ class SamToNeLoss(keras.layers.Layer):
         if hid is not None:
             hid = tf.reshape(hid, [-1])
         if not self.matryoshka_dims:
-            return self._loss(q, d, h, qid, did, hid, self.compute_metrics)
-        total = 0.0
-        for number, m in enumerate(self.matryoshka_dims):
-            if q.shape[-1] is not None and m > q.shape[-1]:
-                raise ValueError(f"matryoshka_dims {m} exceeds the embedding size {q.shape[-1]}")
-            cut = [None if x is None else tf.math.l2_normalize(x[:, :m], axis=-1, epsilon=1e-24)
-                   for x in (q, d, h)]
-            total += self._loss(*cut, qid, did, hid, self.compute_metrics and number == 0)
+            total = self._loss(q, d, h, qid, did, hid, self.compute_metrics)
+        else:
+            total = 0.0
+            for number, m in enumerate(self.matryoshka_dims):
+                if q.shape[-1] is not None and m > q.shape[-1]:
+                    raise ValueError(
+                        f"matryoshka_dims {m} exceeds the embedding size {q.shape[-1]}")
+                cut = [None if x is None
+                       else tf.math.l2_normalize(x[:, :m], axis=-1, epsilon=1e-24)
+                       for x in (q, d, h)]
+                total += self._loss(*cut, qid, did, hid, self.compute_metrics and number == 0)
+        if self.binary_weight:
+            signs = [None if x is None else _sign_bits(x) for x in (d, h)]
+            total += self.binary_weight * self._loss(q, *signs, qid, did, hid, False)
         return total
 
     def _loss(self, q, d, h, qid, did, hid, update_metrics):
@@ -364,6 +377,14 @@ class SamToNeLoss(keras.layers.Layer):
             self.accuracy_tracker.update_state(tf.cast(tf.equal(rank, 1.0), tf.float32))
             self.mrr_tracker.update_state(1.0 / rank)
         return tf.reduce_sum(per_row) / tf.cast(global_rows, dtype)
+
+
+def _sign_bits(x):
+    """sign(x) / √D with sign(0) = −1 (the binary index's bits), gradient straight
+    through: the forward value is the ±1 vector, the backward pass the identity."""
+    scale = tf.math.rsqrt(tf.cast(tf.shape(x)[-1], x.dtype))
+    signs = tf.where(x > 0, scale, -scale)
+    return x + tf.stop_gradient(signs - x)
 
 
 def _logsumexp(parts):

@@ -272,3 +272,33 @@ def test_matryoshka_loss_is_the_sum_over_renormalised_prefixes():
     for bad in ([], [0], [8, 8], "64", [True]):
         with pytest.raises(ValueError, match="matryoshka_dims"):
             SamToNeLoss(matryoshka_dims=bad)
+
+
+def test_binary_weight_adds_the_loss_on_sign_bits_with_a_straight_through_gradient():
+    """L(q, d, h) + w · L(q, b(d), b(h)), b(x) = sign(x)/√D, against the NumPy reference;
+    the gradient reaching d (and h) is the float term's plus w times the reference's
+    gradient with respect to b(d) (the straight-through estimator)."""
+    rng = np.random.default_rng(12)
+    B, D, K, w = 6, 16, 2, 0.7
+    q, d = _unit(rng.normal(size=(B, D))), _unit(rng.normal(size=(B, D)))
+    h = _unit(rng.normal(size=(B, K, D)))
+    b = lambda x: np.where(x > 0, 1.0, -1.0) / np.sqrt(D)  # noqa: E731
+    kwargs = dict(tau=0.05, same_tower="both", symmetric=True)
+    f_loss, f_dq, f_dd, f_dh, _ = reference_loss(q, d, h, **kwargs)
+    b_loss, b_dq, b_dd, b_dh, _ = reference_loss(q, b(d), b(h), **kwargs)
+    loss = SamToNeLoss(0.05, same_tower="both", symmetric=True, binary_weight=w)
+    tensors = [tf.Variable(x) for x in (q, d, h)]
+    with tf.GradientTape() as tape:
+        value = loss(*tensors)
+    dq, dd, dh = tape.gradient(value, tensors)
+    assert float(value) == pytest.approx(f_loss + w * b_loss, rel=1e-10)
+    np.testing.assert_allclose(dq.numpy(), f_dq + w * b_dq, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(dd.numpy(), f_dd + w * b_dd, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(dh.numpy(), (f_dh + w * b_dh).reshape(B, K, D),
+                               rtol=1e-8, atol=1e-12)
+    assert SamToNeLoss.from_config(loss.get_config()).binary_weight == w
+    assert float(SamToNeLoss(0.05, binary_weight=0.0)(q, d)) == pytest.approx(
+        reference_loss(q, d, tau=0.05)[0], rel=1e-10)
+    for bad in (-0.1, float("inf"), "1", True):
+        with pytest.raises(ValueError, match="binary_weight"):
+            SamToNeLoss(binary_weight=bad)
