@@ -1,11 +1,16 @@
 """Encoding speed: samtone_tf vs sentence-transformers on the same documents, same run.
 
     python benchmarks/encode.py [--docs 1000] [--max-length 256] [--batch-size 32]
-                                [--variants] [--split]
+                                [--variants] [--split] [--attention]
 
 ``--variants`` also times samtone_tf with XLA off/on and dynamic / bucketed padding (a
 fresh model each, the warm-up encoding every distinct shape once, so compilation is
 not counted), alternating with sentence-transformers, best of two each.
+
+``--attention`` also times samtone_tf's two self-attention computations
+(``TransformerTextEncoder(attention=...)``: "bias", the default, and "keras", Keras'
+``MultiHeadAttention`` einsum + masked softmax), alternating with sentence-transformers,
+best of two each (warm-up on the first 64 documents, as the default run).
 
 ``--split`` also separates samtone_tf's one-time costs from its steady state: the
 tokenization alone, then two encodings of the same token ids (the first traces each new
@@ -28,6 +33,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--split", action="store_true")
+    parser.add_argument("--attention", action="store_true")
     args = parser.parse_args()
 
     from samtone_tf.data.beir import read_corpus
@@ -43,9 +49,14 @@ def main():
     st = SentenceTransformer(spec.folder, device="cpu")
     st.max_seq_length = args.max_length
 
-    def ours(padding="dynamic", jit="auto", warm_all=False):
+    def ours(padding="dynamic", jit="auto", warm_all=False, attention="bias"):
         model = DualEncoder(spec, architecture="sde", document_max_length=args.max_length,
                             padding=padding, encode_jit_compile=jit)
+        if attention == "keras":  # what TransformerTextEncoder(attention="keras") builds
+            import keras
+
+            for layer in model.document_tower.encoder.transformer_layers:
+                layer._self_attention_layer.__class__ = keras.layers.MultiHeadAttention
         model.encode_documents(texts if warm_all else texts[:64], batch_size=args.batch_size)
         start = time.perf_counter()
         embeddings = model.encode_documents(texts, batch_size=args.batch_size)
@@ -96,6 +107,20 @@ def main():
         result["variants_docs_per_s_best_of_2"] = best
         result["variants_ratio_over_st"] = {
             name: best[name] / best["sentence_transformers"] for name in variants}
+    if args.attention:
+        speeds = {"attention_bias": [], "attention_keras": [], "sentence_transformers": []}
+        cosines = {}
+        for _ in range(2):
+            for name in ("attention_bias", "attention_keras"):
+                speed, embeddings = ours(attention=name.split("_")[1])
+                speeds[name].append(speed)
+                cosines[name] = float((embeddings * st_embeddings).sum(1).min())
+            speeds["sentence_transformers"].append(theirs()[0])
+        best = {name: max(values) for name, values in speeds.items()}
+        result["attention_docs_per_s_best_of_2"] = best
+        result["attention_ratio_over_st"] = {
+            name: best[name] / best["sentence_transformers"] for name in cosines}
+        result["attention_min_cosine_vs_st"] = cosines
     print(json.dumps(result, indent=1))
 
 

@@ -4,6 +4,10 @@ Both take ``(token_embeddings [B, L, H], padding_mask [B, L])`` and return
 ``[B, L, H]``; they are built from keras-hub's layers (``TransformerEncoder``,
 ``PositionEmbedding``, the T5 transformer layer) and are config-complete.
 
+``attention="bias"`` (the default) computes self-attention with an additive padding
+bias and plain batched matmuls (:mod:`samtone_tf.attention`: Keras' result, faster on
+CPU); ``"keras"`` keeps ``keras.layers.MultiHeadAttention``'s own computation.
+
 ``remat=True`` recomputes each transformer layer in the backward pass instead of
 keeping its activations (:mod:`samtone_tf.remat`; dropout replayed exactly): training
 memory of one layer at a time, for one more forward pass per step.
@@ -15,7 +19,23 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from samtone_tf.attention import BiasMultiHeadAttention
 from samtone_tf.remat import remat_call
+
+ATTENTION = ("bias", "keras")
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class BiasTransformerEncoder(keras_hub.layers.TransformerEncoder):
+    """keras-hub's ``TransformerEncoder`` whose self-attention layer computes with
+    :class:`~samtone_tf.attention.BiasMultiHeadAttention` (same weights, same result)."""
+
+    def build(self, inputs_shape):
+        super().build(inputs_shape)
+        # keras-hub builds a plain MultiHeadAttention; its subclass only overrides the
+        # documented ``_compute_attention`` hook and holds no state of its own, so the
+        # built layer (weights, dropout layer, config) is switched to it in place.
+        self._self_attention_layer.__class__ = BiasMultiHeadAttention
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -28,8 +48,11 @@ class TransformerTextEncoder(keras.layers.Layer):
 
     def __init__(self, hidden_dim, num_layers, num_heads, intermediate_dim, max_length,
                  dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
-                 use_token_type=False, remat=False, **kwargs):
+                 use_token_type=False, remat=False, attention="bias", **kwargs):
         super().__init__(**kwargs)
+        if attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
+        self.attention = attention
         self.remat = bool(remat)
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -46,8 +69,10 @@ class TransformerTextEncoder(keras.layers.Layer):
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="embeddings_layer_norm")
         self.embeddings_dropout = keras.layers.Dropout(dropout)
+        layer_class = (BiasTransformerEncoder if attention == "bias"
+                       else keras_hub.layers.TransformerEncoder)
         self.transformer_layers = [
-            keras_hub.layers.TransformerEncoder(
+            layer_class(
                 intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
                 activation=activation, layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
@@ -83,7 +108,8 @@ class TransformerTextEncoder(keras.layers.Layer):
         config = super().get_config()
         config.update({k: getattr(self, k) for k in (
             "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "max_length",
-            "dropout", "activation", "layer_norm_epsilon", "use_token_type", "remat")})
+            "dropout", "activation", "layer_norm_epsilon", "use_token_type", "remat",
+            "attention")})
         return config
 
 
