@@ -59,10 +59,15 @@ def _relative(a, b):
 
 def _check_updates(model, reference, before, tolerance):
     """Each weight's update equals the reference's (relative to its largest entry);
-    weights the step leaves at float noise (true gradient 0, |update| < 1e-9) skipped."""
-    for r, p, b in zip(model.get_weights(), reference.get_weights(), before):
-        if np.max(np.abs(p - b), initial=0) > 1e-9:
-            assert _relative(r - b, p - b) < tolerance
+    weights the step leaves at float noise skipped: those whose true gradient is 0
+    (e.g. attention key biases, which shift every score of a row equally, so softmax
+    ignores them) get updates of float32 rounding, below 1e-6 of the step's largest."""
+    updates = [(r - b, p - b) for r, p, b in zip(model.get_weights(),
+                                                  reference.get_weights(), before)]
+    floor = 1e-6 * max(np.max(np.abs(p), initial=0) for _, p in updates)
+    for r, p in updates:
+        if np.max(np.abs(p), initial=0) > max(floor, 1e-9):
+            assert _relative(r, p) < tolerance
 
 
 # T5's unit-variance embeddings make its tiny step worse conditioned: float roundoff
@@ -162,7 +167,10 @@ def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
         before = [w.copy() for w in plain.get_weights()]
         losses = [m.fit(data, verbose=0).history["loss"][0] for m in (remat, plain)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-6)
-        _check_updates(remat, plain, before, 1e-5)
+        # The plain step recomputes each attention core (samtone_tf.attention), the remat
+        # step each whole layer: two recomputation schedules, whose float roundoff
+        # reached 2.8e-5 on a MiniLM kernel; masks that differ give errors of order 1.
+        _check_updates(remat, plain, before, 1e-4)
         for a, b in zip(seed_states(remat), seed_states(plain)):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
