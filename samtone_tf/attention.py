@@ -19,14 +19,6 @@ layer, inference; ``benchmarks/encode.py --variants`` for whole-model numbers):
   (68–75 ms → 38–52 ms per layer call; PyTorch's fused ``scaled_dot_product_attention``
   30–41 ms).
 
-In training, the core (scores, softmax, dropout, weighted values) is recomputed in the
-backward pass (:func:`samtone_tf.remat.remat_call`, dropout masks replayed exactly)
-instead of keeping its [B, heads, T, S] tensors, as FlashAttention does on GPUs: for a
-MiniLM step at batch 32 and 256 tokens those are ≈ 0.3 GB per layer, for the cost of
-one more attention core per layer (its matmuls are 1/9 of a layer's multiply-adds).
-``recompute = False`` on an instance keeps them; inside a whole-layer recomputation
-(``remat=True``, :func:`~samtone_tf.remat.inside_remat`) the core is not recomputed twice.
-
 Anything this path does not cover (returned attention scores, a causal mask, attention
 over more than one axis) falls back to Keras' implementation.
 """
@@ -36,8 +28,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from samtone_tf.remat import inside_remat, remat_call
-
 _LARGE_NEGATIVE = {"float16": -3e4}  # every other float dtype: -1e9, as Keras' Softmax
 
 
@@ -45,8 +35,6 @@ _LARGE_NEGATIVE = {"float16": -3e4}  # every other float dtype: -1e9, as Keras' 
 class BiasMultiHeadAttention(keras.layers.MultiHeadAttention):
     """``keras.layers.MultiHeadAttention`` computing padded self-attention with an
     additive mask bias and ``tf.matmul`` (module docstring); same weights and config."""
-
-    recompute = True  # training: recompute the core in the backward pass
 
     def _compute_attention(self, query, key, value, attention_mask=None, training=None,
                            return_attention_scores=False, use_causal_mask=False):
@@ -56,12 +44,6 @@ class BiasMultiHeadAttention(keras.layers.MultiHeadAttention):
                 query, key, value, attention_mask=attention_mask, training=training,
                 return_attention_scores=return_attention_scores,
                 use_causal_mask=use_causal_mask)
-        if training and self.recompute and not inside_remat():
-            return remat_call(self, lambda q, k, v: self._core(q, k, v, attention_mask, True),
-                              query, key, value), None
-        return self._core(query, key, value, attention_mask, training), None
-
-    def _core(self, query, key, value, attention_mask, training):
         dtype = query.dtype
         scale = tf.cast(self._inverse_sqrt_key_dim, dtype)
         q = tf.transpose(query, [0, 2, 1, 3]) * scale  # [B, N, T, d]
@@ -76,4 +58,4 @@ class BiasMultiHeadAttention(keras.layers.MultiHeadAttention):
         weights = tf.nn.softmax(scores, axis=-1)
         if self._dropout > 0.0:
             weights = self._dropout_layer(weights, training=training)
-        return tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])
+        return tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3]), None

@@ -34,17 +34,7 @@ True
 
 from __future__ import annotations
 
-import threading
-
 import tensorflow as tf
-
-_STATE = threading.local()
-
-
-def inside_remat():
-    """True while a :func:`remat_call` function runs (forward or recomputation): code
-    that would recompute part of itself can skip it, the whole is recomputed already."""
-    return getattr(_STATE, "depth", 0) > 0
 
 
 def seed_generators(layer):
@@ -71,11 +61,9 @@ def remat_call(layer, function, *inputs):
     def run(*xs):
         for index, (generator, value) in enumerate(zip(generators, saved)):
             generator.next = _replay(value, draws, index)
-        _STATE.depth = getattr(_STATE, "depth", 0) + 1
         try:
             return function(*xs)
         finally:
-            _STATE.depth -= 1
             for generator in generators:
                 del generator.next  # the class's own next() again
 

@@ -51,49 +51,15 @@ def test_outputs_and_gradients_equal_keras(mask_shape):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("recompute", [True, False])
-def test_training_outputs_gradients_and_dropout_masks_are_keras_own(recompute):
-    """training=True: the same dropout layer and seed draw the same masks, and the
-    core recomputed in the backward pass (recompute=True) back-propagates through
-    the masks the forward pass used: Keras' outputs and gradients."""
+def test_dropout_masks_are_keras_own():
+    """training=True: the same dropout layer and seed draw the same masks."""
+    keras_layer, bias_layer = _pair(dropout=0.3)
     x, padding = _inputs()
-    mask = padding[:, None, :]
-    results = []
-    for layer in _pair(dropout=0.3):
-        layer.recompute = recompute  # ignored by Keras' own layer
-        xv = tf.Variable(x)
-        with tf.GradientTape() as tape:
-            y = layer(xv, xv, attention_mask=mask, training=True)
-            loss = tf.reduce_sum(y * np.cos(np.arange(B * L * H)).reshape(B, L, H))
-        results.append([y.numpy()] + [g.numpy() for g in
-                                      tape.gradient(loss, [xv] + layer.trainable_variables)])
-    for got, want in zip(results[1], results[0]):
-        np.testing.assert_allclose(got, want, atol=1e-5)
-    inference = _pair(dropout=0.3)[1](x, x, attention_mask=mask).numpy()
-    assert np.abs(results[1][0] - inference).max() > 1e-3  # dropout did act
-
-
-def test_inside_a_whole_layer_recomputation_the_core_is_not_recomputed_again(monkeypatch):
-    from samtone_tf import attention
-    from samtone_tf.remat import remat_call
-
-    calls = []
-
-    def counting_remat_call(*arguments):
-        calls.append(1)
-        return remat_call(*arguments)
-
-    monkeypatch.setattr(attention, "remat_call", counting_remat_call)
-    x, padding = _inputs(3)
-    encoder = TransformerTextEncoder(H, 2, HEADS, 32, L, dropout=0.1)
-    encoder.build((B, L, H))
-    encoder(x, padding, training=True)
-    assert len(calls) == 2  # one core per layer
-    calls.clear()
-    encoder(x, padding)  # inference keeps nothing to recompute
-    encoder.remat = True  # whole layers recomputed: not the core again inside them
-    encoder(x, padding, training=True)
-    assert calls == []
+    want = keras_layer(x, x, attention_mask=padding[:, None, :], training=True).numpy()
+    got = bias_layer(x, x, attention_mask=padding[:, None, :], training=True).numpy()
+    inference = bias_layer(x, x, attention_mask=padding[:, None, :]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(got - inference).max() > 1e-3  # dropout did act
 
 
 def test_attention_scores_fall_back_to_keras():
@@ -115,7 +81,7 @@ def test_encoder_bias_attention_equals_keras_attention_and_round_trips():
     want, got = (e(x, padding) for e in encoders)
     np.testing.assert_allclose(got.numpy()[padding], want.numpy()[padding], atol=1e-5)
     attention = encoders[1].transformer_layers[0]._self_attention_layer
-    assert isinstance(attention, BiasMultiHeadAttention) and attention.recompute
+    assert isinstance(attention, BiasMultiHeadAttention)
     config = encoders[1].get_config()
     assert config["attention"] == "bias"
     clone = TransformerTextEncoder.from_config(config)
