@@ -166,6 +166,9 @@ def _parser():
     index.add_argument("--rescore", type=_positive_int, default=10,
                        help="binary: re-score RESCORE x k Hamming candidates in float")
     index.add_argument("--shard-size", type=_positive_int, default=50_000)
+    index.add_argument("--block-rows", type=_positive_int, default=262_144,
+                       help="rows per stored block of vectors (one variable each; the default "
+                            "is 384 MiB at 384-d float32)")
     index.add_argument("--batch-size", type=_positive_int, default=64)
     index.add_argument("--wait-timeout", type=_positive_int, default=1800,
                        help="multi-worker: seconds the chief waits for a new shard of "

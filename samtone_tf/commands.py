@@ -58,14 +58,15 @@ def index_command(args):
                        quantization=args.quantization, max_k=args.max_k, rescore=args.rescore,
                        rescore_vectors=args.rescore_vectors,
                        shard_size=args.shard_size, batch_size=args.batch_size,
-                       overwrite=args.overwrite, wait_timeout=args.wait_timeout)
+                       overwrite=args.overwrite, wait_timeout=args.wait_timeout,
+                       block_rows=args.block_rows)
     if "task" in info:
         print(f"{info['task']}: encoded shards {info['shards']} into {args.output}.shards; "
               "the chief writes the index")
         return 0
     print(f"indexed {info['documents']} documents ({info['quantization']}, "
-          f"{info['dims'] or info['dim']} dims, {info['vector_bytes'] / 1e6:.1f} MB of vectors, "
-          f"max_k {info['max_k']}) into {args.output}")
+          f"{info['dims'] or info['dim']} dims, {info['vector_bytes'] / 1e6:.1f} MB of vectors "
+          f"in {len(info['blocks'])} block(s), max_k {info['max_k']}) into {args.output}")
     return 0
 
 
