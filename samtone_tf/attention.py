@@ -9,15 +9,16 @@ config are Keras' own. For each head (scores in the compute dtype, as Keras does
 
 which is Keras' result (``tests/test_attention.py``: the same outputs and gradients
 to float32 rounding, dropout masks included). What differs is how it is computed on
-CPU, measured on the same machine in one run (B = 32, 12 heads, 256 tokens, one
-layer, inference; ``benchmarks/encode.py --variants`` for whole-model numbers):
+CPU, measured on the same machine in one run (``python benchmarks/attention.py``: B = 32,
+12 heads, 256 tokens, one layer, inference; ``benchmarks/encode.py --attention`` for
+whole-model encoding, docs/RESULTS.md):
 
 * Keras runs ``einsum("aecd,abcd->acbe")`` and then ``where(mask, scores, −1e9)`` over
   the whole [B, heads, T, S] score tensor (``keras.layers.Softmax`` with a mask);
 * here the heads are moved forward once, the scores are a ``tf.matmul`` (oneDNN's batched
   matmul) and the padding mask is a [B, 1, 1|T, S] bias added in one broadcast
-  (68–75 ms → 38–52 ms per layer call; PyTorch's fused ``scaled_dot_product_attention``
-  30–41 ms).
+  (83 ms → 41 ms per layer call; PyTorch's fused ``scaled_dot_product_attention``
+  32 ms).
 
 Anything this path does not cover (returned attention scores, a causal mask, attention
 over more than one axis) falls back to Keras' implementation.
