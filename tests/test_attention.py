@@ -51,15 +51,23 @@ def test_outputs_and_gradients_equal_keras(mask_shape):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_dropout_masks_are_keras_own():
-    """training=True: the same dropout layer and seed draw the same masks."""
-    keras_layer, bias_layer = _pair(dropout=0.3)
+def test_training_outputs_gradients_and_dropout_masks_are_keras_own():
+    """training=True: the same dropout layer and seed draw the same masks, so outputs
+    and gradients equal Keras' training step."""
     x, padding = _inputs()
-    want = keras_layer(x, x, attention_mask=padding[:, None, :], training=True).numpy()
-    got = bias_layer(x, x, attention_mask=padding[:, None, :], training=True).numpy()
-    inference = bias_layer(x, x, attention_mask=padding[:, None, :]).numpy()
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    assert np.abs(got - inference).max() > 1e-3  # dropout did act
+    mask = padding[:, None, :]
+    results = []
+    for layer in _pair(dropout=0.3):
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y = layer(xv, xv, attention_mask=mask, training=True)
+            loss = tf.reduce_sum(y * np.cos(np.arange(B * L * H)).reshape(B, L, H))
+        results.append([y.numpy()] + [g.numpy() for g in
+                                      tape.gradient(loss, [xv] + layer.trainable_variables)])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    inference = _pair(dropout=0.3)[1](x, x, attention_mask=mask).numpy()
+    assert np.abs(results[1][0] - inference).max() > 1e-3  # dropout did act
 
 
 def test_attention_scores_fall_back_to_keras():
