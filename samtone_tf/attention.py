@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-
-_LARGE_NEGATIVE = {"float16": -3e4}  # every other float dtype: -1e9, as Keras' Softmax
+from keras.src.layers.activations.softmax import _large_negative_number  # Keras' masked value
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -54,7 +53,7 @@ class BiasMultiHeadAttention(keras.layers.MultiHeadAttention):
         if attention_mask is not None:
             mask = tf.cast(attention_mask, tf.bool)  # [B, T|1, S]
             bias = tf.where(mask, tf.zeros([], dtype),
-                            tf.constant(_LARGE_NEGATIVE.get(dtype.name, -1e9), dtype))
+                            tf.constant(_large_negative_number(dtype.name), dtype))
             scores += bias[:, None]
         weights = tf.nn.softmax(scores, axis=-1)
         if self._dropout > 0.0:
