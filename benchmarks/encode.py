@@ -1,7 +1,7 @@
 """Encoding speed: samtone_tf vs sentence-transformers on the same documents, same run.
 
     python benchmarks/encode.py [--docs 1000] [--max-length 256] [--batch-size 32]
-                                [--variants] [--split] [--attention]
+                                [--variants] [--split] [--attention] [--fast-layers]
 
 ``--variants`` also times samtone_tf with XLA off/on and dynamic / bucketed padding (a
 fresh model each, the warm-up encoding every distinct shape once, so compilation is
@@ -12,6 +12,11 @@ not counted), alternating with sentence-transformers, best of two each.
 ``MultiHeadAttention`` einsum + masked softmax), alternating with sentence-transformers,
 best of two each (warm-up on the first 64 documents, as the default run).
 
+``--fast-layers`` also times the encoder's dense layers and layer norms as
+:mod:`samtone_tf.fast_layers`' ``FusedDense`` / ``FusedEinsumDense`` /
+``LeanLayerNormalization`` (the default) and as Keras' ``Dense`` / ``EinsumDense`` /
+``LayerNormalization`` (switched back on the built layers; attention stays the bias
+path), alternating with sentence-transformers, best of two each.
 ``--split`` also separates samtone_tf's one-time costs from its steady state: the
 tokenization alone, then two encodings of the same token ids (the first traces each new
 padded width), against sentence-transformers' ``encode`` in the same run.
@@ -34,6 +39,7 @@ def main():
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--split", action="store_true")
     parser.add_argument("--attention", action="store_true")
+    parser.add_argument("--fast-layers", action="store_true")
     args = parser.parse_args()
 
     from samtone_tf.data.beir import read_corpus
@@ -49,7 +55,8 @@ def main():
     st = SentenceTransformer(spec.folder, device="cpu")
     st.max_seq_length = args.max_length
 
-    def ours(padding="dynamic", jit="auto", warm_all=False, attention="bias"):
+    def ours(padding="dynamic", jit="auto", warm_all=False, attention="bias",
+             dense="fused"):
         model = DualEncoder(spec, architecture="sde", document_max_length=args.max_length,
                             padding=padding, encode_jit_compile=jit)
         if attention == "keras":  # what TransformerTextEncoder(attention="keras") builds
@@ -57,6 +64,19 @@ def main():
 
             for layer in model.document_tower.encoder.transformer_layers:
                 layer._self_attention_layer.__class__ = keras.layers.MultiHeadAttention
+        if dense == "keras":  # keras-hub's own Dense / EinsumDense / LayerNormalization
+            import keras
+            encoder = model.document_tower.encoder
+            encoder.embeddings_layer_norm.__class__ = keras.layers.LayerNormalization
+            for layer in encoder.transformer_layers:
+                layer._self_attention_layer_norm.__class__ = keras.layers.LayerNormalization
+                layer._feedforward_layer_norm.__class__ = keras.layers.LayerNormalization
+                layer._feedforward_intermediate_dense.__class__ = keras.layers.Dense
+                layer._feedforward_output_dense.__class__ = keras.layers.Dense
+                attention = layer._self_attention_layer
+                for projection in (attention._query_dense, attention._key_dense,
+                                   attention._value_dense, attention._output_dense):
+                    projection.__class__ = keras.layers.EinsumDense
         model.encode_documents(texts if warm_all else texts[:64], batch_size=args.batch_size)
         start = time.perf_counter()
         embeddings = model.encode_documents(texts, batch_size=args.batch_size)
@@ -121,6 +141,20 @@ def main():
         result["attention_ratio_over_st"] = {
             name: best[name] / best["sentence_transformers"] for name in cosines}
         result["attention_min_cosine_vs_st"] = cosines
+    if args.fast_layers:
+        speeds = {"fast_layers": [], "keras_layers": [], "sentence_transformers": []}
+        cosines = {}
+        for _ in range(2):
+            for name in ("fast_layers", "keras_layers"):
+                speed, embeddings = ours(dense="fused" if name == "fast_layers" else "keras")
+                speeds[name].append(speed)
+                cosines[name] = float((embeddings * st_embeddings).sum(1).min())
+            speeds["sentence_transformers"].append(theirs()[0])
+        best = {name: max(values) for name, values in speeds.items()}
+        result["layers_docs_per_s_best_of_2"] = best
+        result["layers_ratio_over_st"] = {
+            name: best[name] / best["sentence_transformers"] for name in cosines}
+        result["layers_min_cosine_vs_st"] = cosines
     print(json.dumps(result, indent=1))
 
 

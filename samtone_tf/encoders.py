@@ -6,7 +6,10 @@ Both take ``(token_embeddings [B, L, H], padding_mask [B, L])`` and return
 
 ``attention="bias"`` (the default) computes self-attention with an additive padding
 bias and plain batched matmuls (:mod:`samtone_tf.attention`: Keras' result, faster on
-CPU); ``"keras"`` keeps ``keras.layers.MultiHeadAttention``'s own computation.
+CPU) and its projections, feed-forward block and layer norms with fewer, fusable ops
+(:mod:`samtone_tf.fast_layers`);
+``"keras"`` keeps keras-hub's layer as it is (Keras' ``MultiHeadAttention``,
+``EinsumDense``, ``Dense`` and ``LayerNormalization``).
 
 ``remat=True`` recomputes each transformer layer in the backward pass instead of
 keeping its activations (:mod:`samtone_tf.remat`; dropout replayed exactly): training
@@ -20,6 +23,7 @@ import keras_hub
 import tensorflow as tf
 
 from samtone_tf.attention import BiasMultiHeadAttention
+from samtone_tf.fast_layers import FusedDense, FusedEinsumDense, LeanLayerNormalization
 from samtone_tf.remat import remat_call
 
 ATTENTION = ("bias", "keras")
@@ -28,14 +32,25 @@ ATTENTION = ("bias", "keras")
 @keras.saving.register_keras_serializable(package="samtone_tf")
 class BiasTransformerEncoder(keras_hub.layers.TransformerEncoder):
     """keras-hub's ``TransformerEncoder`` whose self-attention layer computes with
-    :class:`~samtone_tf.attention.BiasMultiHeadAttention` (same weights, same result)."""
+    :class:`~samtone_tf.attention.BiasMultiHeadAttention` and whose projections,
+    feed-forward layers and layer norms compute with :mod:`samtone_tf.fast_layers`'
+    ``FusedEinsumDense``, ``FusedDense`` and ``LeanLayerNormalization`` (same weights,
+    same result, fewer and fused kernels on CPU)."""
 
     def build(self, inputs_shape):
         super().build(inputs_shape)
-        # keras-hub builds a plain MultiHeadAttention; its subclass only overrides the
-        # documented ``_compute_attention`` hook and holds no state of its own, so the
-        # built layer (weights, dropout layer, config) is switched to it in place.
-        self._self_attention_layer.__class__ = BiasMultiHeadAttention
+        # keras-hub builds plain Keras layers; the subclasses only override the
+        # computation (``_compute_attention``, ``call``) and hold no state of their own,
+        # so the built layers (weights, dropout layer, config) are switched in place.
+        attention = self._self_attention_layer
+        attention.__class__ = BiasMultiHeadAttention
+        for projection in (attention._query_dense, attention._key_dense,
+                           attention._value_dense, attention._output_dense):
+            projection.__class__ = FusedEinsumDense
+        self._feedforward_intermediate_dense.__class__ = FusedDense
+        self._feedforward_output_dense.__class__ = FusedDense
+        self._self_attention_layer_norm.__class__ = LeanLayerNormalization
+        self._feedforward_layer_norm.__class__ = LeanLayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -66,7 +81,9 @@ class TransformerTextEncoder(keras.layers.Layer):
         self.position_embedding = keras_hub.layers.PositionEmbedding(
             max_length, initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             name="position_embedding")
-        self.embeddings_layer_norm = keras.layers.LayerNormalization(
+        layer_norm_class = (LeanLayerNormalization if attention == "bias"
+                            else keras.layers.LayerNormalization)
+        self.embeddings_layer_norm = layer_norm_class(
             epsilon=layer_norm_epsilon, name="embeddings_layer_norm")
         self.embeddings_dropout = keras.layers.Dropout(dropout)
         layer_class = (BiasTransformerEncoder if attention == "bias"

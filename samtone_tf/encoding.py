@@ -66,10 +66,12 @@ def tower_encode_function(tower, strategy, jit_compile=False):
     return function
 
 
-def encode_sorted(function, tokens, batch_size, dim, padding="dynamic", max_length=None):
+def encode_sorted(function, tokens, batch_size, dim, padding="dynamic", max_length=None,
+                  multiple=16):
     """Length-sorted batches, each padded to its longest row rounded up to a multiple
-    of 16 ("dynamic": few distinct shapes to trace), to a bucket ("buckets") or to
-    ``max_length`` (default: the token arrays' width); see :mod:`samtone_tf.padding`.
+    of ``multiple`` ("dynamic"; 16: few distinct shapes to compile, 1: no padding
+    beyond the batch's longest row), to a bucket ("buckets") or to ``max_length``
+    (default: the token arrays' width); see :mod:`samtone_tf.padding`.
     Returns the embeddings in the input order."""
     from samtone_tf.padding import padded_width
 
@@ -87,7 +89,7 @@ def encode_sorted(function, tokens, batch_size, dim, padding="dynamic", max_leng
     for rows in length_sorted_batches(lengths, batch_size):
         longest = max(int(lengths[rows].max()), 1)
         if padding == "dynamic":
-            width = min(-(-longest // 16) * 16, max_length)
+            width = min(-(-longest // multiple) * multiple, max_length)
         else:
             width = padded_width(longest, padding, max_length)
         chunk = {"token_ids": token_ids[rows, :width], "padding_mask": mask[rows, :width]}
@@ -113,5 +115,9 @@ def encode_side(model, side, inputs, batch_size):
         model._encode_functions[side] = tower_encode_function(
             tower, model.distribute_strategy, model.encode_jit_compile)
     max_length = model.query_max_length if side == "query" else model.document_max_length
+    # Without XLA a batch is padded to its own longest row: the traced function takes
+    # any width (``reduce_retracing``), so exact widths cost no traces and least
+    # compute; XLA compiles per shape, so there widths round up to a multiple of 16.
+    jit = resolve_encode_jit(model.encode_jit_compile, model.distribute_strategy)
     return encode_sorted(model._encode_functions[side], inputs, batch_size, tower.output_dim,
-                         model.padding, max_length)
+                         model.padding, max_length, multiple=16 if jit else 1)

@@ -1,8 +1,8 @@
 """How token batches are padded: ``dynamic``, ``buckets`` or ``max_length``.
 
 * ``dynamic``: each batch is as wide as its longest text (the tokenizers' own output;
-  corpus encoding rounds the width up to a multiple of 16). Least compute; one shape
-  per distinct width, so a compiler (XLA, TPU) sees many shapes.
+  corpus encoding with XLA rounds the width up to a multiple of 16). Least compute;
+  one shape per distinct width, so a compiler (XLA, TPU) sees many shapes.
 * ``buckets``: each batch is padded to the smallest of a few widths that holds it
   (by default the powers of two from 16 up to the max length, and the max length
   itself: 16, 32, 64, 128, 256 for 256 tokens). At most that many shapes per side, so

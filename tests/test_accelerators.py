@@ -68,6 +68,28 @@ def test_padding_does_not_change_encodings():
     np.testing.assert_allclose(out["max_length"], out["dynamic"], atol=1e-5)
 
 
+def test_encoding_widths_exact_without_xla_multiples_of_16_with_it():
+    """encode_sorted pads each length-sorted batch to its longest row (multiple=1, the
+    plain path) or rounds up to a multiple of 16 (XLA), with the same embeddings."""
+    from samtone_tf.encoding import encode_sorted
+
+    lengths = np.array([5, 33, 17, 40, 2, 18])
+    mask = (np.arange(48)[None, :] < lengths[:, None]).astype("int32")
+    tokens = {"token_ids": mask * 7, "padding_mask": mask}
+    widths = {}
+    for multiple in (1, 16):
+        seen = widths[multiple] = []
+
+        def function(chunk, seen=seen):
+            seen.append(chunk["token_ids"].shape[1])
+            return tf.cast(tf.reduce_sum(chunk["padding_mask"], 1, keepdims=True), tf.float32)
+
+        out = encode_sorted(function, tokens, 2, 1, multiple=multiple)
+        np.testing.assert_array_equal(out[:, 0], lengths)  # each row back in its place
+    assert widths[1] == [40, 18, 5]  # sorted: (40, 33), (18, 17), (5, 2)
+    assert widths[16] == [48, 32, 16]
+
+
 def test_jit_encoding_equals_plain_encoding():
     keras.utils.set_random_seed(2)
     model = DualEncoder(SPEC, encode_jit_compile=False)
