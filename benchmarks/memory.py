@@ -9,7 +9,14 @@ memory is a per-process high-water mark): ``plain`` (float32, every activation k
 backward pass, :mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8),
 ``cache+remat``, ``bf16`` (mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant and a
 summary with each variant's step time and peak memory relative to ``plain`` (same run).
-The whole job's peak is measured with ``/usr/bin/time -v samtone train`` (RESULTS.md).
+
+``--job OUTPUT [--set KEY=VALUE ...]`` runs the whole default job instead, ``samtone
+train --output OUTPUT`` with the given ``--set`` overrides, in a child process, and prints
+its peak resident memory (the child's ``ru_maxrss``, what ``/usr/bin/time -v`` reports),
+the peak sampled in each phase of the job (the job's own printed lines mark the phases:
+loading, zero-shot evaluation, training, fine-tuned evaluation, export ...), its wall time
+and its SciFact nDCG@10 (zero-shot and fine-tuned, from OUTPUT/metrics.json).
+OUTPUT must not exist yet (the job writes it; nothing is deleted).
 """
 
 import argparse
@@ -26,13 +33,88 @@ VARIANTS = {"plain": dict(chunk=0, remat=False, dtype=None),
             "bf16+remat": dict(chunk=0, remat=True, dtype="mixed_bfloat16")}
 
 
+def _rss_gb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1e6
+    except OSError:
+        return None
+    return None
+
+
+def job(output, overrides):
+    """Peak RSS (whole job and by phase), wall time and nDCG@10 of ``samtone train
+    --output OUTPUT [--set ...]``. The phase is the job's last printed line that is not
+    a progress bar or a TensorFlow log line; the child's resident memory is sampled
+    every 0.2 s (Linux /proc) and the maximum kept per phase."""
+    import resource
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    if os.path.exists(output):
+        raise SystemExit(f"--job: {output} exists; give a new folder (the job writes it)")
+    command = [sys.executable, "-u", "-c", "import sys; from samtone_tf.cli import main; "
+               "sys.exit(main(sys.argv[1:]))", "train", "--output", output]
+    for override in overrides:
+        command += ["--set", override]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, errors="replace", bufsize=1)
+    phase = ["start"]
+    peaks = {}
+
+    def sample():
+        while child.poll() is None:
+            rss = _rss_gb(child.pid)
+            if rss is not None:
+                peaks[phase[0]] = max(peaks.get(phase[0], 0.0), rss)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for line in child.stdout:
+        sys.stdout.write(line)
+        text = line.strip()
+        if (text and "━" not in text and not text[:5] in ("E0000", "I0000", "W0000")
+                and not text.startswith(("WARNING", "|", "To enable", "Epoch"))
+                and "cuda" not in text and "oneDNN" not in text):
+            phase[0] = text[:80]
+    code = child.wait()
+    sampler.join()
+    wall = time.perf_counter() - start
+    result = {"job": "samtone train", "overrides": overrides, "exit_code": code,
+              "wall_s": round(wall, 1),
+              # the largest RSS of any waited-for child: this job (the only child)
+              "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                                   / 1e6, 3),
+              "sampled_peak_gb_by_phase": {k: round(v, 3) for k, v in peaks.items()}}
+    metrics_file = os.path.join(output, "metrics.json")
+    if code == 0 and os.path.exists(metrics_file):
+        with open(metrics_file) as f:
+            metrics = json.load(f)
+        result["ndcg@10"] = {name: metrics[name].get("ndcg@10") for name in metrics
+                             if isinstance(metrics[name], dict) and "ndcg@10" in metrics[name]}
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--child", choices=list(VARIANTS))
+    parser.add_argument("--job", metavar="OUTPUT",
+                        help="run the whole `samtone train --output OUTPUT` instead")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --job: a config override passed to samtone train")
     args = parser.parse_args()
+    if args.job:
+        print(json.dumps(job(args.job, args.set)), flush=True)
+        return
     if args.child:
         from gradient_cache import child
 

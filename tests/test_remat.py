@@ -70,10 +70,14 @@ def _check_updates(model, reference, before, tolerance):
             assert _relative(r, p) < tolerance
 
 
-# T5's unit-variance embeddings make its tiny step worse conditioned: float roundoff
-# of the two graphs reaches 1.3e-5 there; masks that differ give errors of order 1.
+# Masks that differ give errors of order 1 (a seed shifted by one: 1.1-2.3 relative).
+# Float roundoff of the two graphs is far below that but not zero: T5's unit-variance
+# embeddings make its tiny step worse conditioned (1.3e-5); in the BERT-style encoder,
+# grappler fuses MatMul + BiasAdd (+ GELU) and the layer norm differently in the
+# recomputed forward (whose pre-activations nothing else reads) than in the plain one
+# (samtone_tf.fast_layers), up to 6.9e-5 measured (4.1e-5 with dropout off).
 @pytest.mark.parametrize("kind,architecture,tolerance", [
-    ("small", "sde", 1e-5), ("small", "ade", 1e-5), ("t5", "ade-spl", 1e-4)])
+    ("small", "sde", 3e-4), ("small", "ade", 3e-4), ("t5", "ade-spl", 1e-4)])
 def test_remat_step_equals_the_plain_step_with_dropout(kind, architecture, tolerance):
     remat, plain = _pair(kind, architecture)
     if kind == "t5":
