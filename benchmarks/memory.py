@@ -79,7 +79,8 @@ def job(output, overrides):
     for line in child.stdout:
         sys.stdout.write(line)
         text = line.strip()
-        if (text and "━" not in text and not text[:5] in ("E0000", "I0000", "W0000")
+        if (text and "━" not in text and not line[:1].isspace()
+                and "Warning" not in text and not text[:5] in ("E0000", "I0000", "W0000")
                 and not text.startswith(("WARNING", "|", "To enable", "Epoch"))
                 and "cuda" not in text and "oneDNN" not in text):
             phase[0] = text[:80]
