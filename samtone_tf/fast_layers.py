@@ -21,7 +21,7 @@ batched matmul) and ``AddV2``. TensorFlow's grappler remapper fuses ``MatMul`` +
 activation applied while the output is still in cache) only when the graph has exactly
 that shape: a 2-D ``MatMul`` feeding a ``BiasAdd``. In a profile of a MiniLM-sized
 encoder forward the GELU ops and the separate bias adds disappear into that kernel;
-encoding 1,000 SciFact abstracts ran 1.10–1.19× faster than with Keras' own layers in
+encoding 1,000 SciFact abstracts ran 1.10–1.28× faster than with Keras' own layers in
 each run (``python benchmarks/encode.py --fast-layers``; ``docs/RESULTS.md``, "Dense
 layers and layer norms as fusable ops").
 
