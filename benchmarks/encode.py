@@ -57,26 +57,25 @@ def main():
 
     def ours(padding="dynamic", jit="auto", warm_all=False, attention="bias",
              dense="fused"):
+        from samtone_tf.attention import BiasMultiHeadAttention
+        from samtone_tf.encoders import fast_sublayers
+        from samtone_tf.fast_layers import FusedDense, FusedEinsumDense, LeanLayerNormalization
+
         model = DualEncoder(spec, architecture="sde", document_max_length=args.max_length,
                             padding=padding, encode_jit_compile=jit)
-        if attention == "keras":  # what TransformerTextEncoder(attention="keras") builds
-            import keras
-
-            for layer in model.document_tower.encoder.transformer_layers:
-                layer._self_attention_layer.__class__ = keras.layers.MultiHeadAttention
+        # Back to Keras' own layers (each samtone_tf class's direct base) where asked.
+        revert = set()
+        if attention == "keras":  # what TransformerTextEncoder(attention="keras") computes
+            revert.add(BiasMultiHeadAttention)
         if dense == "keras":  # keras-hub's own Dense / EinsumDense / LayerNormalization
-            import keras
-            encoder = model.document_tower.encoder
-            encoder.embeddings_layer_norm.__class__ = keras.layers.LayerNormalization
-            for layer in encoder.transformer_layers:
-                layer._self_attention_layer_norm.__class__ = keras.layers.LayerNormalization
-                layer._feedforward_layer_norm.__class__ = keras.layers.LayerNormalization
-                layer._feedforward_intermediate_dense.__class__ = keras.layers.Dense
-                layer._feedforward_output_dense.__class__ = keras.layers.Dense
-                attention = layer._self_attention_layer
-                for projection in (attention._query_dense, attention._key_dense,
-                                   attention._value_dense, attention._output_dense):
-                    projection.__class__ = keras.layers.EinsumDense
+            revert |= {FusedDense, FusedEinsumDense, LeanLayerNormalization}
+        encoder = model.document_tower.encoder
+        if LeanLayerNormalization in revert:
+            encoder.embeddings_layer_norm.__class__ = LeanLayerNormalization.__bases__[0]
+        for layer in encoder.transformer_layers:
+            for sublayer, cls in fast_sublayers(layer):
+                if cls in revert:
+                    sublayer.__class__ = cls.__bases__[0]
         model.encode_documents(texts if warm_all else texts[:64], batch_size=args.batch_size)
         start = time.perf_counter()
         embeddings = model.encode_documents(texts, batch_size=args.batch_size)
@@ -127,34 +126,29 @@ def main():
         result["variants_docs_per_s_best_of_2"] = best
         result["variants_ratio_over_st"] = {
             name: best[name] / best["sentence_transformers"] for name in variants}
+    def alternate(prefix, variants):
+        """Each of ``variants`` ({name: ours() keyword arguments}) and sentence-transformers
+        in turn, twice; best docs/s, ratios and min cosine to sentence-transformers."""
+        speeds = {name: [] for name in [*variants, "sentence_transformers"]}
+        cosines = {}
+        for _ in range(2):
+            for name, kwargs in variants.items():
+                speed, embeddings = ours(**kwargs)
+                speeds[name].append(speed)
+                cosines[name] = float((embeddings * st_embeddings).sum(1).min())
+            speeds["sentence_transformers"].append(theirs()[0])
+        best = {name: max(values) for name, values in speeds.items()}
+        result[f"{prefix}_docs_per_s_best_of_2"] = best
+        result[f"{prefix}_ratio_over_st"] = {
+            name: best[name] / best["sentence_transformers"] for name in variants}
+        result[f"{prefix}_min_cosine_vs_st"] = cosines
+
     if args.attention:
-        speeds = {"attention_bias": [], "attention_keras": [], "sentence_transformers": []}
-        cosines = {}
-        for _ in range(2):
-            for name in ("attention_bias", "attention_keras"):
-                speed, embeddings = ours(attention=name.split("_")[1])
-                speeds[name].append(speed)
-                cosines[name] = float((embeddings * st_embeddings).sum(1).min())
-            speeds["sentence_transformers"].append(theirs()[0])
-        best = {name: max(values) for name, values in speeds.items()}
-        result["attention_docs_per_s_best_of_2"] = best
-        result["attention_ratio_over_st"] = {
-            name: best[name] / best["sentence_transformers"] for name in cosines}
-        result["attention_min_cosine_vs_st"] = cosines
+        alternate("attention", {"attention_bias": {"attention": "bias"},
+                                "attention_keras": {"attention": "keras"}})
     if args.fast_layers:
-        speeds = {"fast_layers": [], "keras_layers": [], "sentence_transformers": []}
-        cosines = {}
-        for _ in range(2):
-            for name in ("fast_layers", "keras_layers"):
-                speed, embeddings = ours(dense="fused" if name == "fast_layers" else "keras")
-                speeds[name].append(speed)
-                cosines[name] = float((embeddings * st_embeddings).sum(1).min())
-            speeds["sentence_transformers"].append(theirs()[0])
-        best = {name: max(values) for name, values in speeds.items()}
-        result["layers_docs_per_s_best_of_2"] = best
-        result["layers_ratio_over_st"] = {
-            name: best[name] / best["sentence_transformers"] for name in cosines}
-        result["layers_min_cosine_vs_st"] = cosines
+        alternate("layers", {"fast_layers": {"dense": "fused"},
+                             "keras_layers": {"dense": "keras"}})
     print(json.dumps(result, indent=1))
 
 

@@ -42,15 +42,23 @@ class BiasTransformerEncoder(keras_hub.layers.TransformerEncoder):
         # keras-hub builds plain Keras layers; the subclasses only override the
         # computation (``_compute_attention``, ``call``) and hold no state of their own,
         # so the built layers (weights, dropout layer, config) are switched in place.
-        attention = self._self_attention_layer
-        attention.__class__ = BiasMultiHeadAttention
-        for projection in (attention._query_dense, attention._key_dense,
-                           attention._value_dense, attention._output_dense):
-            projection.__class__ = FusedEinsumDense
-        self._feedforward_intermediate_dense.__class__ = FusedDense
-        self._feedforward_output_dense.__class__ = FusedDense
-        self._self_attention_layer_norm.__class__ = LeanLayerNormalization
-        self._feedforward_layer_norm.__class__ = LeanLayerNormalization
+        for sublayer, fast_class in fast_sublayers(self):
+            sublayer.__class__ = fast_class
+
+
+def fast_sublayers(layer):
+    """[(sublayer, samtone_tf class)] for a built keras-hub ``TransformerEncoder``: the
+    Keras layers :class:`BiasTransformerEncoder` computes with samtone_tf's subclasses
+    (each class's direct base is the Keras class it stands in for)."""
+    attention = layer._self_attention_layer
+    return [(attention, BiasMultiHeadAttention),
+            *((projection, FusedEinsumDense) for projection in (
+                attention._query_dense, attention._key_dense, attention._value_dense,
+                attention._output_dense)),
+            (layer._feedforward_intermediate_dense, FusedDense),
+            (layer._feedforward_output_dense, FusedDense),
+            (layer._self_attention_layer_norm, LeanLayerNormalization),
+            (layer._feedforward_layer_norm, LeanLayerNormalization)]
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
