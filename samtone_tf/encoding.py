@@ -111,13 +111,14 @@ def encode_side(model, side, inputs, batch_size):
             tokenizer = model._tokenizers[side] = (
                 model.query_tokenizer() if side == "query" else model.document_tokenizer())
         inputs = {k: v.numpy() for k, v in tokenizer(tf.constant(texts)).items()}
-    if side not in model._encode_functions:
-        model._encode_functions[side] = tower_encode_function(
-            tower, model.distribute_strategy, model.encode_jit_compile)
+    if side not in model._encode_functions:  # (traced function, whether it is XLA)
+        jit = resolve_encode_jit(model.encode_jit_compile, model.distribute_strategy)
+        model._encode_functions[side] = (
+            tower_encode_function(tower, model.distribute_strategy, jit), jit)
+    function, jit = model._encode_functions[side]
     max_length = model.query_max_length if side == "query" else model.document_max_length
     # Without XLA a batch is padded to its own longest row: the traced function takes
     # any width (``reduce_retracing``), so exact widths cost no traces and least
     # compute; XLA compiles per shape, so there widths round up to a multiple of 16.
-    jit = resolve_encode_jit(model.encode_jit_compile, model.distribute_strategy)
-    return encode_sorted(model._encode_functions[side], inputs, batch_size, tower.output_dim,
-                         model.padding, max_length, multiple=16 if jit else 1)
+    return encode_sorted(function, inputs, batch_size, tower.output_dim, model.padding,
+                         max_length, multiple=16 if jit else 1)
