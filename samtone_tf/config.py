@@ -89,8 +89,8 @@ class TrainingConfig(_Section):
     warmup_ratio: float
     seed: int
     checkpoint_every: int
-    gradient_cache_chunk_size: typing.Optional[int]
-    remat: bool
+    gradient_cache_chunk_size: typing.Union[str, int, None]  # "auto" | null | N (validate)
+    remat: typing.Union[str, bool]  # "auto" | true | false, checked in validate
     mixed_precision: typing.Optional[str]
     jit_compile: typing.Union[str, bool]  # "auto" | true | false, checked in validate
     steps_per_execution: int
@@ -160,11 +160,13 @@ def from_dict(raw):
 
 
 def _check_type(field, value, hint):
-    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
-    if optional:
-        if value is None:
+    if typing.get_origin(hint) is typing.Union:
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(kinds) < len(typing.get_args(hint)):
             return
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if len(kinds) > 1:  # "auto" or a value: validate() checks these fields
+            return
+        hint = kinds[0]
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{field} must be true or false, got {value!r}")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -247,8 +249,16 @@ def validate(config, replicas=None):
         SamToNeLoss.check_arguments(**loss)
     except ValueError as error:
         raise ConfigError(f"loss.{error}") from None
+    if not (training.remat == "auto" or isinstance(training.remat, bool)):
+        raise ConfigError(f"training.remat must be auto, true or false, got "
+                          f"{training.remat!r}")
+    chunk = training.gradient_cache_chunk_size
+    if not (chunk is None or chunk == "auto"
+            or (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0)):
+        raise ConfigError(f"training.gradient_cache_chunk_size must be auto, null or a "
+                          f"positive integer, got {chunk!r}")
     for field in ("global_batch_size", "epochs", "checkpoint_every", "steps",
-                  "gradient_cache_chunk_size", "steps_per_execution"):
+                  "steps_per_execution"):
         _positive(f"training.{field}", training[field])
     for field in ("k", "batch_size"):
         _positive(f"evaluation.{field}", config.evaluation[field])

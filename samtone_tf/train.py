@@ -31,13 +31,15 @@ from samtone_tf.schedules import WarmupLinearDecay
 def build_model(config, strategy, total_steps=1, log=print, backbone=None, padding=None):
     """The job's compiled DualEncoder: dtype policy ``training.mixed_precision``, XLA
     ``training.jit_compile`` for the train step (Keras' own "auto") and for encoding,
-    ``training.steps_per_execution``, ``training.remat``, ``data.padding`` (or
-    ``padding``)."""
+    ``training.steps_per_execution``, ``training.remat`` and
+    ``training.gradient_cache_chunk_size`` (:func:`memory_options`), ``data.padding``
+    (or ``padding``)."""
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
 
     model_cfg, loss_cfg, training = config["model"], config["loss"], config["training"]
     backbone = backbone or get_backbone(model_cfg["tower"], log)
+    remat, chunk = memory_options(training, strategy, log)
     with strategy.scope():
         try:  # DualEncoder validates its own arguments; the config layer names the section
             model = DualEncoder(backbone, architecture=model_cfg["architecture"],
@@ -48,16 +50,48 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None, paddi
                                 padding=padding or config["data"]["padding"],
                                 encode_jit_compile=training["jit_compile"],
                                 dtype=training["mixed_precision"],
-                                remat=training["remat"])
+                                remat=remat)
         except ValueError as error:
             raise ConfigError(f"model.{error}") from error
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
                                      int(training["warmup_ratio"] * total_steps))
         model.compile(keras.optimizers.Adam(schedule), loss=SamToNeLoss(**loss_cfg),
-                      gradient_cache_chunk_size=training["gradient_cache_chunk_size"],
+                      gradient_cache_chunk_size=chunk,
                       jit_compile=training["jit_compile"],
                       steps_per_execution=training["steps_per_execution"])
     return model
+
+
+AUTO_CHUNK = 8  # rows per gradient-cache chunk under "auto" (docs/RESULTS.md)
+
+
+def memory_options(training, strategy, log=print):
+    """``(remat, gradient_cache_chunk_size)`` for the model from ``training.remat`` and
+    ``training.gradient_cache_chunk_size``; values other than "auto" pass through.
+
+    "auto" (the default of both) is the low-memory step where the host's memory holds
+    the activations: on a machine without a GPU or TPU, training on one replica,
+    ``remat=True`` (each transformer layer recomputed in the backward pass, the same
+    step) and chunks of 8 rows (when the batch has more), so the default job's step
+    keeps one layer of 8 rows' activations instead of every layer of the whole batch
+    (docs/RESULTS.md, "The default job's memory"; ≈ 1.3× the step time on a 2-core CPU).
+    With an accelerator or several replicas (MirroredStrategy, multi-worker, TPU)
+    "auto" is off: the plain step, the fastest. The cache draws dropout masks per chunk
+    (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
+    the same training than the plain step: set both to ``false`` / ``null`` for it."""
+    remat, chunk = training["remat"], training["gradient_cache_chunk_size"]
+    if "auto" not in (remat, chunk):
+        return remat, chunk
+    host = (strategy.num_replicas_in_sync == 1 and not any(
+        d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices()))
+    if remat == "auto":
+        remat = host
+    if chunk == "auto":
+        chunk = AUTO_CHUNK if host and training["global_batch_size"] > AUTO_CHUNK else None
+    log(f"memory: training.remat {training['remat']} → {remat}, "
+        f"training.gradient_cache_chunk_size {training['gradient_cache_chunk_size']} → "
+        f"{chunk} ({'one replica without an accelerator' if host else 'accelerator or replicas'})")
+    return remat, chunk
 
 
 def run_training(config, output, verbose=1, log=print):
@@ -242,6 +276,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         model.save_weights(temporary)
     write_json_atomic(os.path.join(output, "history.json"), history)
 
+    release_training_memory(model)
     metrics["fine_tuned"] = evaluate("fine-tuned")
     write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"])
     export_saved_model(model, os.path.join(output, "savedmodel"),
@@ -254,6 +289,23 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     log(f"\nrun folder: {output} (wall time {metrics['wall_time_s']} s)")
     sys.stdout.flush()
     return metrics
+
+
+def release_training_memory(model):
+    """Frees what only the training steps used, before the job evaluates and exports:
+    Keras' traced train function (its graphs and kernels, ≈ 0.13 GB per trace for
+    MiniLM, measured) and, where the C library is glibc, the heap pages freed since
+    (``malloc_trim``; elsewhere nothing more). Weights and optimizer state stay; a later
+    ``fit`` traces the step again."""
+    import ctypes
+    import gc
+
+    model.train_function = None
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _alignment_callback(config, eval_set, write_dir):

@@ -184,7 +184,7 @@ def test_job_config_training_remat_reaches_the_towers():
     from samtone_tf.errors import ConfigError
     from samtone_tf.train import build_model
 
-    assert load_config(None)["training"]["remat"] is False  # off by default
+    assert load_config(None)["training"]["remat"] == "auto"
     with pytest.raises(ConfigError, match="training.remat"):
         load_config(None, {"training.remat": "yes"})
     config = load_config(None, {"training.remat": True, "model.tower": "small",
@@ -192,3 +192,42 @@ def test_job_config_training_remat_reaches_the_towers():
     model = build_model(config, tf.distribute.get_strategy(), log=lambda *_: None,
                         backbone=_spec("small"))
     assert model.remat and model.query_tower.encoder.remat and model.document_tower.encoder.remat
+    config = load_config(None, {"training.remat": False, "model.tower": "small",
+                                "training.gradient_cache_chunk_size": None,
+                                "model.query_max_length": 8, "model.document_max_length": 16})
+    model = build_model(config, tf.distribute.get_strategy(), log=lambda *_: None,
+                        backbone=_spec("small"))
+    assert not model.remat and not model.query_tower.encoder.remat
+    assert model.gradient_cache_chunk_size is None
+
+
+class _Replicas:
+    def __init__(self, n):
+        self.num_replicas_in_sync = n
+
+
+@pytest.mark.parametrize("replicas,accelerator,batch,expected", [
+    (1, False, 32, (True, 8)),     # the default job on a CPU host: low memory
+    (1, False, 8, (True, None)),   # a batch of one chunk: nothing to cache
+    (2, False, 32, (False, None)),  # several replicas: the plain step
+    (1, True, 32, (False, None)),   # a GPU: the plain step, the fastest
+])
+def test_auto_memory_options_follow_the_machine(monkeypatch, replicas, accelerator, batch,
+                                                expected):
+    from samtone_tf.config import load_config
+    from samtone_tf.train import memory_options
+
+    devices = [tf.config.LogicalDevice("/device:CPU:0", "CPU")]
+    if accelerator:
+        devices.append(tf.config.LogicalDevice("/device:GPU:0", "GPU"))
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda *a: devices)
+    config = load_config(None, {"training.global_batch_size": batch})
+    assert config.training.gradient_cache_chunk_size == "auto"
+    lines = []
+    assert memory_options(config.training, _Replicas(replicas), lines.append) == expected
+    assert "training.remat auto" in lines[0]
+    # explicit values pass through whatever the machine
+    config = load_config(None, {"training.remat": False, "training.gradient_cache_chunk_size": 4,
+                                "training.global_batch_size": batch})
+    assert memory_options(config.training, _Replicas(replicas), lines.append) == (False, 4)
+    assert len(lines) == 1  # nothing to resolve, nothing logged
