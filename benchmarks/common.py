@@ -16,11 +16,12 @@ def print_result(result):
     print(RESULT + json.dumps(result), flush=True)
 
 
-def run_child(arguments, label, timeout=None, stderr_lines=1):
+def run_child(arguments, label, timeout=None, stderr_lines=1, env=None):
     """``python ARGUMENTS`` in a fresh process (peak memory is a per-process high-water
-    mark, and XLA / precision settings are per process): the dict of its last
-    :func:`print_result` line, or ``{**label, "failed": ..., "stderr": [...]}``."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    mark, and XLA / precision settings are per process), with ``env`` added to its
+    environment: the dict of its last :func:`print_result` line, or ``{**label,
+    "failed": ..., "stderr": [...]}``."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     try:
         done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True,
                               env=env, timeout=timeout)

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from paper import KEYS, _mean_std, evaluate_and_probe, paired_rows, save_table  # noqa: E402
+from paper import KEYS, PLAIN_STEP, _mean_std, evaluate_and_probe, paired_rows, save_table  # noqa: E402
 
 LOSSES = {"standard": {"loss.same_tower": "none"},
           "samtone": {"loss.same_tower": "query"}}
@@ -106,7 +106,8 @@ def run_cell(source, loss, seed, args):
             return json.load(handle)
     started = time.time()
     overrides = {"training.seed": seed, "evaluation.zero_shot": False,
-                 "training.mixed_precision": args.mixed_precision, **LOSSES[loss]}
+                 "training.mixed_precision": args.mixed_precision, **PLAIN_STEP,
+                 **LOSSES[loss]}
     if source != "in-batch":
         overrides["data.hard_negatives"] = ("bm25" if source == "bm25" else
                                             os.path.join(args.output, source + ".trec"))

@@ -17,6 +17,16 @@ the peak sampled in each phase of the job (the job's own printed lines mark the 
 loading, zero-shot evaluation, training, fine-tuned evaluation, export ...), its wall time
 and its SciFact nDCG@10 (zero-shot and fine-tuned, from OUTPUT/metrics.json).
 OUTPUT must not exist yet (the job writes it; nothing is deleted).
+
+``--breakdown [--variants ...] [--env KEY=VALUE ...]`` follows one process through the
+job's stages instead, each variant in a fresh process: resident memory after the
+imports (with its file-backed part: shared libraries), after building MiniLM + Adam,
+the peak of encoding 256 random 256-token documents (batch 64, the job's evaluation
+batch), the peak of ``--steps`` training steps fed with unknown widths (one trace, as
+in the job: 256, 240, 224, ... tokens), the mean time of the steps after the first,
+the memory after :func:`samtone_tf.train.release_training_memory`, and the peak of
+encoding again. ``--env`` sets an environment variable in the children (e.g. the
+allocator: ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=true``).
 """
 
 import argparse
@@ -102,6 +112,77 @@ def job(output, overrides):
     return result
 
 
+def _status():
+    """This process' VmRSS, VmHWM (its peak), RssAnon and RssFile in GB (Linux /proc)."""
+    values = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key = line.split(":")[0]
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                values[key] = round(int(line.split()[1]) / 1e6, 3)
+    return values
+
+
+def breakdown(batch, chunk, steps, remat, dtype):
+    """Resident memory of one process at each stage of the job (see the module doc)."""
+    import time
+
+    import numpy as np
+
+    import samtone_tf.evaluation  # noqa: F401  (the job's imports)
+    import samtone_tf.train
+    from samtone_tf.losses import SamToNeLoss
+    from samtone_tf.models import DualEncoder
+    from samtone_tf.towers import minilm
+
+    import keras
+    import tensorflow as tf
+
+    imported = _status()
+    result = {"imports_gb": imported["VmRSS"], "imports_file_backed_gb": imported["RssFile"]}
+    if dtype:
+        keras.mixed_precision.set_global_policy(dtype)
+    keras.utils.set_random_seed(0)
+    model = DualEncoder(minilm(), architecture="sde", remat=remat)
+    model.compile(keras.optimizers.Adam(2e-5), loss=SamToNeLoss(0.05),
+                  gradient_cache_chunk_size=chunk)
+    result["built_gb"] = _status()["VmRSS"]
+    rng = np.random.default_rng(0)
+    documents = rng.integers(1000, 30000, (256, 256)).astype("int32")
+    tokens = {"token_ids": documents, "padding_mask": np.ones_like(documents)}
+    model.encode_documents(tokens, batch_size=64)
+    result["encoding_peak_gb"] = _status()["VmHWM"]
+
+    def batches():
+        for step in range(steps):
+            width = 256 - 16 * step
+            ids = rng.integers(1000, 30000, (batch, width)).astype("int32")
+            yield {"query": {"token_ids": ids[:, :64], "padding_mask": np.ones_like(ids[:, :64])},
+                   "document": {"token_ids": ids, "padding_mask": np.ones_like(ids)},
+                   "query_ids": np.arange(batch), "document_ids": np.arange(batch) + batch}
+
+    side = {"token_ids": tf.TensorSpec([None, None], tf.int32),
+            "padding_mask": tf.TensorSpec([None, None], tf.int32)}
+    data = tf.data.Dataset.from_generator(batches, output_signature={
+        "query": side, "document": side, "query_ids": tf.TensorSpec([None], tf.int64),
+        "document_ids": tf.TensorSpec([None], tf.int64)})
+    ends = []
+    stamp = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
+    history = model.fit(data, verbose=0, callbacks=[stamp])
+    after = _status()
+    result.update(training_peak_gb=after["VmHWM"], after_training_gb=after["VmRSS"],
+                  loss=[round(x, 4) for x in history.history["loss"]])
+    if len(ends) > 1:
+        result["step_s"] = round((ends[-1] - ends[0]) / (len(ends) - 1), 3)
+    samtone_tf.train.release_training_memory(model)
+    result["released_gb"] = _status()["VmRSS"]
+    model.encode_documents(tokens, batch_size=64)
+    final = _status()
+    result.update(encoding_again_gb=final["VmRSS"], peak_rss_gb=final["VmHWM"])
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -112,7 +193,25 @@ def main():
                         help="run the whole `samtone train --output OUTPUT` instead")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="with --job: a config override passed to samtone train")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="memory at each stage of the job, per variant (module doc)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --breakdown: an environment variable for the children")
     args = parser.parse_args()
+    if args.breakdown and args.child:
+        v = VARIANTS[args.child]
+        print_result({"variant": args.child, "batch": args.batch,
+                      **breakdown(args.batch, v["chunk"] or None, args.steps, v["remat"],
+                                  v["dtype"])})
+        return
+    if args.breakdown:
+        env = dict(item.split("=", 1) for item in args.env)
+        for name in args.variants:
+            result = run_child([__file__, "--breakdown", "--child", name, "--batch",
+                                str(args.batch), "--steps", str(args.steps)],
+                               {"variant": name}, env=env)
+            print(json.dumps({**result, "env": env}), flush=True)
+        return
     if args.job:
         print(json.dumps(job(args.job, args.set)), flush=True)
         return

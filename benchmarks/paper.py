@@ -20,6 +20,12 @@ import time
 
 import numpy as np
 
+# The step the recorded grid was trained with: every activation kept, no gradient cache
+# (the defaults until the tenth session; `samtone train` now picks the low-memory step
+# on one CPU replica, whose dropout masks are drawn per chunk). Pinned so that the
+# recorded results stay reproducible; hard_negatives.py and towers_apart.py use it too.
+PLAIN_STEP = {"training.remat": False, "training.gradient_cache_chunk_size": None}
+
 LOSSES = {"standard": {"loss.same_tower": "none"},
           "samtone": {"loss.same_tower": "query"},
           "symmetric": {"loss.same_tower": "both", "loss.symmetric": True}}
@@ -37,7 +43,7 @@ def run_cell(architecture, loss, seed, output):
             return json.load(handle)
     started = time.time()
     overrides = {"model.architecture": architecture, "training.seed": seed,
-                 "evaluation.zero_shot": False, **LOSSES[loss]}
+                 "evaluation.zero_shot": False, **PLAIN_STEP, **LOSSES[loss]}
     metrics = run_training(load_config(None, overrides), run_dir, verbose=0)
     model, _ = load_run_model(run_dir)
     result = {"architecture": architecture, "loss": loss, "seed": seed,

@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from paper import LOSSES, SHARED, _mean_std, evaluate_and_probe  # noqa: E402
+from paper import LOSSES, PLAIN_STEP, SHARED, _mean_std, evaluate_and_probe  # noqa: E402
 
 CURVES = ("tower_probe_accuracy", "tower_centroid_cosine", "mean_query_query",
           "mean_query_document")
@@ -88,7 +88,8 @@ def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
                  "training.seed": seed, "training.epochs": epochs,
                  "training.global_batch_size": 64, "training.learning_rate": 1e-3,
                  "training.checkpoint_every": 10_000, "evaluation.zero_shot": False,
-                 "analysis.every_steps": every, "analysis.pairs": 200, **LOSSES[loss]}
+                 "analysis.every_steps": every, "analysis.pairs": 200, **PLAIN_STEP,
+                 **LOSSES[loss]}
     metrics_path = os.path.join(run_dir, "metrics.json")
     if os.path.exists(metrics_path):  # trained before an interruption: evaluate only
         with open(metrics_path) as handle:
