@@ -168,7 +168,7 @@ def breakdown(batch, chunk, steps, remat, dtype):
         "document_ids": tf.TensorSpec([None], tf.int64)})
     ends = []
     stamp = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda *_: ends.append(time.perf_counter()))
+        on_train_batch_end=lambda batch, logs=None: ends.append(time.perf_counter()))
     history = model.fit(data, verbose=0, callbacks=[stamp])
     after = _status()
     result.update(training_peak_gb=after["VmHWM"], after_training_gb=after["VmRSS"],
