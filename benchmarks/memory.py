@@ -7,7 +7,8 @@ The default job's step (all-MiniLM-L6-v2 SDE + SamToNe, Adam, queries 64 / docum
 memory is a per-process high-water mark): ``plain`` (float32, every activation kept),
 ``remat`` (``DualEncoder(remat=True)``: each transformer layer recomputed in the
 backward pass, :mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8),
-``cache+remat``, ``bf16`` (mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant and a
+``cache+remat``, ``cache4`` / ``cache2`` (chunks of 4 / 2 rows, no remat), ``bf16``
+(mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant and a
 summary with each variant's step time and peak memory relative to ``plain`` (same run).
 
 ``--job OUTPUT [--set KEY=VALUE ...]`` runs the whole default job instead, ``samtone
@@ -40,6 +41,8 @@ VARIANTS = {"plain": dict(chunk=0, remat=False, dtype=None),
             "cache": dict(chunk=8, remat=False, dtype=None),
             "bf16": dict(chunk=0, remat=False, dtype="mixed_bfloat16"),
             "cache+remat": dict(chunk=8, remat=True, dtype=None),
+            "cache4": dict(chunk=4, remat=False, dtype=None),
+            "cache2": dict(chunk=2, remat=False, dtype=None),
             "bf16+remat": dict(chunk=0, remat=True, dtype="mixed_bfloat16")}
 
 
