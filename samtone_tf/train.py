@@ -74,7 +74,8 @@ def memory_options(training, strategy, log=print):
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
     step) and chunks of 8 rows (when the batch has more), so the default job's step
     keeps one layer of 8 rows' activations instead of every layer of the whole batch
-    (docs/RESULTS.md, "The default job's memory"; ≈ 1.3× the step time on a 2-core CPU).
+    (2.40 GB instead of 6.62 for the default job, at 1.8× the step time on a 2-core CPU:
+    docs/RESULTS.md, "The default job's memory, tenth session").
     With an accelerator or several replicas (MirroredStrategy, multi-worker, TPU)
     "auto" is off: the plain step, the fastest. The cache draws dropout masks per chunk
     (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
@@ -293,10 +294,10 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 
 def release_training_memory(model):
     """Frees what only the training steps used, before the job evaluates and exports:
-    Keras' traced train function (its graphs and kernels, ≈ 0.13 GB per trace for
-    MiniLM, measured) and, where the C library is glibc, the heap pages freed since
-    (``malloc_trim``; elsewhere nothing more). Weights and optimizer state stay; a later
-    ``fit`` traces the step again."""
+    Keras' traced train function (its graphs and kernels) and, where the C library is
+    glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26 GB
+    after MiniLM's steps (``benchmarks/memory.py --breakdown``). Weights and optimizer
+    state stay; a later ``fit`` traces the step again."""
     import ctypes
     import gc
 
