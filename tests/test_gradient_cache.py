@@ -119,6 +119,21 @@ def test_cached_step_equals_keras_full_batch_step_dropout_off(architecture, loss
     assert history["in_batch_accuracy"] == want["in_batch_accuracy"]
 
 
+@pytest.mark.parametrize("architecture", ["sde", "ade"])
+def test_cached_step_with_matryoshka_and_sign_bit_losses_equals_full_batch_step(architecture):
+    """The job's default step on CPU is the cache; with ``loss.matryoshka_dims`` and
+    ``loss.binary_weight`` (the sign's straight-through gradient) it equals Keras'
+    full-batch step, dropout off."""
+    batch = _batch()
+    loss = dict(same_tower="query", matryoshka_dims=[8, 4], binary_weight=0.5)
+    cached, reference = _models(architecture, loss, 0.0, chunk=4)
+    start = [np.array(w) for w in cached.trainable_weights]
+    history = _fit_one(cached, batch)
+    want = _fit_one(reference, batch)
+    assert _update_error(cached, reference, start) <= 1e-5
+    assert history["loss"][0] == pytest.approx(want["loss"][0], rel=1e-6)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("architecture", ["sde", "ade-ste"])
 def test_cached_step_equals_uncached_step_with_dropout_on(architecture, loss):
