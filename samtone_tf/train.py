@@ -70,28 +70,33 @@ def memory_options(training, strategy, log=print):
     ``training.gradient_cache_chunk_size``; values other than "auto" pass through.
 
     "auto" (the default of both) is the low-memory step where the host's memory holds
-    the activations: on a machine without a GPU or TPU, training on one replica,
+    the activations: on a machine without a GPU or TPU (one replica, logical CPU
+    replicas or CPU workers alike, so a job trains the same whatever its strategy),
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
-    step) and chunks of 8 rows (when the batch has more), so the default job's step
-    keeps one layer of 8 rows' activations instead of every layer of the whole batch
-    (2.40 GB instead of 6.62 for the default job, at 1.8× the step time on a 2-core CPU:
-    docs/RESULTS.md, "The default job's memory, tenth session").
-    With an accelerator or several replicas (MirroredStrategy, multi-worker, TPU)
-    "auto" is off: the plain step, the fastest. The cache draws dropout masks per chunk
-    (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
-    the same training than the plain step: set both to ``false`` / ``null`` for it."""
+    step) and chunks of 8 rows when the batch has more and a replica has at least 8
+    (fewer per replica: no cache), so the default job's
+    step keeps one layer of 8 rows' activations instead of every layer of the whole
+    batch (2.40 GB instead of 6.62 for the default job, at 1.8× the step time on a
+    2-core CPU: docs/RESULTS.md, "The default job's memory, tenth session"). With a GPU
+    or TPU "auto" is off: the plain step, the fastest. The cache draws dropout masks per
+    chunk (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different
+    draw of the same training than the plain step: set both to ``false`` / ``null``
+    for it."""
     remat, chunk = training["remat"], training["gradient_cache_chunk_size"]
     if "auto" not in (remat, chunk):
         return remat, chunk
-    host = (strategy.num_replicas_in_sync == 1 and not any(
-        d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices()))
+    host = not any(d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices())
+    per_replica = training["global_batch_size"] // strategy.num_replicas_in_sync
     if remat == "auto":
         remat = host
     if chunk == "auto":
-        chunk = AUTO_CHUNK if host and training["global_batch_size"] > AUTO_CHUNK else None
+        # a replica with exactly one chunk of rows still takes the cached step, so that
+        # 2 replicas of 8 rows compute what one device does in 2 chunks of 8
+        chunk = (AUTO_CHUNK if host and per_replica >= AUTO_CHUNK
+                 and training["global_batch_size"] > AUTO_CHUNK else None)
     log(f"memory: training.remat {training['remat']} → {remat}, "
         f"training.gradient_cache_chunk_size {training['gradient_cache_chunk_size']} → "
-        f"{chunk} ({'one replica without an accelerator' if host else 'accelerator or replicas'})")
+        f"{chunk} ({'no GPU/TPU' if host else 'GPU/TPU'}, {per_replica} rows per replica)")
     return remat, chunk
 
 
