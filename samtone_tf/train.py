@@ -74,10 +74,10 @@ def memory_options(training, strategy, log=print):
     replicas or CPU workers alike, so a job trains the same whatever its strategy),
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
     step) and chunks of 8 rows when the batch has more and a replica has at least 8
-    (fewer per replica: no cache), so the default job's
-    step keeps one layer of 8 rows' activations instead of every layer of the whole
-    batch (2.40 GB instead of 6.62 for the default job, at 1.8× the step time on a
-    2-core CPU: docs/RESULTS.md, "The default job's memory, tenth session"). With a GPU
+    (fewer per replica: no cache), so the default job's step keeps one layer of 8 rows'
+    activations instead of every layer of the whole batch (2.40 GB instead of 6.62 for
+    the default job, at 1.8× the step time on a 2-core CPU: docs/RESULTS.md, "The
+    default job's memory, tenth session"). With a GPU
     or TPU "auto" is off: the plain step, the fastest. The cache draws dropout masks per
     chunk (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different
     draw of the same training than the plain step: set both to ``false`` / ``null``

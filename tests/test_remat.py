@@ -234,3 +234,32 @@ def test_auto_memory_options_follow_the_machine(monkeypatch, replicas, accelerat
                                 "training.global_batch_size": batch})
     assert memory_options(config.training, _Replicas(replicas), lines.append) == (False, 4)
     assert len(lines) == 1  # nothing to resolve, nothing logged
+
+
+def test_release_training_memory_drops_the_traced_step_and_training_goes_on_the_same():
+    """The job calls it between training and its final evaluation: the traced train
+    function goes, weights and optimizer state stay, and a later fit (traced again) takes
+    the same step as a model that was never released."""
+    from samtone_tf.train import release_training_memory
+
+    data = tf.data.Dataset.from_tensors(_batch())
+    models = []
+    for _ in range(2):  # two identical models, dropout on
+        keras.utils.set_random_seed(3)
+        model = DualEncoder(_spec("small"), architecture="sde", remat=True)
+        model.compile(keras.optimizers.Adam(1e-3), loss=SamToNeLoss(0.05))
+        models.append(model)
+    released, kept = models
+    for model in (released, kept):
+        model.fit(data, verbose=0)
+    assert released.train_function is not None
+    before = [w.copy() for w in released.get_weights()]
+    release_training_memory(released)
+    assert released.train_function is None
+    for a, b in zip(before, released.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    start = [w.copy() for w in kept.get_weights()]
+    losses = [m.fit(data, verbose=0).history["loss"][0] for m in (released, kept)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert released.train_function is not None  # traced again
+    _check_updates(released, kept, start, 1e-6)
