@@ -71,7 +71,7 @@ def memory_options(training, strategy, log=print):
 
     "auto" (the default of both) is the low-memory step where the host's memory holds
     the activations: on a machine without a GPU or TPU (one replica, logical CPU
-    replicas or CPU workers alike, so a job trains the same whatever its strategy),
+    replicas or CPU workers alike: the same kind of step whatever the strategy),
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
     step) and chunks of 8 rows when the batch has more and a replica has at least 8
     (fewer per replica: no cache), so the default job's step keeps one layer of 8 rows'
