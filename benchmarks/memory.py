@@ -46,15 +46,19 @@ VARIANTS = {"plain": dict(chunk=0, remat=False, dtype=None),
             "bf16+remat": dict(chunk=0, remat=True, dtype="mixed_bfloat16")}
 
 
-def _rss_gb(pid):
+def _status(pid="self"):
+    """A process' VmRSS, VmHWM (its peak), RssAnon and RssFile in GB (Linux /proc);
+    {} once the process is gone."""
+    values = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1e6
+                key = line.split(":")[0]
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                    values[key] = round(int(line.split()[1]) / 1e6, 3)
     except OSError:
-        return None
-    return None
+        pass
+    return values
 
 
 def job(output, overrides):
@@ -82,7 +86,7 @@ def job(output, overrides):
 
     def sample():
         while child.poll() is None:
-            rss = _rss_gb(child.pid)
+            rss = _status(child.pid).get("VmRSS")
             if rss is not None:
                 peaks[phase[0]] = max(peaks.get(phase[0], 0.0), rss)
             time.sleep(0.2)
@@ -113,17 +117,6 @@ def job(output, overrides):
         result["ndcg@10"] = {name: metrics[name].get("ndcg@10") for name in metrics
                              if isinstance(metrics[name], dict) and "ndcg@10" in metrics[name]}
     return result
-
-
-def _status():
-    """This process' VmRSS, VmHWM (its peak), RssAnon and RssFile in GB (Linux /proc)."""
-    values = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key = line.split(":")[0]
-            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                values[key] = round(int(line.split()[1]) / 1e6, 3)
-    return values
 
 
 def breakdown(batch, chunk, steps, remat, dtype):
@@ -171,7 +164,7 @@ def breakdown(batch, chunk, steps, remat, dtype):
         "document_ids": tf.TensorSpec([None], tf.int64)})
     ends = []
     stamp = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs=None: ends.append(time.perf_counter()))
+        on_train_batch_end=lambda _step, logs=None: ends.append(time.perf_counter()))
     history = model.fit(data, verbose=0, callbacks=[stamp])
     after = _status()
     result.update(training_peak_gb=after["VmHWM"], after_training_gb=after["VmRSS"],

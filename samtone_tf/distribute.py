@@ -106,6 +106,13 @@ def keras_symbolic_build_shim_needed() -> bool:
     return Version(keras.__version__) < Version("3.16")
 
 
+def has_accelerator() -> bool:
+    """Whether this process sees a GPU or TPU (logical devices): the one test behind the
+    "auto" choices that differ between accelerators and CPU-only machines (encoding's
+    XLA, the job's low-memory step)."""
+    return any(d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices())
+
+
 def in_multi_worker_mode(strategy=None) -> bool:
     strategy = strategy or tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(

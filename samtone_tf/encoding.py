@@ -23,14 +23,13 @@ def resolve_encode_jit(jit_compile, strategy):
     CPU (``benchmarks/encode.py --variants``, 256-token SciFact abstracts): XLA encodes
     1.12× faster once compiled, but compiling each padded width costs more than that
     saves on a corpus of thousands of documents; ``True`` pays for very large corpora."""
-    from samtone_tf.distribute import in_multi_worker_mode
+    from samtone_tf.distribute import has_accelerator, in_multi_worker_mode
 
     check_jit_compile(jit_compile)
     if jit_compile != "auto":
         return jit_compile
     one_device = strategy.num_replicas_in_sync == 1 or in_multi_worker_mode(strategy)
-    accelerator = any(d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices())
-    return one_device and accelerator
+    return one_device and has_accelerator()
 
 
 def tower_encode_function(tower, strategy, jit_compile=False):

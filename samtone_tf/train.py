@@ -77,15 +77,16 @@ def memory_options(training, strategy, log=print):
     (fewer per replica: no cache), so the default job's step keeps one layer of 8 rows'
     activations instead of every layer of the whole batch (2.40 GB instead of 6.62 for
     the default job, at 1.8× the step time on a 2-core CPU: docs/RESULTS.md, "The
-    default job's memory, tenth session"). With a GPU
-    or TPU "auto" is off: the plain step, the fastest. The cache draws dropout masks per
-    chunk (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different
-    draw of the same training than the plain step: set both to ``false`` / ``null``
-    for it."""
+    default job's memory, tenth session"). With a GPU or TPU "auto" is off: the plain
+    step, the fastest. The cache draws dropout masks per chunk
+    (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
+    the same training than the plain step: set both to ``false`` / ``null`` for it."""
+    from samtone_tf.distribute import has_accelerator
+
     remat, chunk = training["remat"], training["gradient_cache_chunk_size"]
     if "auto" not in (remat, chunk):
         return remat, chunk
-    host = not any(d.device_type in ("GPU", "TPU") for d in tf.config.list_logical_devices())
+    host = not has_accelerator()
     per_replica = training["global_batch_size"] // strategy.num_replicas_in_sync
     if remat == "auto":
         remat = host
