@@ -7,7 +7,8 @@ The default job's step (all-MiniLM-L6-v2 SDE + SamToNe, Adam, queries 64 / docum
 memory is a per-process high-water mark): ``plain`` (float32, every activation kept),
 ``remat`` (``DualEncoder(remat=True)``: each transformer layer recomputed in the
 backward pass, :mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8),
-``cache+remat``, ``cache4`` / ``cache2`` (chunks of 4 / 2 rows, no remat), ``bf16``
+``cache+remat``, ``cache4+remat`` (chunks of 4), ``cache4`` / ``cache2`` (chunks of 4 / 2
+rows, no remat), ``bf16``
 (mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant and a
 summary with each variant's step time and peak memory relative to ``plain`` (same run).
 
@@ -19,11 +20,15 @@ loading, zero-shot evaluation, training, fine-tuned evaluation, export ...), its
 and its SciFact nDCG@10 (zero-shot and fine-tuned, from OUTPUT/metrics.json).
 OUTPUT must not exist yet (the job writes it; nothing is deleted).
 
+``--encoding BATCH [BATCH ...] [--docs 512]`` times the job's evaluation encoding instead:
+SciFact abstracts with pretrained all-MiniLM-L6-v2 at each batch size, each twice
+(alternating), each in a fresh process; docs/s and peak resident memory.
+
 ``--breakdown [--variants ...] [--env KEY=VALUE ...]`` follows one process through the
 job's stages instead, each variant in a fresh process: resident memory after the
 imports (with its file-backed part: shared libraries), after building MiniLM + Adam,
-the peak of encoding 256 random 256-token documents (batch 64, the job's evaluation
-batch), the peak of ``--steps`` training steps fed with unknown widths (one trace, as
+the peak of encoding 256 random 256-token documents (at the job's
+``evaluation.batch_size``), the peak of ``--steps`` training steps fed with unknown widths (one trace, as
 in the job: 256, 240, 224, ... tokens), the mean time of the steps after the first,
 the memory after :func:`samtone_tf.train.release_training_memory`, and the peak of
 encoding again. ``--env`` sets an environment variable in the children (e.g. the
@@ -41,6 +46,7 @@ VARIANTS = {"plain": dict(chunk=0, remat=False, dtype=None),
             "cache": dict(chunk=8, remat=False, dtype=None),
             "bf16": dict(chunk=0, remat=False, dtype="mixed_bfloat16"),
             "cache+remat": dict(chunk=8, remat=True, dtype=None),
+            "cache4+remat": dict(chunk=4, remat=True, dtype=None),
             "cache4": dict(chunk=4, remat=False, dtype=None),
             "cache2": dict(chunk=2, remat=False, dtype=None),
             "bf16+remat": dict(chunk=0, remat=True, dtype="mixed_bfloat16")}
@@ -125,7 +131,11 @@ def breakdown(batch, chunk, steps, remat, dtype):
 
     import numpy as np
 
+    from samtone_tf.heap import limit_arenas
+
+    limit_arenas()  # as `samtone` does first (MALLOC_ARENA_MAX from --env wins)
     import samtone_tf.evaluation  # noqa: F401  (the job's imports)
+    import samtone_tf.config
     import samtone_tf.train
     from samtone_tf.losses import SamToNeLoss
     from samtone_tf.models import DualEncoder
@@ -136,6 +146,7 @@ def breakdown(batch, chunk, steps, remat, dtype):
 
     imported = _status()
     result = {"imports_gb": imported["VmRSS"], "imports_file_backed_gb": imported["RssFile"]}
+    eval_batch = samtone_tf.config.load_config()["evaluation"]["batch_size"]  # the job's
     if dtype:
         keras.mixed_precision.set_global_policy(dtype)
     keras.utils.set_random_seed(0)
@@ -146,7 +157,7 @@ def breakdown(batch, chunk, steps, remat, dtype):
     rng = np.random.default_rng(0)
     documents = rng.integers(1000, 30000, (256, 256)).astype("int32")
     tokens = {"token_ids": documents, "padding_mask": np.ones_like(documents)}
-    model.encode_documents(tokens, batch_size=64)
+    model.encode_documents(tokens, batch_size=eval_batch)
     result["encoding_peak_gb"] = _status()["VmHWM"]
 
     def batches():
@@ -173,10 +184,36 @@ def breakdown(batch, chunk, steps, remat, dtype):
         result["step_s"] = round((ends[-1] - ends[0]) / (len(ends) - 1), 3)
     samtone_tf.train.release_training_memory(model)
     result["released_gb"] = _status()["VmRSS"]
-    model.encode_documents(tokens, batch_size=64)
+    model.encode_documents(tokens, batch_size=eval_batch)
     final = _status()
     result.update(encoding_again_gb=final["VmRSS"], peak_rss_gb=final["VmHWM"])
     return result
+
+
+def encoding(batch, docs):
+    """docs/s and peak resident memory of encoding ``docs`` SciFact abstracts (test
+    corpus, title + text, 256 tokens) with pretrained all-MiniLM-L6-v2 at ``batch`` rows
+    per batch, as the job's evaluation does (after one warm-up encoding of 64)."""
+    import time
+
+    from samtone_tf.heap import limit_arenas
+
+    limit_arenas()  # as `samtone` does first
+    from samtone_tf.commands import pretrained_model
+    from samtone_tf.data.loaders import load_collection
+    from samtone_tf.evaluation import encode_corpus
+    from samtone_tf.resources import scifact_path
+
+    corpus = load_collection(scifact_path(), "test", "beir").corpus
+    texts = [f"{d.title} {d.text}".strip() for d in list(corpus.values())[:docs]]
+    model = pretrained_model("minilm", "sde", None, None)
+    built = _status()["VmRSS"]
+    encode_corpus(model, texts[:64], batch_size=batch, progress=False)
+    start = time.perf_counter()
+    encode_corpus(model, texts, batch_size=batch, progress=False)
+    seconds = time.perf_counter() - start
+    return {"docs": len(texts), "docs_s": round(len(texts) / seconds, 2), "built_gb": built,
+            "peak_rss_gb": _status()["VmHWM"]}
 
 
 def main():
@@ -184,7 +221,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--child", choices=list(VARIANTS))
+    parser.add_argument("--child")
     parser.add_argument("--job", metavar="OUTPUT",
                         help="run the whole `samtone train --output OUTPUT` instead")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -193,7 +230,21 @@ def main():
                         help="memory at each stage of the job, per variant (module doc)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="with --breakdown: an environment variable for the children")
+    parser.add_argument("--encoding", type=int, nargs="+", metavar="BATCH",
+                        help="encoding speed and peak memory at each evaluation batch size")
+    parser.add_argument("--docs", type=int, default=512, help="with --encoding")
     args = parser.parse_args()
+    if args.encoding and args.child:
+        print_result({"batch": int(args.child), **encoding(int(args.child), args.docs)})
+        return
+    if args.encoding:
+        for batch in args.encoding * 2:  # each batch size twice, alternating
+            print(json.dumps(run_child([__file__, "--encoding", str(batch), "--child",
+                                        str(batch), "--docs", str(args.docs)],
+                                       {"batch": batch})), flush=True)
+        return
+    if args.child and not args.encoding and args.child not in VARIANTS:
+        parser.error(f"--child: one of {list(VARIANTS)}")
     if args.breakdown and args.child:
         v = VARIANTS[args.child]
         print_result({"variant": args.child, "batch": args.batch,

@@ -11,6 +11,7 @@ fast)::
     from samtone_tf import build_index                            # a retrieval SavedModel
     from samtone_tf import mine_from_model, mine_from_embeddings  # dense hard negatives
     from samtone_tf import TowerAlignment                         # tower analysis in fit
+    from samtone_tf import limit_arenas    # first thing, before TensorFlow: less C-heap memory
 """
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ _PUBLIC = {
     "mine_from_embeddings": "samtone_tf.mining",
     "mine_bm25": "samtone_tf.mining",
     "TowerAlignment": "samtone_tf.callbacks",
+    "limit_arenas": "samtone_tf.heap",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

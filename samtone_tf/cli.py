@@ -246,6 +246,9 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    from samtone_tf.heap import limit_arenas
+
+    limit_arenas()  # before TensorFlow starts its threads (samtone_tf.heap)
     try:
         from samtone_tf import commands
 

@@ -24,6 +24,7 @@ from samtone_tf.backbones import get_backbone
 from samtone_tf.config import dump, validate
 from samtone_tf.errors import ConfigError
 from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
+from samtone_tf.heap import trim
 from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
@@ -62,7 +63,7 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None, paddi
     return model
 
 
-AUTO_CHUNK = 8  # rows per gradient-cache chunk under "auto" (docs/RESULTS.md)
+AUTO_CHUNK = 4  # rows per gradient-cache chunk under "auto" (docs/RESULTS.md)
 
 
 def memory_options(training, strategy, log=print):
@@ -73,12 +74,13 @@ def memory_options(training, strategy, log=print):
     the activations: on a machine without a GPU or TPU (one replica, logical CPU
     replicas or CPU workers alike: the same kind of step whatever the strategy),
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
-    step) and chunks of 8 rows when the batch has more and a replica has at least 8
-    (fewer per replica: no cache), so the default job's step keeps one layer of 8 rows'
-    activations instead of every layer of the whole batch (2.40 GB instead of 6.62 for
-    the default job, at 1.8× the step time on a 2-core CPU: docs/RESULTS.md, "The
-    default job's memory, tenth session"). With a GPU or TPU "auto" is off: the plain
-    step, the fastest. The cache draws dropout masks per chunk
+    step) and chunks of ``AUTO_CHUNK`` = 4 rows when the batch has more and a replica
+    has at least 4 (fewer per replica: no cache), so the default job's step keeps one
+    layer of 4 rows' activations instead of every layer of the whole batch (6.6 GB →
+    under 2 GB for the default job with the job's other savings; 4 rows instead of 8:
+    0.07 GB less at 0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md, "The
+    default job's memory, eleventh session"). With a GPU or TPU "auto" is off: the
+    plain step, the fastest. The cache draws dropout masks per chunk
     (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
     the same training than the plain step: set both to ``false`` / ``null`` for it."""
     from samtone_tf.distribute import has_accelerator
@@ -92,7 +94,7 @@ def memory_options(training, strategy, log=print):
         remat = host
     if chunk == "auto":
         # a replica with exactly one chunk of rows still takes the cached step, so that
-        # 2 replicas of 8 rows compute what one device does in 2 chunks of 8
+        # 2 replicas of 4 rows compute what one device does in 2 chunks of 4
         chunk = (AUTO_CHUNK if host and per_replica >= AUTO_CHUNK
                  and training["global_batch_size"] > AUTO_CHUNK else None)
     log(f"memory: training.remat {training['remat']} → {remat}, "
@@ -161,6 +163,7 @@ def run_training(config, output, verbose=1, log=print):
     if training["steps"]:
         steps = min(steps, training["steps"])
     model = build_model(config, strategy, steps, log, backbone=backbone, padding=padding)
+    trim()  # the weights file's copies, freed once loaded (samtone_tf.heap)
     log(f"model: {model.backbone!r}, architecture {model.architecture}, "
         f"{strategy.num_replicas_in_sync} replica(s), max lengths query "
         f"{model.query_max_length} / document {model.document_max_length}")
@@ -255,6 +258,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         else:
             metrics["zero_shot"] = evaluate("zero-shot")
             write_json_atomic(zero_shot_path, metrics["zero_shot"])
+            trim()  # the evaluation's freed blocks, before training
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
@@ -304,15 +308,11 @@ def release_training_memory(model):
     glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26 GB
     after MiniLM's steps (``benchmarks/memory.py --breakdown``). Weights and optimizer
     state stay; a later ``fit`` traces the step again."""
-    import ctypes
     import gc
 
     model.train_function = None
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    trim()
 
 
 def _alignment_callback(config, eval_set, write_dir):

@@ -207,11 +207,11 @@ class _Replicas:
 
 
 @pytest.mark.parametrize("replicas,accelerator,batch,expected", [
-    (1, False, 32, (True, 8)),     # the default job on a CPU host: low memory
-    (1, False, 8, (True, None)),   # a batch of one chunk: nothing to cache
-    (2, False, 32, (True, 8)),     # CPU replicas: the same step as one device
-    (4, False, 32, (True, 8)),     # 8 rows per replica: one chunk each, as one device's
-    (4, False, 16, (True, None)),  # 4 rows per replica: no cache
+    (1, False, 32, (True, 4)),     # the default job on a CPU host: low memory
+    (1, False, 4, (True, None)),   # a batch of one chunk: nothing to cache
+    (2, False, 32, (True, 4)),     # CPU replicas: the same step as one device
+    (8, False, 32, (True, 4)),     # 4 rows per replica: one chunk each, as one device's
+    (8, False, 16, (True, None)),  # 2 rows per replica: no cache
     (1, True, 32, (False, None)),   # a GPU: the plain step, the fastest
     (2, True, 64, (False, None)),
 ])
