@@ -3,10 +3,11 @@
 TensorFlow's CPU kernels, its graph building and tf.data allocate small blocks with the
 C library's ``malloc``. glibc gives every new thread its own arena (up to 8 per core)
 and keeps the pages freed in each; TensorFlow's thread pools spread a step's temporary
-blocks over many arenas, and what one arena freed another cannot reuse. On the default
-job (all-MiniLM-L6-v2, 2 cores) a cap of 2 arenas lowered the peak of the first
-training step — where the step is traced — from 2.20 to 2.02 GB
-(docs/RESULTS.md, "The default job's memory, eleventh session").
+blocks over many arenas, and what one arena freed another cannot reuse. With the default
+job's training step (all-MiniLM-L6-v2, batch 32, 2 cores) a cap of 2 arenas instead of
+glibc's 16 lowered a training process' peak from 2.00 to 1.90 GB, at no cost in step
+time (``benchmarks/memory.py --breakdown``; docs/RESULTS.md, "The default job's memory,
+eleventh session").
 
 ``samtone`` applies :func:`limit_arenas` before it imports TensorFlow; a Python
 program can call it first thing too (arenas made before the call stay). An arena cap

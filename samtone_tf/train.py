@@ -76,10 +76,10 @@ def memory_options(training, strategy, log=print):
     ``remat=True`` (each transformer layer recomputed in the backward pass, the same
     step) and chunks of ``AUTO_CHUNK`` = 4 rows when the batch has more and a replica
     has at least 4 (fewer per replica: no cache), so the default job's step keeps one
-    layer of 4 rows' activations instead of every layer of the whole batch (6.6 GB →
-    under 2 GB for the default job with the job's other savings; 4 rows instead of 8:
-    0.07 GB less at 0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md, "The
-    default job's memory, eleventh session"). With a GPU or TPU "auto" is off: the
+    layer of 4 rows' activations instead of every layer of the whole batch (the default
+    job: 6.6 GB → 2.18 GB with its other savings; 4 rows instead of 8: 0.07 GB less at
+    0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md, "The default job's
+    memory, eleventh session"). With a GPU or TPU "auto" is off: the
     plain step, the fastest. The cache draws dropout masks per chunk
     (:mod:`samtone_tf.gradient_cache`), so an "auto" job on CPU is a different draw of
     the same training than the plain step: set both to ``false`` / ``null`` for it."""
@@ -305,8 +305,8 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 def release_training_memory(model):
     """Frees what only the training steps used, before the job evaluates and exports:
     Keras' traced train function (its graphs and kernels) and, where the C library is
-    glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26 GB
-    after MiniLM's steps (``benchmarks/memory.py --breakdown``). Weights and optimizer
+    glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26-0.37
+    GB after MiniLM's steps (``benchmarks/memory.py --breakdown``, two machines). Weights and optimizer
     state stay; a later ``fit`` traces the step again."""
     import gc
 
