@@ -2,15 +2,15 @@
 
     python benchmarks/memory.py [--batch 32] [--steps 2] [--variants plain remat ...]
 
-The default job's step (all-MiniLM-L6-v2 SDE + SamToNe, Adam, queries 64 / documents
-256 tokens at full length) under each option, each in a fresh process (peak resident
-memory is a per-process high-water mark): ``plain`` (float32, every activation kept),
-``remat`` (``DualEncoder(remat=True)``: each transformer layer recomputed in the
-backward pass, :mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8),
-``cache+remat``, ``cache4+remat`` (chunks of 4), ``cache4`` / ``cache2`` (chunks of 4 / 2
-rows, no remat), ``bf16``
-(mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant and a
-summary with each variant's step time and peak memory relative to ``plain`` (same run).
+The default job's step (all-MiniLM-L6-v2 SDE + SamToNe, Adam, queries 64 / documents 256
+tokens at full length) under each option, each in a fresh process (peak resident memory
+is a per-process high-water mark): ``plain`` (float32, every activation kept), ``remat``
+(``DualEncoder(remat=True)``: each transformer layer recomputed in the backward pass,
+:mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8), ``cache+remat``,
+``cache4+remat`` (chunks of 4), ``cache4`` / ``cache2`` (chunks of 4 / 2 rows, no
+remat), ``bf16`` (mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant
+and a summary with each variant's step time and peak memory relative to ``plain`` (same
+run).
 
 ``--job OUTPUT [--set KEY=VALUE ...]`` runs the whole default job instead, ``samtone
 train --output OUTPUT`` with the given ``--set`` overrides, in a child process, and prints
@@ -25,14 +25,14 @@ SciFact abstracts with pretrained all-MiniLM-L6-v2 at each batch size, each twic
 (alternating), each in a fresh process; docs/s and peak resident memory.
 
 ``--breakdown [--variants ...] [--env KEY=VALUE ...]`` follows one process through the
-job's stages instead, each variant in a fresh process: resident memory after the
-imports (with its file-backed part: shared libraries), after building MiniLM + Adam,
-the peak of encoding 256 random 256-token documents (at the job's
-``evaluation.batch_size``), the peak of ``--steps`` training steps fed with unknown widths (one trace, as
-in the job: 256, 240, 224, ... tokens), the mean time of the steps after the first,
-the memory after :func:`samtone_tf.train.release_training_memory`, and the peak of
-encoding again. ``--env`` sets an environment variable in the children (e.g. the
-allocator: ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=true``).
+job's stages instead, each variant in a fresh process: resident memory after the imports
+(with its file-backed part: shared libraries), after building MiniLM + Adam, the peak of
+encoding 256 random 256-token documents (at the job's ``evaluation.batch_size``), the
+peak of ``--steps`` training steps fed with unknown widths (one trace, as in the job:
+256, 240, 224, ... tokens), the mean time of the steps after the first, the memory after
+:func:`samtone_tf.train.release_training_memory`, and the peak of encoding again.
+``--env`` sets an environment variable in the children (e.g. the allocator:
+``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=true``).
 """
 
 import argparse
@@ -205,7 +205,7 @@ def encoding(batch, docs):
     from samtone_tf.resources import scifact_path
 
     corpus = load_collection(scifact_path(), "test", "beir").corpus
-    texts = [f"{d.title} {d.text}".strip() for d in list(corpus.values())[:docs]]
+    texts = [d.full_text for d in list(corpus.values())[:docs]]  # as evaluate_model
     model = pretrained_model("minilm", "sde", None, None)
     built = _status()["VmRSS"]
     encode_corpus(model, texts[:64], batch_size=batch, progress=False)
@@ -243,7 +243,7 @@ def main():
                                         str(batch), "--docs", str(args.docs)],
                                        {"batch": batch})), flush=True)
         return
-    if args.child and not args.encoding and args.child not in VARIANTS:
+    if args.child and args.child not in VARIANTS:
         parser.error(f"--child: one of {list(VARIANTS)}")
     if args.breakdown and args.child:
         v = VARIANTS[args.child]

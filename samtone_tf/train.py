@@ -306,8 +306,8 @@ def release_training_memory(model):
     """Frees what only the training steps used, before the job evaluates and exports:
     Keras' traced train function (its graphs and kernels) and, where the C library is
     glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26-0.37
-    GB after MiniLM's steps (``benchmarks/memory.py --breakdown``, two machines). Weights and optimizer
-    state stay; a later ``fit`` traces the step again."""
+    GB after MiniLM's steps (``benchmarks/memory.py --breakdown``, two machines). Weights
+    and optimizer state stay; a later ``fit`` traces the step again."""
     import gc
 
     model.train_function = None
