@@ -1,4 +1,8 @@
-"""``samtone train``: config → data → model → zero-shot eval → fit → eval → export.
+"""``samtone train``: config → data → model → fit → eval → export → zero-shot eval.
+
+The zero-shot evaluation scores the weights the job started from (saved as
+``checkpoints/initial.weights.h5`` before training, removed once it is done); it runs
+last so that its memory does not add to the training step's peak.
 
 The run folder holds ``config.yaml``, ``checkpoints/`` (resumable checkpoints and
 ``final.weights.h5``), ``logs/`` (TensorBoard), ``history.json``, ``plots/`` (t-SNE of
@@ -15,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -25,6 +30,8 @@ from samtone_tf.config import dump, validate
 from samtone_tf.errors import ConfigError
 from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
 from samtone_tf.heap import trim
+
+INITIAL_WEIGHTS = "initial.weights.h5"  # in RUN_DIR/checkpoints until the zero-shot evaluation
 from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
@@ -251,14 +258,23 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 
     metrics = {}
     zero_shot_path = os.path.join(output, "zero_shot.json")
+    # The zero-shot evaluation runs after training, on the initial weights saved here:
+    # run before training, what it left in TensorFlow's CPU allocator added to the
+    # training step's peak (the default job: 2.21 -> 1.9x GB, docs/RESULTS.md, twelfth
+    # session). The numbers are the same; a resumed run keeps its first run's file.
+    initial_path = os.path.join(output, "checkpoints", INITIAL_WEIGHTS)
+    zero_shot_later = False
     if evaluation["zero_shot"] and chief:
         if os.path.exists(zero_shot_path):  # written by this run before an interruption
             with open(zero_shot_path, encoding="utf-8") as handle:
                 metrics["zero_shot"] = json.load(handle)
         else:
-            metrics["zero_shot"] = evaluate("zero-shot")
-            write_json_atomic(zero_shot_path, metrics["zero_shot"])
-            trim()  # the evaluation's freed blocks, before training
+            zero_shot_later = True
+            if not os.path.exists(initial_path):
+                os.makedirs(os.path.dirname(initial_path), exist_ok=True)
+                with atomic_path(initial_path, suffix=".weights.h5") as temporary:
+                    model.save_weights(temporary)
+            log(f"zero-shot evaluation: after training, on the initial weights ({initial_path})")
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
@@ -282,17 +298,27 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         log(f"{task}: training done ({steps} steps)")
         return {"chief": False, "task": task, "steps": steps,
                 "wall_time_s": round(time.time() - started, 1)}
+    # Released before the weights file is written: Keras copies every weight to NumPy
+    # there, which on top of the training step's heap raised a process' peak by 0.09 GB
+    # (docs/RESULTS.md, twelfth session).
+    release_training_memory(model)
     with atomic_path(os.path.join(output, "checkpoints", "final.weights.h5"),
                      suffix=".weights.h5") as temporary:
         model.save_weights(temporary)
     write_json_atomic(os.path.join(output, "history.json"), history)
-
-    release_training_memory(model)
     metrics["fine_tuned"] = evaluate("fine-tuned")
     write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"])
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock
+    if zero_shot_later:  # the export above holds the fine-tuned weights
+        with warnings.catch_warnings():  # saved before the optimizer was built: no state
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(initial_path)
+        metrics = {"zero_shot": evaluate("zero-shot"), **metrics}
+        write_json_atomic(zero_shot_path, metrics["zero_shot"])
+    if os.path.exists(initial_path):  # ours (written above, or by this run before)
+        os.remove(initial_path)
     metrics["wall_time_s"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(output, "metrics.json"), metrics)
     rows = {name: metrics[name] for name in ("zero_shot", "fine_tuned") if name in metrics}

@@ -79,6 +79,34 @@ def finished(tmp_path_factory, data):
     return run
 
 
+def test_zero_shot_after_training_scores_the_weights_the_job_started_from(finished):
+    """The job evaluates zero-shot last (its memory no longer adds to the training
+    peak) from the initial weights it saved: the numbers equal an evaluation of the
+    model rebuilt from config.yaml with the job's seed, and the weights file is gone."""
+    import keras
+
+    from samtone_tf.config import load_config
+    from samtone_tf.data.loaders import load_collection
+    from samtone_tf.distribute import get_strategy
+    from samtone_tf.evaluation import evaluate_model
+    from samtone_tf.train import INITIAL_WEIGHTS, build_model
+
+    config = load_config(str(finished / "config.yaml"))
+    keras.utils.set_random_seed(config["training"]["seed"])
+    model = build_model(config, get_strategy("default"), log=lambda *a: None)
+    data = config["data"]
+    summary, _, _ = evaluate_model(
+        model, load_collection(data["path"], data["eval_split"], data["format"]),
+        k=config["evaluation"]["k"], batch_size=config["evaluation"]["batch_size"],
+        ignore_identical_ids=data["ignore_identical_ids"], progress=False)
+    metrics = json.loads((finished / "metrics.json").read_text())
+    assert json.loads((finished / "zero_shot.json").read_text()) == metrics["zero_shot"]
+    for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
+        assert metrics["zero_shot"][key] == pytest.approx(summary[key], abs=1e-9), key
+    assert metrics["zero_shot"]["ndcg@10"] != metrics["fine_tuned"]["ndcg@10"]
+    assert not (finished / "checkpoints" / INITIAL_WEIGHTS).exists()
+
+
 def test_checkpoints_without_a_manifest_are_never_adopted(tmp_path, finished, data):
     """Earlier: a finished run's checkpoints copied into a new folder were adopted
     silently and training was skipped."""
