@@ -53,9 +53,10 @@ HISTORY = "history.json"
 def check_finite_weights(model, where="the model"):
     """Raises NonFiniteWeightsError naming the first weight that holds NaN/Inf.
 
-    Checked by TensorFlow in the weight's own dtype: no host copy (a float64 NumPy
-    copy of each weight raised the default job's peak by 0.13 GB at the last step,
-    docs/RESULTS.md, twelfth session); integer weights are always finite."""
+    Checked by TensorFlow in the weight's own dtype, with no host copy: earlier each
+    weight was copied to float64 NumPy (94 MB for MiniLM's word embeddings), and the
+    default job's check and save after its last step raised its peak by 0.13 GB
+    (docs/RESULTS.md, twelfth session). Integer weights are always finite."""
     bad = [getattr(w, "path", None) or w.name for w in model.weights if not _finite(w)]
     if bad:
         raise NonFiniteWeightsError(

@@ -1,8 +1,4 @@
-"""``samtone train``: config → data → model → fit → eval → export → zero-shot eval.
-
-The zero-shot evaluation scores the weights the job started from (saved as
-``checkpoints/initial.weights.h5`` before training, removed once it is done); it runs
-last so that its memory does not add to the training step's peak.
+"""``samtone train``: config → data → model → zero-shot eval → fit → eval → export.
 
 The run folder holds ``config.yaml``, ``checkpoints/`` (resumable checkpoints and
 ``final.weights.h5``), ``logs/`` (TensorBoard), ``history.json``, ``plots/`` (t-SNE of
@@ -19,7 +15,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 
 import keras
 import tensorflow as tf
@@ -30,8 +25,6 @@ from samtone_tf.config import dump, validate
 from samtone_tf.errors import ConfigError
 from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
 from samtone_tf.heap import trim
-
-INITIAL_WEIGHTS = "initial.weights.h5"  # in RUN_DIR/checkpoints until the zero-shot evaluation
 from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
@@ -84,7 +77,7 @@ def memory_options(training, strategy, log=print):
     step) and chunks of ``AUTO_CHUNK`` = 4 rows when the batch has more and a replica
     has at least 4 (fewer per replica: no cache), so the default job's step keeps one
     layer of 4 rows' activations instead of every layer of the whole batch (the default
-    job: 6.6 GB → 2.18 GB with its other savings; 4 rows instead of 8: 0.07 GB less at
+    job: 6.6 GB → 2.18-2.53 GB with its other savings; 4 rows instead of 8: 0.07 GB less at
     0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md, "The default job's
     memory, eleventh session"). With a GPU or TPU "auto" is off: the
     plain step, the fastest. The cache draws dropout masks per chunk
@@ -258,23 +251,14 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
 
     metrics = {}
     zero_shot_path = os.path.join(output, "zero_shot.json")
-    # The zero-shot evaluation runs after training, on the initial weights saved here:
-    # run before training, what it left in TensorFlow's CPU allocator added to the
-    # training step's peak (the default job: 2.21 -> 1.9x GB, docs/RESULTS.md, twelfth
-    # session). The numbers are the same; a resumed run keeps its first run's file.
-    initial_path = os.path.join(output, "checkpoints", INITIAL_WEIGHTS)
-    zero_shot_later = False
     if evaluation["zero_shot"] and chief:
         if os.path.exists(zero_shot_path):  # written by this run before an interruption
             with open(zero_shot_path, encoding="utf-8") as handle:
                 metrics["zero_shot"] = json.load(handle)
         else:
-            zero_shot_later = True
-            if not os.path.exists(initial_path):
-                os.makedirs(os.path.dirname(initial_path), exist_ok=True)
-                with atomic_path(initial_path, suffix=".weights.h5") as temporary:
-                    model.save_weights(temporary)
-            log(f"zero-shot evaluation: after training, on the initial weights ({initial_path})")
+            metrics["zero_shot"] = evaluate("zero-shot")
+            write_json_atomic(zero_shot_path, metrics["zero_shot"])
+            trim()  # the evaluation's freed blocks, before training
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
@@ -311,14 +295,6 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock
-    if zero_shot_later:  # the export above holds the fine-tuned weights
-        with warnings.catch_warnings():  # saved before the optimizer was built: no state
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model.load_weights(initial_path)
-        metrics = {"zero_shot": evaluate("zero-shot"), **metrics}
-        write_json_atomic(zero_shot_path, metrics["zero_shot"])
-    if os.path.exists(initial_path):  # ours (written above, or by this run before)
-        os.remove(initial_path)
     metrics["wall_time_s"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(output, "metrics.json"), metrics)
     rows = {name: metrics[name] for name in ("zero_shot", "fine_tuned") if name in metrics}

@@ -110,9 +110,23 @@ def _h5_arrays(path):
 # after a resume), above the 2e-5 that separates the same step from another one here.
 # The cached step across workers: test_two_workers_match_single_process_step and
 # test_two_workers_gradient_cache_with_dropout_on_equals_the_uncached_step above.
+# On the 150-document SciFact copy (tests/helpers/small_collection.py): what these tests
+# check is the distributed training and who writes what; the shipped SciFact's 5,183
+# documents only made each job's evaluation and plots a minute longer.
 JOB = ["train", "--tower", "small", "--steps", "4", "--batch-size", "16", "--quiet",
        "--set", "training.learning_rate=0.001", "--set", "evaluation.zero_shot=false",
        "--set", "training.remat=false", "--set", "training.gradient_cache_chunk_size=null"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_data(tmp_path_factory):
+    """Every job of this module trains and evaluates on the small SciFact copy."""
+    from tests.helpers.small_collection import write_small_scifact
+
+    path = write_small_scifact(tmp_path_factory.mktemp("small") / "scifact")
+    JOB.extend(["--data", path, "--set", "training.epochs=2"])  # 3 batches of 16 an epoch
+    yield path
+    del JOB[-4:]
 
 
 def _samtone(*args):
@@ -179,7 +193,8 @@ def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path):
     """Both workers SIGKILLed after the chief's first checkpoint, then restarted: both
     resume from the chief's checkpoint (the other worker's own was private and is gone)
     and the job ends with the weights of an uninterrupted single-device run."""
-    job = [*JOB, "--steps", "60", "--set", "training.checkpoint_every=10"]
+    job = [*JOB, "--steps", "60", "--set", "training.checkpoint_every=10",
+           "--set", "training.epochs=30"]
     run = tmp_path / "run"
     workers = _start_workers(["samtone_tf.cli", *job, "--strategy", "multiworker",
                               "--output", str(run)])
