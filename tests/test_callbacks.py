@@ -64,16 +64,14 @@ def _scalars(folder):
     return tags
 
 
-def test_job_records_alignment_in_history_and_tensorboard(tmp_path):
+def test_job_records_alignment_in_history_and_tensorboard(tmp_path, small_scifact):
     from samtone_tf.config import load_config
     from samtone_tf.train import run_training
-    from tests.helpers.small_collection import write_small_scifact
 
     # the 150-document SciFact copy: the job's evaluation of the shipped 5,183
     # documents took half of this test's time and checks nothing about alignment
-    data = write_small_scifact(tmp_path / "data")
     config = load_config(overrides={
-        "data.path": data,
+        "data.path": small_scifact,
         "model.tower": "small", "training.steps": 5, "training.global_batch_size": 8,
         "training.checkpoint_every": 2, "evaluation.zero_shot": False,
         "analysis.every_steps": 2, "analysis.pairs": 30, "analysis.tsne": True})

@@ -127,12 +127,10 @@ def test_help():
 
 
 @pytest.mark.slow
-def test_train_eval_export_end_to_end_small_tower(tmp_path):
-    from tests.helpers.small_collection import write_small_scifact
-
+def test_train_eval_export_end_to_end_small_tower(tmp_path, small_scifact):
     # the 150-document SciFact copy: the shipped 5,183 documents made each of the
     # job's and `samtone eval`'s encodings a minute longer and checked nothing more
-    data = write_small_scifact(tmp_path / "data")
+    data = small_scifact
     run = tmp_path / "run"
     out = samtone("train", "--tower", "small", "--steps", "4", "--batch-size", "16",
                   "--data", data, "--set", "training.epochs=2", "--output", str(run), "--quiet")

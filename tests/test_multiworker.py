@@ -118,15 +118,10 @@ JOB = ["train", "--tower", "small", "--steps", "4", "--batch-size", "16", "--qui
        "--set", "training.remat=false", "--set", "training.gradient_cache_chunk_size=null"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def small_data(tmp_path_factory):
-    """Every job of this module trains and evaluates on the small SciFact copy."""
-    from tests.helpers.small_collection import write_small_scifact
-
-    path = write_small_scifact(tmp_path_factory.mktemp("small") / "scifact")
-    JOB.extend(["--data", path, "--set", "training.epochs=2"])  # 3 batches of 16 an epoch
-    yield path
-    del JOB[-4:]
+@pytest.fixture(scope="module")
+def job(small_scifact):
+    """JOB on the small SciFact copy (3 batches of 16 an epoch: 2 epochs for 4 steps)."""
+    return [*JOB, "--data", small_scifact, "--set", "training.epochs=2"]
 
 
 def _samtone(*args):
@@ -135,10 +130,10 @@ def _samtone(*args):
 
 
 @pytest.fixture(scope="module")
-def single_device_run(tmp_path_factory):
+def single_device_run(tmp_path_factory, job):
     """The reference: the same small job on one device (global batch 16)."""
     run = tmp_path_factory.mktemp("single") / "run"
-    out = _samtone(*JOB, "--strategy", "default", "--output", str(run))
+    out = _samtone(*job, "--strategy", "default", "--output", str(run))
     assert out.returncode == 0, out.stderr[-3000:]
     return run
 
@@ -160,25 +155,27 @@ def _assert_same_weights(run, reference):
         np.testing.assert_allclose(trained[name], value, atol=2e-5, err_msg=name)
 
 
-def test_train_job_on_two_logical_replicas_equals_single_device(tmp_path, single_device_run):
+def test_train_job_on_two_logical_replicas_equals_single_device(tmp_path, single_device_run,
+                                                                job):
     """`samtone train --strategy cpu:2` (MirroredStrategy) trains, evaluates and exports,
     with the same loss and weights as the single-device job on the same global batch."""
     run = tmp_path / "run"
-    out = _samtone(*JOB, "--strategy", "cpu:2", "--output", str(run))
+    out = _samtone(*job, "--strategy", "cpu:2", "--output", str(run))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 replica(s)" in out.stdout and "| fine_tuned |" in out.stdout
     assert (run / "savedmodel" / "saved_model.pb").exists()
     _assert_same_training(run, single_device_run)
 
 
-def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_device_run):
+def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_device_run,
+                                                               job):
     """`samtone train --strategy multiworker` on 2 workers sharing one --output: both
     train, only the chief writes the run folder (evaluated, exported), the other
     worker's private folder is removed, and the trained weights and loss equal the
     single-device job on the same global batch."""
     run = tmp_path / "run"
     (tmp_path / "tmp").mkdir()
-    chief, worker = _finish(_start_workers(["samtone_tf.cli", *JOB, "--strategy", "multiworker",
+    chief, worker = _finish(_start_workers(["samtone_tf.cli", *job, "--strategy", "multiworker",
                                             "--output", str(run)],
                                            {"TMPDIR": str(tmp_path / "tmp")}))
     assert "is not the chief" in worker and "training done (4 steps)" in worker
@@ -189,14 +186,14 @@ def test_two_worker_train_job_writes_only_the_chief_run_folder(tmp_path, single_
     _assert_same_training(run, single_device_run)
 
 
-def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path):
+def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path, job):
     """Both workers SIGKILLed after the chief's first checkpoint, then restarted: both
     resume from the chief's checkpoint (the other worker's own was private and is gone)
     and the job ends with the weights of an uninterrupted single-device run."""
-    job = [*JOB, "--steps", "60", "--set", "training.checkpoint_every=10",
-           "--set", "training.epochs=30"]
+    long_job = [*job, "--steps", "60", "--set", "training.checkpoint_every=10",
+                "--set", "training.epochs=30"]
     run = tmp_path / "run"
-    workers = _start_workers(["samtone_tf.cli", *job, "--strategy", "multiworker",
+    workers = _start_workers(["samtone_tf.cli", *long_job, "--strategy", "multiworker",
                               "--output", str(run)])
     index = run / "checkpoints" / "checkpoint"
     deadline = time.time() + 300
@@ -208,12 +205,12 @@ def test_killed_two_worker_job_resumes_from_the_chief_checkpoints(tmp_path):
         worker.kill()
         worker.communicate()
     assert not (run / "metrics.json").exists()
-    chief, worker = _finish(_start_workers(["samtone_tf.cli", *job, "--strategy", "multiworker",
-                                            "--output", str(run)]))
+    chief, worker = _finish(_start_workers(["samtone_tf.cli", *long_job, "--strategy",
+                                            "multiworker", "--output", str(run)]))
     for out in (chief, worker):
         assert "resuming from" in out and "ckpt-" in out
     single = tmp_path / "single"
-    out = _samtone(*job, "--strategy", "default", "--output", str(single))
+    out = _samtone(*long_job, "--strategy", "default", "--output", str(single))
     assert out.returncode == 0, out.stderr[-3000:]
     _assert_same_weights(run, single)  # the resumed run's history covers only its part
 

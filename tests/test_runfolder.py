@@ -14,7 +14,6 @@ import time
 import pytest
 
 from samtone_tf import runfolder
-from tests.helpers.small_collection import write_small_scifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,8 +24,8 @@ def samtone(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_small_scifact(tmp_path_factory.mktemp("small") / "scifact")
+def data(small_scifact):
+    return small_scifact  # conftest.py: the small SciFact copy, written once per session
 
 
 def one_error_line(stderr):
