@@ -118,14 +118,17 @@ def plot_similarities(stats, path):
     plt.close(fig)
 
 
-def write_plots(model, collection, folder, seed=0, n=400):
+def write_plots(model, collection, folder, seed=0, n=400, batch_size=16):
     """t-SNE of both towers (with the linear-probe number) and similarity histograms of
-    the fine-tuned model, on up to n evaluation pairs (no corpus pass)."""
+    the fine-tuned model, on up to n evaluation pairs (no corpus pass), encoded
+    ``batch_size`` rows at a time (the job passes its ``evaluation.batch_size``: on CPU,
+    64 rows of 256-token abstracts peaked 0.65 GB above 16 rows at the same speed,
+    docs/RESULTS.md)."""
     pairs = sample_pairs(collection, n, seed)
     if len(pairs) < 10:
         return None
-    queries = model.encode_queries([q for q, _ in pairs])
-    documents = model.encode_documents([d for _, d in pairs])
+    queries = model.encode_queries([q for q, _ in pairs], batch_size=batch_size)
+    documents = model.encode_documents([d for _, d in pairs], batch_size=batch_size)
     os.makedirs(folder, exist_ok=True)
     separation = tower_separation(queries, documents, seed)
     plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))

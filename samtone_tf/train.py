@@ -291,7 +291,8 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         model.save_weights(temporary)
     write_json_atomic(os.path.join(output, "history.json"), history)
     metrics["fine_tuned"] = evaluate("fine-tuned")
-    write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"])
+    write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"],
+                batch_size=evaluation["batch_size"])
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock

@@ -44,3 +44,43 @@ def test_figures_are_written(tmp_path):
     plot_similarities({"a": stats, "b": stats}, str(tmp_path / "sim.png"))
     for name in ("tsne.png", "sim.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _RecordingEncoder:
+    """Hashes each text to a fixed unit vector (two clusters: queries and documents) and
+    records the batch sizes it was asked for."""
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def _vectors(self, texts, offset):
+        rows = [np.random.default_rng(sum(map(ord, t))).normal(size=8) + offset for t in texts]
+        return np.asarray(rows, "float32")
+
+    def encode_queries(self, texts, batch_size=64):
+        self.batch_sizes.append(batch_size)
+        return self._vectors(texts, 0.0)
+
+    def encode_documents(self, texts, batch_size=64):
+        self.batch_sizes.append(batch_size)
+        return self._vectors(texts, 3.0)
+
+
+def test_write_plots_encodes_at_the_given_batch_size_and_reports_the_separation(tmp_path):
+    from samtone_tf.analysis import sample_pairs, tower_separation, write_plots
+    from samtone_tf.data.common import Collection, Document
+
+    corpus = {f"d{i}": Document(f"title {i}", f"text number {i}") for i in range(30)}
+    queries = {f"q{i}": f"question {i}?" for i in range(30)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(30)}
+    collection = Collection(corpus, queries, qrels, "test", str(tmp_path))
+    encoder = _RecordingEncoder()
+    separation = write_plots(encoder, collection, str(tmp_path / "plots"), seed=3, n=20,
+                             batch_size=16)
+    assert encoder.batch_sizes == [16, 16]  # the job passes evaluation.batch_size
+    pairs = sample_pairs(collection, 20, 3)
+    expected = tower_separation(encoder._vectors([q for q, _ in pairs], 0.0),
+                                encoder._vectors([d for _, d in pairs], 3.0), 3)
+    assert separation["probe_accuracy"] == expected["probe_accuracy"]
+    assert (tmp_path / "plots" / "tsne.png").exists()
+    assert (tmp_path / "plots" / "separation.json").exists()
