@@ -47,7 +47,7 @@ def test_figures_are_written(tmp_path):
 
 
 class _RecordingEncoder:
-    """Hashes each text to a fixed unit vector (two clusters: queries and documents) and
+    """Maps each text to a fixed random vector (two clusters: queries and documents) and
     records the batch sizes it was asked for."""
 
     def __init__(self):
@@ -76,8 +76,8 @@ def test_write_plots_encodes_at_the_given_batch_size_and_reports_the_separation(
     collection = Collection(corpus, queries, qrels, "test", str(tmp_path))
     encoder = _RecordingEncoder()
     separation = write_plots(encoder, collection, str(tmp_path / "plots"), seed=3, n=20,
-                             batch_size=16)
-    assert encoder.batch_sizes == [16, 16]  # the job passes evaluation.batch_size
+                             batch_size=5)
+    assert encoder.batch_sizes == [5, 5]  # neither write_plots' default nor encode_*'s
     pairs = sample_pairs(collection, 20, 3)
     expected = tower_separation(encoder._vectors([q for q, _ in pairs], 0.0),
                                 encoder._vectors([d for _, d in pairs], 3.0), 3)
