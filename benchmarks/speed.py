@@ -3,24 +3,32 @@ sentence-transformers MultipleNegativesRankingLoss(directions=("query_to_doc",
 "query_to_query")) (= SamToNe query side) on the same all-MiniLM-L6-v2.
 
     python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8] [--job-shapes]
+                               [--rounds 3]
 
 ``--job-shapes``: the default job's real shapes instead: queries and documents up to
 256 tokens, each batch padded to its longest text (dynamic padding) on both sides, the
 same no-duplicate batches (seed 0) for both libraries.
 
-samtone_tf sides are measured twice, alternating, best of two, each after an untimed
-pass over the same batches (so tracing a new padded width is not timed; the weights move
-by one more pass of steps, which does not change the work per step). Both sides: SDE, batch 32,
-queries and documents truncated/padded to 64 tokens, Adam, τ = 0.05 (scale 20), the same
-SciFact training pairs. Prints seconds per step and ratios.
+Each side (samtone_tf standard loss, samtone_tf SamToNe, sentence-transformers) is built
+once and makes one untimed pass over the batches (tracing every padded width on the
+samtone_tf sides, warming PyTorch's allocator). Then ``--rounds`` rounds: in each, every
+side makes one timed pass over the same batches, in an order rotated from round to round,
+so a slow spell of the machine falls on a different side each time. Ratios are taken
+within a round (the sides of a ratio ran minutes apart, not a whole run apart) and the
+median over rounds is reported, with every round's numbers. The weights move by one pass
+per round, which does not change the work per step. Both libraries: SDE, Adam, τ = 0.05
+(scale 20), the same SciFact training pairs; the samtone_tf sides run the plain step
+(``DualEncoder.fit``; no gradient cache or rematerialisation), as sentence-transformers does.
 """
 
 import argparse
 import json
+import statistics
 import time
 
 
-def samtone_step_time(examples, args, same_tower):
+def samtone_side(examples, args, same_tower):
+    """A pass function: one ``fit`` over the cached batches, seconds per step."""
     import keras
 
     from samtone_tf.data.pipeline import training_dataset
@@ -41,19 +49,22 @@ def samtone_step_time(examples, args, same_tower):
     data = training_dataset(examples, query_tokenizer, document_tokenizer, args.batch_size,
                             seed=0).take(args.steps).cache()
     list(data)
-    # one untimed pass over the same batches traces every padded shape they contain
-    # (dynamic padding: a new width may retrace), so the timed pass is steady state
-    model.fit(data, verbose=0)
-    start = time.perf_counter()
-    model.fit(data, verbose=0)
-    return (time.perf_counter() - start) / args.steps
+
+    def run_pass():
+        start = time.perf_counter()
+        model.fit(data, verbose=0)
+        return (time.perf_counter() - start) / args.steps
+
+    return run_pass
 
 
-def sentence_transformers_step_time(examples, args):
+def sentence_transformers_side(examples, args):
+    """A pass function over the same batches as samtone_tf's, seconds per step."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
+    from samtone_tf.data.pipeline import no_duplicate_batches
     from samtone_tf.towers import minilm_path
 
     torch.manual_seed(0)
@@ -72,21 +83,22 @@ def sentence_transformers_step_time(examples, args):
         return {k: torch.nn.functional.pad(v, (0, args.length - v.shape[1]))
                 for k, v in tokens.items() if torch.is_tensor(v)}
 
-    from samtone_tf.data.pipeline import no_duplicate_batches
+    batches = []
+    for rows in no_duplicate_batches(examples, args.batch_size, 0)[:args.steps]:
+        batch = [examples[i] for i in rows]
+        batches.append((features([e.query for e in batch]),
+                        features([e.document for e in batch])))
 
-    batches = no_duplicate_batches(examples, args.batch_size, 0)  # samtone_tf's batches
-    times = []
-    for step in list(range(args.steps)) * 2:  # the same batches as samtone_tf, twice
-        batch = [examples[i] for i in batches[step]]
-        queries = features([e.query for e in batch])
-        documents = features([e.document for e in batch])
+    def run_pass():  # tokenized beforehand: samtone_tf's batches are cached tokens too
         start = time.perf_counter()
-        value = loss([queries, documents], labels=None)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return sum(times[args.steps:]) / args.steps  # the second pass, as samtone_tf's
+        for queries, documents in batches:
+            value = loss([queries, documents], labels=None)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+        return (time.perf_counter() - start) / args.steps
+
+    return run_pass
 
 
 def main():
@@ -94,6 +106,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--job-shapes", action="store_true",
                         help="the default job's shapes: up to 256 tokens, dynamic padding")
     args = parser.parse_args()
@@ -103,21 +116,31 @@ def main():
     from samtone_tf.resources import scifact_path
 
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
-    # alternate and keep each side's best of two, so that warm-up order does not bias it
-    times = {"none": [], "query": []}
-    for same_tower in ("none", "query", "none", "query"):
-        times[same_tower].append(samtone_step_time(examples, args, same_tower))
-    standard, samtone = min(times["none"]), min(times["query"])
-    reference = sentence_transformers_step_time(examples, args)
+    sides = {"standard": samtone_side(examples, args, "none"),
+             "samtone": samtone_side(examples, args, "query"),
+             "sentence_transformers": sentence_transformers_side(examples, args)}
+    warm = {name: run_pass() for name, run_pass in sides.items()}  # untimed in the ratios
+    names = list(sides)
+    rounds = []
+    for number in range(args.rounds):
+        order = names[number % len(names):] + names[:number % len(names)]
+        seconds = {name: sides[name]() for name in order}
+        rounds.append({"order": order, "s_per_step": seconds,
+                       "samtone_over_standard": seconds["samtone"] / seconds["standard"],
+                       "samtone_tf_over_sentence_transformers":
+                           seconds["samtone"] / seconds["sentence_transformers"]})
+        print(json.dumps(rounds[-1]), flush=True)
+    median = {key: statistics.median(r[key] for r in rounds)
+              for key in ("samtone_over_standard", "samtone_tf_over_sentence_transformers")}
     print(json.dumps({
-        "batch_size": args.batch_size, "steps": args.steps,
+        "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds,
         "length": "job shapes (<= 256, dynamic)" if args.job_shapes else args.length,
-        "samtone_tf_standard_s_per_step": standard,
-        "samtone_tf_samtone_s_per_step": samtone,
-        "ratio_samtone_over_standard": samtone / standard,
-        "sentence_transformers_mnrl_q2d_q2q_s_per_step": reference,
-        "ratio_samtone_tf_over_sentence_transformers": samtone / reference,
-        "all_samtone_tf_s_per_step": times,  # in the order measured: none, query, none, query
+        "median_s_per_step": {name: statistics.median(r["s_per_step"][name] for r in rounds)
+                              for name in names},
+        "median_ratio_samtone_over_standard": median["samtone_over_standard"],
+        "median_ratio_samtone_tf_over_sentence_transformers":
+            median["samtone_tf_over_sentence_transformers"],
+        "warm_pass_s_per_step": warm,
     }, indent=1))
 
 

@@ -118,12 +118,12 @@ def analyze_command(args):
     corpus_texts = [doc.full_text for doc in collection.corpus.values()]
     for name, path in zip(names, args.models):
         encoder = load_encoder(path)
-        queries = encoder.encode_queries([q for q, _ in pairs])
-        documents = encoder.encode_documents([d for _, d in pairs])
+        queries = encoder.encode_queries([q for q, _ in pairs], batch_size=args.batch_size)
+        documents = encoder.encode_documents([d for _, d in pairs], batch_size=args.batch_size)
         separations[name] = analysis.tower_separation(queries, documents, args.seed)
-        corpus = None if args.no_top1 else encode_corpus(encoder, corpus_texts, 64)
+        corpus = None if args.no_top1 else encode_corpus(encoder, corpus_texts, args.batch_size)
         retrieval = None if corpus is None else encode_corpus(
-            encoder, list(collection.queries.values()), 64, side="query")
+            encoder, list(collection.queries.values()), args.batch_size, side="query")
         stats[name] = analysis.similarity_statistics(queries, documents, corpus, retrieval)
         summary[name] = {
             "model": path, "pairs": len(pairs),

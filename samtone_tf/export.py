@@ -88,11 +88,14 @@ class _EncoderModule(tf.__internal__.tracking.AutoTrackable):
         def query_encoder(texts, training=False):
             return held.query_tower(held.query_tokenizer(texts), training=training)
 
-        @tf.function
-        def document_encoder(texts, training=False):
-            return held.document_tower(held.document_tokenizer(texts), training=training)
+        if shares_query_functions(model, query_tokenizer, document_tokenizer):
+            document_encoder = query_encoder
+        else:
+            @tf.function
+            def document_encoder(texts, training=False):
+                return held.document_tower(held.document_tokenizer(texts), training=training)
 
-        for function in (query_encoder, document_encoder):
+        for function in {id(f): f for f in (query_encoder, document_encoder)}.values():
             for training in (False, True):
                 function.get_concrete_function(spec, training)
         self.query_encoder = query_encoder
@@ -109,6 +112,14 @@ class _EncoderModule(tf.__internal__.tracking.AutoTrackable):
 
         self.encode_query = encode_query
         self.encode_document = encode_document
+
+
+def shares_query_functions(model, query_tokenizer, document_tokenizer):
+    """True when documents go through the queries' functions: one tower (SDE) and one
+    tokenizer. Then the tower is traced once per ``training`` value instead of twice,
+    which took the export's peak from +0.37 to +0.22 GB over the weights (MiniLM after
+    training; docs/RESULTS.md, fourteenth session), and the SavedModel stores one copy."""
+    return model.query_tower is model.document_tower and query_tokenizer is document_tokenizer
 
 
 def export_config(model, training_config=None):
@@ -150,7 +161,10 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
     if os.path.exists(output) and not os.path.isdir(output):
         raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
     check_finite_weights(model, f"export to {output}")
-    module = _EncoderModule(model, model.query_tokenizer(), model.document_tokenizer())
+    query_tokenizer = model.query_tokenizer()
+    document_tokenizer = (query_tokenizer if model.query_max_length == model.document_max_length
+                          else model.document_tokenizer())  # both: the backbone's, at a length
+    module = _EncoderModule(model, query_tokenizer, document_tokenizer)
 
     def fill(folder):
         tf.saved_model.save(module, folder, signatures={

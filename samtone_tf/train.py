@@ -9,6 +9,7 @@ both towers with the linear-probe number, similarity histograms), ``metrics.json
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -258,7 +259,11 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         else:
             metrics["zero_shot"] = evaluate("zero-shot")
             write_json_atomic(zero_shot_path, metrics["zero_shot"])
-            trim()  # the evaluation's freed blocks, before training
+            # The evaluation's traced encode functions and freed blocks, before training
+            # (a later encode traces again, once per side).
+            model._encode_functions.clear()
+            gc.collect()
+            trim()
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
@@ -290,12 +295,19 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
                      suffix=".weights.h5") as temporary:
         model.save_weights(temporary)
     write_json_atomic(os.path.join(output, "history.json"), history)
-    metrics["fine_tuned"] = evaluate("fine-tuned")
-    write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"],
-                batch_size=evaluation["batch_size"])
+    release_optimizer_state(model)  # the job trains no more; its checkpoints keep the state
+    # Exported before the fine-tuned evaluation, and its traces and buffers freed: the
+    # export's transient heap on top of the evaluation's raised the job's peak (export
+    # last 2.11 GB, first with gc + trim 1.96 GB; docs/RESULTS.md, fourteenth session).
+    log(f"exporting the SavedModel to {os.path.join(output, 'savedmodel')} ...")
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock
+    gc.collect()
+    trim()
+    metrics["fine_tuned"] = evaluate("fine-tuned")
+    write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"],
+                batch_size=evaluation["batch_size"])
     metrics["wall_time_s"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(output, "metrics.json"), metrics)
     rows = {name: metrics[name] for name in ("zero_shot", "fine_tuned") if name in metrics}
@@ -311,9 +323,19 @@ def release_training_memory(model):
     glibc, the heap pages freed since (``malloc_trim``; elsewhere nothing more): 0.26-0.37
     GB after MiniLM's steps (``benchmarks/memory.py --breakdown``, two machines). Weights
     and optimizer state stay; a later ``fit`` traces the step again."""
-    import gc
-
     model.train_function = None
+    gc.collect()
+    trim()
+
+
+def release_optimizer_state(model):
+    """Frees the optimizer's state (Adam: two slots per weight, 0.18 GB for MiniLM) once
+    training is over: the model is compiled again, with the same loss, for a stateless
+    SGD, so nothing refers to the old optimizer any more (``del model.optimizer`` or
+    ``= None`` leave it in Keras' compile config); then ``gc`` + heap trim. Weights,
+    loss and temperature stay, so the model encodes and exports as before; to train it
+    again, compile it with the optimizer you want."""
+    model.compile(keras.optimizers.SGD(), loss=model.loss_fn)
     gc.collect()
     trim()
 

@@ -84,3 +84,24 @@ def test_write_plots_encodes_at_the_given_batch_size_and_reports_the_separation(
     assert separation["probe_accuracy"] == expected["probe_accuracy"]
     assert (tmp_path / "plots" / "tsne.png").exists()
     assert (tmp_path / "plots" / "separation.json").exists()
+
+
+def test_analyze_encodes_at_the_given_batch_size(tmp_path, monkeypatch, small_scifact):
+    import json
+
+    from samtone_tf import commands
+    from samtone_tf.analysis import sample_pairs
+    from samtone_tf.cli import main
+    from samtone_tf.data.beir import load_beir
+    data = small_scifact
+    encoder = _RecordingEncoder()
+    monkeypatch.setattr(commands, "load_encoder", lambda path: encoder)
+    assert main(["analyze", "run", "--data", str(data), "--n", "20", "--batch-size", "7",
+                 "--output", str(tmp_path / "out")]) == 0
+    # pairs (2 calls), then the corpus and the queries (encode_corpus), all at 7 rows
+    assert len(encoder.batch_sizes) > 3 and set(encoder.batch_sizes) == {7}
+    pairs = sample_pairs(load_beir(str(data), "test"), 20, 0)
+    expected = tower_separation(encoder._vectors([q for q, _ in pairs], 0.0),
+                                encoder._vectors([d for _, d in pairs], 3.0), 0)
+    summary = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert summary["run"]["probe_accuracy"] == expected["probe_accuracy"]

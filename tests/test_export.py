@@ -32,6 +32,10 @@ def exported(tmp_path_factory):
     ade = DualEncoder(TINY, architecture="ade", projection_dim=8, query_max_length=16,
                       document_max_length=32)
     out["ade"] = (ade, export_saved_model(ade, str(root / "ade")))
+    # one tower, one tokenizer length: documents go through the queries' functions
+    tiny_sde = DualEncoder(TINY, architecture="sde", query_max_length=32,
+                           document_max_length=32)
+    out["tiny_sde"] = (tiny_sde, export_saved_model(tiny_sde, str(root / "tiny_sde")))
     path = minilm_path()
     if path is not None:
         sde = DualEncoder(HFBert(path), architecture="sde", query_max_length=64,
@@ -42,7 +46,19 @@ def exported(tmp_path_factory):
 
 
 def _models(exported):
-    return [exported[name] for name in ("sde", "ade") if name in exported]
+    return [exported[name] for name in ("sde", "ade", "tiny_sde") if name in exported]
+
+
+def test_one_tower_at_one_length_is_traced_once(exported):
+    """SDE with equal query/document lengths stores one function pair for both sides
+    (the export traces the tower half as often); otherwise each side has its own."""
+    shared = tf.saved_model.load(exported["tiny_sde"][1])
+    assert shared.document_encoder is shared.query_encoder
+    separate = tf.saved_model.load(exported["ade"][1])
+    assert separate.document_encoder is not separate.query_encoder
+    if "sde" in exported:  # one tower, lengths 64 / 256: two tokenizers, two functions
+        sde = tf.saved_model.load(exported["sde"][1])
+        assert sde.document_encoder is not sde.query_encoder
 
 
 @pytest.mark.parametrize("loader", ["tf.saved_model.load", "hub.load"])

@@ -263,3 +263,34 @@ def test_release_training_memory_drops_the_traced_step_and_training_goes_on_the_
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     assert released.train_function is not None  # traced again
     _check_updates(released, kept, start, 1e-6)
+
+
+def test_release_optimizer_state_frees_adam_and_the_model_encodes_and_exports_the_same(
+        tmp_path):
+    """After the job's last step: no reference to the trained optimizer or its slots
+    is left (weak references die), while weights, loss (temperature) and embeddings
+    are unchanged and the export serves the same embeddings."""
+    import weakref
+
+    from samtone_tf.export import export_saved_model
+    from samtone_tf.train import release_optimizer_state
+
+    keras.utils.set_random_seed(3)
+    model = DualEncoder(_spec("small"), architecture="sde")
+    loss = SamToNeLoss(0.07)
+    model.compile(keras.optimizers.Adam(1e-3), loss=loss)
+    model.fit(tf.data.Dataset.from_tensors(_batch()), verbose=0)
+    tokens = _batch()["document"]
+    before = model.encode_documents(tokens)
+    optimizer = weakref.ref(model.optimizer)
+    slots = [weakref.ref(v) for v in model.optimizer.variables]
+    assert len(slots) > 2 * len(model.trainable_weights)  # Adam's m and v, and more
+    release_optimizer_state(model)
+    assert optimizer() is None and all(slot() is None for slot in slots)
+    assert model.loss_fn is loss
+    np.testing.assert_array_equal(model.encode_documents(tokens), before)
+    path = export_saved_model(model, str(tmp_path / "savedmodel"))
+    texts = ["a document about cells", "another"]
+    served = tf.saved_model.load(path).signatures["encode_document"](
+        texts=tf.constant(texts))["embeddings"].numpy()
+    np.testing.assert_allclose(served, model.encode_documents(texts), atol=1e-6)
