@@ -296,9 +296,10 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
         model.save_weights(temporary)
     write_json_atomic(os.path.join(output, "history.json"), history)
     release_optimizer_state(model)  # the job trains no more; its checkpoints keep the state
-    # Exported before the fine-tuned evaluation, and its traces and buffers freed: the
-    # export's transient heap on top of the evaluation's raised the job's peak (export
-    # last 2.11 GB, first with gc + trim 1.96 GB; docs/RESULTS.md, fourteenth session).
+    # Exported before the fine-tuned evaluation, and its garbage freed (0.15 GB that the
+    # trim returns): exported last, it sat on the evaluation's buffers (with the release
+    # of the zero-shot encode functions, the job's peak 2.40 -> 2.13 GB; docs/RESULTS.md,
+    # "The default job's memory, fourteenth session").
     log(f"exporting the SavedModel to {os.path.join(output, 'savedmodel')} ...")
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
