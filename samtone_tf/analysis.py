@@ -118,6 +118,14 @@ def plot_similarities(stats, path):
     plt.close(fig)
 
 
+def encode_pairs(encoder, pairs, batch_size=16):
+    """Sampled (query, document) text pairs → (queries [n, dim], documents [n, dim]),
+    each side through its own encoder, ``batch_size`` rows at a time; ``encoder``: a
+    DualEncoder or a loaded export (anything with ``encode_queries/encode_documents``)."""
+    return (encoder.encode_queries([q for q, _ in pairs], batch_size=batch_size),
+            encoder.encode_documents([d for _, d in pairs], batch_size=batch_size))
+
+
 def write_plots(model, collection, folder, seed=0, n=400, batch_size=16):
     """t-SNE of both towers (with the linear-probe number) and similarity histograms of
     the fine-tuned model, on up to n evaluation pairs (no corpus pass), encoded
@@ -127,8 +135,7 @@ def write_plots(model, collection, folder, seed=0, n=400, batch_size=16):
     pairs = sample_pairs(collection, n, seed)
     if len(pairs) < 10:
         return None
-    queries = model.encode_queries([q for q, _ in pairs], batch_size=batch_size)
-    documents = model.encode_documents([d for _, d in pairs], batch_size=batch_size)
+    queries, documents = encode_pairs(model, pairs, batch_size)
     os.makedirs(folder, exist_ok=True)
     separation = tower_separation(queries, documents, seed)
     plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))

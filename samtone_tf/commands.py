@@ -118,8 +118,7 @@ def analyze_command(args):
     corpus_texts = [doc.full_text for doc in collection.corpus.values()]
     for name, path in zip(names, args.models):
         encoder = load_encoder(path)
-        queries = encoder.encode_queries([q for q, _ in pairs], batch_size=args.batch_size)
-        documents = encoder.encode_documents([d for _, d in pairs], batch_size=args.batch_size)
+        queries, documents = analysis.encode_pairs(encoder, pairs, args.batch_size)
         separations[name] = analysis.tower_separation(queries, documents, args.seed)
         corpus = None if args.no_top1 else encode_corpus(encoder, corpus_texts, args.batch_size)
         retrieval = None if corpus is None else encode_corpus(

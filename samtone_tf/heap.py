@@ -19,6 +19,7 @@ changed. Elsewhere than glibc both functions do nothing and return False.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 
 M_ARENA_MAX = -8  # glibc's malloc.h
@@ -49,3 +50,11 @@ def trim():
     arena); True when some were returned."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))
+
+
+def collect():
+    """Python's garbage collection, then :func:`trim`: what unreachable Python objects
+    held (traced functions, optimizer slots, a SavedModel's graphs) goes back to the
+    system, not only to the C heap's free lists; True when pages were returned."""
+    gc.collect()
+    return trim()

@@ -408,6 +408,12 @@ class DualEncoder(keras.Model):
     def _encode(self, side, inputs, batch_size):
         return encode_side(self, side, inputs, batch_size)
 
+    def release_encode_functions(self):
+        """Drops the traced functions that ``encode_queries`` / ``encode_documents`` keep
+        (their graphs and kernels), e.g. between an evaluation and training; the next
+        encode traces again, once per side. Weights and tokenizers stay."""
+        self._encode_functions.clear()
+
 
 @contextlib.contextmanager
 def _global_dtype_policy(policy):

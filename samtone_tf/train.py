@@ -9,7 +9,6 @@ both towers with the linear-probe number, similarity histograms), ``metrics.json
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from samtone_tf.backbones import get_backbone
 from samtone_tf.config import dump, validate
 from samtone_tf.errors import ConfigError
 from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
-from samtone_tf.heap import trim
+from samtone_tf.heap import collect, trim
 from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
 
@@ -261,9 +260,8 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
             write_json_atomic(zero_shot_path, metrics["zero_shot"])
             # The evaluation's traced encode functions and freed blocks, before training
             # (a later encode traces again, once per side).
-            model._encode_functions.clear()
-            gc.collect()
-            trim()
+            model.release_encode_functions()
+            collect()
 
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
         f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
@@ -304,8 +302,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),
                        overwrite=True)  # ours: the folder has the manifest and our lock
-    gc.collect()
-    trim()
+    collect()
     metrics["fine_tuned"] = evaluate("fine-tuned")
     write_plots(model, eval_set, os.path.join(output, "plots"), training["seed"],
                 batch_size=evaluation["batch_size"])
@@ -325,8 +322,7 @@ def release_training_memory(model):
     GB after MiniLM's steps (``benchmarks/memory.py --breakdown``, two machines). Weights
     and optimizer state stay; a later ``fit`` traces the step again."""
     model.train_function = None
-    gc.collect()
-    trim()
+    collect()
 
 
 def release_optimizer_state(model):
@@ -337,8 +333,7 @@ def release_optimizer_state(model):
     loss and temperature stay, so the model encodes and exports as before; to train it
     again, compile it with the optimizer you want."""
     model.compile(keras.optimizers.SGD(), loss=model.loss_fn)
-    gc.collect()
-    trim()
+    collect()
 
 
 def _alignment_callback(config, eval_set, write_dir):

@@ -55,3 +55,21 @@ def test_training_dataset_yields_int_tensors_and_consistent_ids():
     np.testing.assert_array_equal(batches[0]["query_ids"], again[0]["query_ids"])
     other = list(training_dataset(examples, tokenizer, tokenizer, 8, seed=4))
     assert not np.array_equal(batches[0]["query_ids"], other[0]["query_ids"])
+
+
+def test_training_dataset_runs_without_the_autotuner_also_as_the_job_slices_it():
+    """Autotuning is off (with it, ``fit`` waited up to the autotuner's next wake-up
+    after its last step: docs/RESULTS.md, fifteenth session), on the dataset and on what
+    fit_resumable and the speed benchmark make of it; the batches are the same ones."""
+    examples = examples_from_qrels(load_beir(scifact_path(), "train"))
+    tokenizer = HashingTokenizer(vocab_size=1000, max_length=16)
+    dataset = training_dataset(examples, tokenizer, tokenizer, global_batch_size=8, seed=3)
+    sliced = dataset.skip(2).take(3).cache()
+    for data in (dataset, sliced):
+        assert data.options().autotune.enabled is False
+    tuned = dataset.with_options(tf.data.Options())  # options merge: still off
+    assert tuned.options().autotune.enabled is False
+    expected = list(dataset)[2:5]
+    for got, want in zip(list(sliced), expected):
+        np.testing.assert_array_equal(got["query"]["token_ids"], want["query"]["token_ids"])
+        np.testing.assert_array_equal(got["document_ids"], want["document_ids"])

@@ -294,3 +294,26 @@ def test_release_optimizer_state_frees_adam_and_the_model_encodes_and_exports_th
     served = tf.saved_model.load(path).signatures["encode_document"](
         texts=tf.constant(texts))["embeddings"].numpy()
     np.testing.assert_allclose(served, model.encode_documents(texts), atol=1e-6)
+
+
+def test_release_encode_functions_drops_the_traced_encoders_and_encodes_the_same():
+    """What the job does after the zero-shot evaluation: the traced encode functions
+    become unreachable (weak references die), and the next encode traces again and
+    returns the same embeddings."""
+    import gc
+    import weakref
+
+    keras.utils.set_random_seed(4)
+    model = DualEncoder(_spec("small"), architecture="ade")
+    batch = _batch()
+    queries, documents = (model.encode_queries(batch["query"]),
+                          model.encode_documents(batch["document"]))
+    traced = [weakref.ref(function) for function, _ in model._encode_functions.values()]
+    assert len(traced) == 2 and all(ref() is not None for ref in traced)
+    model.release_encode_functions()
+    gc.collect()
+    assert all(ref() is None for ref in traced)
+    np.testing.assert_array_equal(model.encode_queries(batch["query"]), queries)
+    np.testing.assert_array_equal(model.encode_documents(batch["document"]), documents)
+    assert len(model._encode_functions) == 2  # traced again, once per side
+

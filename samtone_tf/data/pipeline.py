@@ -169,7 +169,21 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(2).with_options(_options())
+
+
+def _options():
+    """tf.data's autotuning off: the map keeps tf.data's default parallelism, untuned.
+
+    With it on, ``fit`` over these batches often returned long after its last step: the
+    iterator's teardown waited for the autotuner's background thread, which wakes at
+    10 ms × (2**n − 1) after the iterator starts, so a 4-step pass of 21 s returned at
+    exactly 40.95 s (5 of 10 passes; 0 of 8 with autotuning off, the same step times;
+    docs/RESULTS.md, "fifteenth session"). Tokenizing a batch takes milliseconds next to
+    a training step's seconds: there is nothing for the autotuner to win."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
