@@ -3,7 +3,7 @@ sentence-transformers MultipleNegativesRankingLoss(directions=("query_to_doc",
 "query_to_query")) (= SamToNe query side) on the same all-MiniLM-L6-v2.
 
     python benchmarks/speed.py [--batch-size 32] [--length 64] [--steps 8] [--job-shapes]
-                               [--rounds 3]
+                               [--rounds 3] [--control]
 
 ``--job-shapes``: the default job's real shapes instead: queries and documents up to
 256 tokens, each batch padded to its longest text (dynamic padding) on both sides, the
@@ -19,6 +19,12 @@ median over rounds is reported, with every round's numbers. The weights move by 
 per round, which does not change the work per step. Both libraries: SDE, Adam, τ = 0.05
 (scale 20), the same SciFact training pairs; the samtone_tf sides run the plain step
 (``DualEncoder.fit``; no gradient cache or rematerialisation), as sentence-transformers does.
+
+``--control`` adds a fourth side, a second standard-loss model built the same way
+("standard_again"), and reports standard_again / standard per round and its median: two
+sides that do the same work, so how far that ratio strays from 1 is the measurement's
+own noise, to read SamToNe / standard against (fifteenth session: the same loss on two
+models differed by up to 3.3% between passes; docs/RESULTS.md).
 """
 
 import argparse
@@ -107,6 +113,8 @@ def main():
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--control", action="store_true",
+                        help="a second standard-loss side: the noise of a ratio of equals")
     parser.add_argument("--job-shapes", action="store_true",
                         help="the default job's shapes: up to 256 tokens, dynamic padding")
     args = parser.parse_args()
@@ -119,6 +127,10 @@ def main():
     sides = {"standard": samtone_side(examples, args, "none"),
              "samtone": samtone_side(examples, args, "query"),
              "sentence_transformers": sentence_transformers_side(examples, args)}
+    if args.control:
+        sides["standard_again"] = samtone_side(examples, args, "none")
+    keys = ["samtone_over_standard", "samtone_tf_over_sentence_transformers"]
+    keys += ["control_standard_again_over_standard"] if args.control else []
     warm = {name: run_pass() for name, run_pass in sides.items()}  # untimed in the ratios
     names = list(sides)
     rounds = []
@@ -129,9 +141,11 @@ def main():
                        "samtone_over_standard": seconds["samtone"] / seconds["standard"],
                        "samtone_tf_over_sentence_transformers":
                            seconds["samtone"] / seconds["sentence_transformers"]})
+        if args.control:
+            rounds[-1]["control_standard_again_over_standard"] = (
+                seconds["standard_again"] / seconds["standard"])
         print(json.dumps(rounds[-1]), flush=True)
-    median = {key: statistics.median(r[key] for r in rounds)
-              for key in ("samtone_over_standard", "samtone_tf_over_sentence_transformers")}
+    median = {key: statistics.median(r[key] for r in rounds) for key in keys}
     print(json.dumps({
         "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds,
         "length": "job shapes (<= 256, dynamic)" if args.job_shapes else args.length,
@@ -140,6 +154,8 @@ def main():
         "median_ratio_samtone_over_standard": median["samtone_over_standard"],
         "median_ratio_samtone_tf_over_sentence_transformers":
             median["samtone_tf_over_sentence_transformers"],
+        **({"median_ratio_control_standard_again_over_standard":
+            median["control_standard_again_over_standard"]} if args.control else {}),
         "warm_pass_s_per_step": warm,
     }, indent=1))
 
