@@ -173,7 +173,8 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
 
 
 def _options():
-    """tf.data's autotuning off: the map keeps tf.data's default parallelism, untuned.
+    """tf.data's autotuning off: the map keeps tf.data's default parallelism, untuned,
+    and two batches are prefetched (a fixed buffer: ``AUTOTUNE`` there needs the tuner).
 
     With it on, ``fit`` over these batches often returned long after its last step: the
     iterator's teardown waited for the autotuner's background thread, which wakes at
