@@ -115,7 +115,9 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     are callables mapping a [N] string tensor to {"token_ids", "padding_mask"} with a
     ``max_length`` attribute. ``padding``: "dynamic" (each batch as wide as its
     longest text), "buckets" or "max_length" (see :mod:`samtone_tf.padding`; each
-    side padded to its own tokenizer's buckets).
+    side padded to its own tokenizer's buckets). tf.data's autotuner is off for these
+    batches (with it on, ``fit`` waited at its end for the tuner's thread; see
+    ``_options``); a dataset derived from this one keeps that option.
     """
     from samtone_tf.padding import check_padding, pad_tokens
 
