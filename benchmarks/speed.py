@@ -127,10 +127,11 @@ def main():
     sides = {"standard": samtone_side(examples, args, "none"),
              "samtone": samtone_side(examples, args, "query"),
              "sentence_transformers": sentence_transformers_side(examples, args)}
+    ratios = {"samtone_over_standard": ("samtone", "standard"),  # name: (numerator, denominator)
+              "samtone_tf_over_sentence_transformers": ("samtone", "sentence_transformers")}
     if args.control:
         sides["standard_again"] = samtone_side(examples, args, "none")
-    keys = ["samtone_over_standard", "samtone_tf_over_sentence_transformers"]
-    keys += ["control_standard_again_over_standard"] if args.control else []
+        ratios["control_standard_again_over_standard"] = ("standard_again", "standard")
     warm = {name: run_pass() for name, run_pass in sides.items()}  # untimed in the ratios
     names = list(sides)
     rounds = []
@@ -138,24 +139,14 @@ def main():
         order = names[number % len(names):] + names[:number % len(names)]
         seconds = {name: sides[name]() for name in order}
         rounds.append({"order": order, "s_per_step": seconds,
-                       "samtone_over_standard": seconds["samtone"] / seconds["standard"],
-                       "samtone_tf_over_sentence_transformers":
-                           seconds["samtone"] / seconds["sentence_transformers"]})
-        if args.control:
-            rounds[-1]["control_standard_again_over_standard"] = (
-                seconds["standard_again"] / seconds["standard"])
+                       **{key: seconds[a] / seconds[b] for key, (a, b) in ratios.items()}})
         print(json.dumps(rounds[-1]), flush=True)
-    median = {key: statistics.median(r[key] for r in rounds) for key in keys}
     print(json.dumps({
         "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds,
         "length": "job shapes (<= 256, dynamic)" if args.job_shapes else args.length,
         "median_s_per_step": {name: statistics.median(r["s_per_step"][name] for r in rounds)
                               for name in names},
-        "median_ratio_samtone_over_standard": median["samtone_over_standard"],
-        "median_ratio_samtone_tf_over_sentence_transformers":
-            median["samtone_tf_over_sentence_transformers"],
-        **({"median_ratio_control_standard_again_over_standard":
-            median["control_standard_again_over_standard"]} if args.control else {}),
+        **{f"median_ratio_{key}": statistics.median(r[key] for r in rounds) for key in ratios},
         "warm_pass_s_per_step": warm,
     }, indent=1))
 
