@@ -67,11 +67,13 @@ def _status(pid="self"):
     return values
 
 
-def job(output, overrides):
+def job(output, overrides, timeline=None):
     """Peak RSS (whole job and by phase), wall time and nDCG@10 of ``samtone train
     --output OUTPUT [--set ...]``. The phase is the job's last printed line that is not
     a progress bar or a TensorFlow log line; the child's resident memory is sampled
-    every 0.2 s (Linux /proc) and the maximum kept per phase."""
+    every 0.2 s (Linux /proc) and the maximum kept per phase. With ``timeline`` (a file
+    name) every sample and every line the job printed go there too, one JSON object a
+    line with its time since the start: ``{"t", "rss_gb"}`` or ``{"t", "line"}``."""
     import resource
     import subprocess
     import sys
@@ -89,12 +91,18 @@ def job(output, overrides):
                              text=True, errors="replace", bufsize=1)
     phase = ["start"]
     peaks = {}
+    log = open(timeline, "w") if timeline else None
+
+    def record(**item):
+        if log:
+            log.write(json.dumps({"t": round(time.perf_counter() - start, 2), **item}) + "\n")
 
     def sample():
         while child.poll() is None:
             rss = _status(child.pid).get("VmRSS")
             if rss is not None:
                 peaks[phase[0]] = max(peaks.get(phase[0], 0.0), rss)
+                record(rss_gb=rss)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -102,6 +110,7 @@ def job(output, overrides):
     for line in child.stdout:
         sys.stdout.write(line)
         text = line.strip()
+        record(line=text[:200])
         if (text and "━" not in text and not line[:1].isspace()
                 and "Warning" not in text and not text[:5] in ("E0000", "I0000", "W0000")
                 and not text.startswith(("WARNING", "|", "To enable", "Epoch"))
@@ -110,6 +119,8 @@ def job(output, overrides):
     code = child.wait()
     sampler.join()
     wall = time.perf_counter() - start
+    if log:
+        log.close()
     result = {"job": "samtone train", "overrides": overrides, "exit_code": code,
               "wall_s": round(wall, 1),
               # the largest RSS of any waited-for child: this job (the only child)
@@ -226,6 +237,8 @@ def main():
                         help="run the whole `samtone train --output OUTPUT` instead")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="with --job: a config override passed to samtone train")
+    parser.add_argument("--timeline", metavar="FILE",
+                        help="with --job: every RSS sample and printed line, timed (job's doc)")
     parser.add_argument("--breakdown", action="store_true",
                         help="memory at each stage of the job, per variant (module doc)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -260,7 +273,7 @@ def main():
             print(json.dumps({**result, "env": env}), flush=True)
         return
     if args.job:
-        print(json.dumps(job(args.job, args.set)), flush=True)
+        print(json.dumps(job(args.job, args.set, args.timeline)), flush=True)
         return
     if args.child:
         from gradient_cache import child
