@@ -65,6 +65,9 @@ def tower_encode_function(tower, strategy, jit_compile=False):
     return function
 
 
+ENCODE_MULTIPLE = 16  # "dynamic" corpus encoding: widths round up to a multiple of this
+
+
 def encode_sorted(function, tokens, batch_size, dim, padding="dynamic", max_length=None,
                   multiple=16):
     """Length-sorted batches, each padded to its longest row rounded up to a multiple
@@ -116,8 +119,10 @@ def encode_side(model, side, inputs, batch_size):
             tower_encode_function(tower, model.distribute_strategy, jit), jit)
     function, jit = model._encode_functions[side]
     max_length = model.query_max_length if side == "query" else model.document_max_length
-    # Without XLA a batch is padded to its own longest row: the traced function takes
-    # any width (``reduce_retracing``), so exact widths cost no traces and least
-    # compute; XLA compiles per shape, so there widths round up to a multiple of 16.
+    # "dynamic" widths round up to a multiple of 16 (ENCODE_MULTIPLE), with or without
+    # XLA: XLA compiles per shape, and without it oneDNN makes kernels per shape, which
+    # TensorFlow keeps; the default job's evaluation of 5,183 abstracts at exact widths
+    # held 0.08 GB more into the training that followed and took longer (docs/RESULTS.md,
+    # sixteenth session). Padding changes no embedding (masked; tested).
     return encode_sorted(function, inputs, batch_size, tower.output_dim, model.padding,
-                         max_length, multiple=16 if jit else 1)
+                         max_length, multiple=ENCODE_MULTIPLE)

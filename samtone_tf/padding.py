@@ -1,7 +1,7 @@
 """How token batches are padded: ``dynamic``, ``buckets`` or ``max_length``.
 
 * ``dynamic``: each batch is as wide as its longest text (the tokenizers' own output;
-  corpus encoding with XLA rounds the width up to a multiple of 16). Least compute;
+  corpus encoding rounds the width up to a multiple of 16). Least compute;
   one shape per distinct width, so a compiler (XLA, TPU) sees many shapes.
 * ``buckets``: each batch is padded to the smallest of a few widths that holds it
   (by default the powers of two from 16 up to the max length, and the max length

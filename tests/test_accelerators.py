@@ -68,9 +68,10 @@ def test_padding_does_not_change_encodings():
     np.testing.assert_allclose(out["max_length"], out["dynamic"], atol=1e-5)
 
 
-def test_encoding_widths_exact_without_xla_multiples_of_16_with_it():
-    """encode_sorted pads each length-sorted batch to its longest row (multiple=1, the
-    plain path) or rounds up to a multiple of 16 (XLA), with the same embeddings."""
+def test_encoding_widths_exact_or_multiples_of_16():
+    """encode_sorted pads each length-sorted batch to its longest row (multiple=1) or
+    rounds up to a multiple of 16 (what ``encode_queries`` / ``encode_documents`` use,
+    with or without XLA), with the same embeddings."""
     from samtone_tf.encoding import encode_sorted
 
     lengths = np.array([5, 33, 17, 40, 2, 18])
@@ -88,6 +89,33 @@ def test_encoding_widths_exact_without_xla_multiples_of_16_with_it():
         np.testing.assert_array_equal(out[:, 0], lengths)  # each row back in its place
     assert widths[1] == [40, 18, 5]  # sorted: (40, 33), (18, 17), (5, 2)
     assert widths[16] == [48, 32, 16]
+
+
+def test_model_encoding_rounds_dynamic_widths_to_16_with_exact_embeddings():
+    """``encode_queries`` (no XLA, dynamic padding) feeds its traced function widths
+    that are multiples of 16 or the max length (few oneDNN kernel shapes), and returns
+    the embeddings of the same batches at their exact widths."""
+    from samtone_tf.encoding import encode_sorted
+
+    keras.utils.set_random_seed(3)
+    model = DualEncoder(SPEC, query_max_length=60, encode_jit_compile=False)
+    texts = [e.query for e in _scifact_examples(24)]  # claims: 5-40 tokens
+    out = model.encode_queries(texts, batch_size=4)
+    function, jit = model._encode_functions["query"]
+    assert not jit
+    widths = []
+
+    def spy(chunk):
+        widths.append(int(chunk["token_ids"].shape[1]))
+        return function(chunk)
+
+    model._encode_functions["query"] = (spy, jit)
+    np.testing.assert_array_equal(model.encode_queries(texts, batch_size=4), out)
+    assert widths and all(w % 16 == 0 or w == 60 for w in widths), widths
+    tokens = {k: v.numpy() for k, v in model.query_tokenizer()(tf.constant(texts)).items()}
+    exact = encode_sorted(function, tokens, 4, model.query_tower.output_dim,
+                          max_length=60, multiple=1)
+    np.testing.assert_allclose(out, exact, atol=1e-5)
 
 
 def test_jit_encoding_equals_plain_encoding():
