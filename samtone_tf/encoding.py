@@ -69,11 +69,11 @@ ENCODE_MULTIPLE = 16  # "dynamic" corpus encoding: widths round up to a multiple
 
 
 def encode_sorted(function, tokens, batch_size, dim, padding="dynamic", max_length=None,
-                  multiple=16):
+                  multiple=ENCODE_MULTIPLE):
     """Length-sorted batches, each padded to its longest row rounded up to a multiple
-    of ``multiple`` ("dynamic"; 16: few distinct shapes to compile, 1: no padding
-    beyond the batch's longest row), to a bucket ("buckets") or to ``max_length``
-    (default: the token arrays' width); see :mod:`samtone_tf.padding`.
+    of ``multiple`` ("dynamic"; 16: few distinct shapes to compile or to keep kernels
+    for, 1: no padding beyond the batch's longest row), to a bucket ("buckets") or to
+    ``max_length`` (default: the token arrays' width); see :mod:`samtone_tf.padding`.
     Returns the embeddings in the input order."""
     from samtone_tf.padding import padded_width
 
@@ -122,7 +122,7 @@ def encode_side(model, side, inputs, batch_size):
     # "dynamic" widths round up to a multiple of 16 (ENCODE_MULTIPLE), with or without
     # XLA: XLA compiles per shape, and without it oneDNN makes kernels per shape, which
     # TensorFlow keeps; the default job's evaluation of 5,183 abstracts at exact widths
-    # held 0.08 GB more into the training that followed and took longer (docs/RESULTS.md,
-    # sixteenth session). Padding changes no embedding (masked; tested).
+    # held 0.08 GB more into the training that followed (docs/RESULTS.md, sixteenth
+    # session). Padding changes no embedding (masked; tested).
     return encode_sorted(function, inputs, batch_size, tower.output_dim, model.padding,
                          max_length, multiple=ENCODE_MULTIPLE)
