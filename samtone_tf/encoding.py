@@ -113,11 +113,10 @@ def encode_side(model, side, inputs, batch_size):
             tokenizer = model._tokenizers[side] = (
                 model.query_tokenizer() if side == "query" else model.document_tokenizer())
         inputs = {k: v.numpy() for k, v in tokenizer(tf.constant(texts)).items()}
-    if side not in model._encode_functions:  # (traced function, whether it is XLA)
-        jit = resolve_encode_jit(model.encode_jit_compile, model.distribute_strategy)
-        model._encode_functions[side] = (
-            tower_encode_function(tower, model.distribute_strategy, jit), jit)
-    function, jit = model._encode_functions[side]
+    if side not in model._encode_functions:  # the traced function, kept on the model
+        model._encode_functions[side] = tower_encode_function(
+            tower, model.distribute_strategy, model.encode_jit_compile)
+    function = model._encode_functions[side]
     max_length = model.query_max_length if side == "query" else model.document_max_length
     # "dynamic" widths round up to a multiple of 16 (ENCODE_MULTIPLE), with or without
     # XLA: XLA compiles per shape, and without it oneDNN makes kernels per shape, which

@@ -95,21 +95,21 @@ def test_model_encoding_rounds_dynamic_widths_to_16_with_exact_embeddings():
     """``encode_queries`` (no XLA, dynamic padding) feeds its traced function widths
     that are multiples of 16 or the max length (few oneDNN kernel shapes), and returns
     the embeddings of the same batches at their exact widths."""
-    from samtone_tf.encoding import encode_sorted
+    from samtone_tf.encoding import encode_sorted, resolve_encode_jit
 
     keras.utils.set_random_seed(3)
     model = DualEncoder(SPEC, query_max_length=60, encode_jit_compile=False)
     texts = [e.query for e in _scifact_examples(24)]  # claims: 5-40 tokens
     out = model.encode_queries(texts, batch_size=4)
-    function, jit = model._encode_functions["query"]
-    assert not jit
+    function = model._encode_functions["query"]
+    assert resolve_encode_jit(model.encode_jit_compile, model.distribute_strategy) is False
     widths = []
 
     def spy(chunk):
         widths.append(int(chunk["token_ids"].shape[1]))
         return function(chunk)
 
-    model._encode_functions["query"] = (spy, jit)
+    model._encode_functions["query"] = spy
     np.testing.assert_array_equal(model.encode_queries(texts, batch_size=4), out)
     assert widths and all(w % 16 == 0 or w == 60 for w in widths), widths
     tokens = {k: v.numpy() for k, v in model.query_tokenizer()(tf.constant(texts)).items()}

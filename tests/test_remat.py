@@ -308,7 +308,7 @@ def test_release_encode_functions_drops_the_traced_encoders_and_encodes_the_same
     batch = _batch()
     queries, documents = (model.encode_queries(batch["query"]),
                           model.encode_documents(batch["document"]))
-    traced = [weakref.ref(function) for function, _ in model._encode_functions.values()]
+    traced = [weakref.ref(function) for function in model._encode_functions.values()]
     assert len(traced) == 2 and all(ref() is not None for ref in traced)
     model.release_encode_functions()
     gc.collect()
