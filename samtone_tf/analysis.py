@@ -17,7 +17,33 @@ import os
 
 import numpy as np
 
-from samtone_tf.files import write_json_atomic
+from samtone_tf.files import atomic_path, check_output, refuse_link, write_json_atomic
+
+SUMMARY = "analysis.json"
+
+
+def check_output_folder(folder, inputs=()):
+    """Refuses (OutputError) an ``analyze --output`` folder that is a link, lies inside
+    or is an input, or already holds files but no ``analysis.json`` of an earlier
+    analysis: the pictures are written only into a folder of their own."""
+    from samtone_tf.files import OutputError
+
+    check_output(folder, inputs)
+    refuse_link(folder)
+    if not os.path.exists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(20, "is a file, expected a folder", folder)
+    entries = os.listdir(folder)
+    if entries and SUMMARY not in entries:
+        raise OutputError(f"{folder}: holds files ({', '.join(sorted(entries)[:4])}) but no "
+                          f"{SUMMARY} of an earlier samtone analyze; refusing to write into it")
+
+
+def _save_figure(fig, path):
+    """Saves a figure atomically (a link at ``path`` is replaced, never followed)."""
+    with atomic_path(path, suffix=".png") as temporary:
+        fig.savefig(temporary, dpi=110, format="png")
 
 
 def sample_pairs(collection, n=400, seed=0):
@@ -91,7 +117,7 @@ def plot_tsne(results, path):
         axis.set_yticks([])
         axis.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -114,7 +140,7 @@ def plot_similarities(stats, path):
         axis.set_xlabel("cosine similarity")
         axis.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -136,6 +162,7 @@ def write_plots(model, collection, folder, seed=0, n=400, batch_size=16):
     if len(pairs) < 10:
         return None
     queries, documents = encode_pairs(model, pairs, batch_size)
+    refuse_link(folder)
     os.makedirs(folder, exist_ok=True)
     separation = tower_separation(queries, documents, seed)
     plot_tsne({"fine-tuned": separation}, os.path.join(folder, "tsne.png"))

@@ -17,9 +17,7 @@ import os
 import sys
 import traceback
 
-import yaml
-
-from samtone_tf.errors import SamtoneError
+from samtone_tf.errors import ConfigError, SamtoneError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO/WARNING lines
 
@@ -30,7 +28,9 @@ def _override(text):
     key, value = text.split("=", 1)
     if "." not in key:
         raise argparse.ArgumentTypeError(f"--set needs section.key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    from samtone_tf.config import yaml_load
+
+    return key, yaml_load(value)  # the configuration files' rules: true/false, 2e-5
 
 
 def _positive_int(text):
@@ -282,35 +282,55 @@ def _train(args):
 
 
 def _eval(args):
-    from samtone_tf.commands import load_encoder
+    from samtone_tf.commands import load_encoder, model_inputs
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.runs import write_trec_run
     from samtone_tf.evaluation import evaluate_model, markdown_table
-    from samtone_tf.files import check_target, write_json_atomic
+    from samtone_tf.files import check_output, check_target, write_json_atomic
+    from samtone_tf.index import evaluate_index, is_index
 
     for path in (args.output, args.run_file):  # fail before the long encoding
         if path:
             check_target(path)
+            check_output(path, [args.data, *model_inputs(args.model), args.cache_dir])
+    if args.output and args.run_file and os.path.realpath(args.output) == os.path.realpath(
+            args.run_file):
+        raise ConfigError(f"--output and --run-file name the same file ({args.output})")
     collection = load_collection(args.data, args.split, args.data_format)
-    encoder = load_encoder(args.model, args.query_max_length, args.document_max_length)
-    summary, _, run = evaluate_model(encoder, collection, k=args.k, batch_size=args.batch_size,
-                                     ignore_identical_ids=args.ignore_identical_ids,
-                                     cache_dir=args.cache_dir, progress=True,
-                                     backend=args.backend, dims=args.dims)
+    if is_index(args.model):  # evaluate what the index serves, through its search
+        for flag, value in (("--dims", args.dims), ("--cache-dir", args.cache_dir)):
+            if value is not None:
+                raise ConfigError(f"{flag} does not apply to an index ({args.model}): it "
+                                  "serves its own dimensions and stores its own vectors")
+        summary, _, run = evaluate_index(args.model, collection, k=args.k,
+                                         batch_size=args.batch_size,
+                                         ignore_identical_ids=args.ignore_identical_ids)
+    else:
+        encoder = load_encoder(args.model, args.query_max_length, args.document_max_length)
+        summary, _, run = evaluate_model(encoder, collection, k=args.k,
+                                         batch_size=args.batch_size,
+                                         ignore_identical_ids=args.ignore_identical_ids,
+                                         cache_dir=args.cache_dir, progress=True,
+                                         backend=args.backend, dims=args.dims)
     summary.update(data=args.data, split=args.split, model=args.model)
     if args.output:
         write_json_atomic(args.output, summary)
     if args.run_file:
         write_trec_run(run, args.run_file)
     print(markdown_table({os.path.basename(os.path.normpath(args.model)): summary}))
+    if summary.get("left_out"):
+        print(f"left out (the search went {summary['search_depth']} deep): "
+              + ", ".join(summary["left_out"]))
     print(f"ignore_identical_ids: {summary['ignore_identical_ids']}")
     return 0
 
 
 def _export(args):
-    from samtone_tf.commands import pretrained_model
-    from samtone_tf.export import export_saved_model
+    from samtone_tf.commands import model_inputs, pretrained_model
+    from samtone_tf.export import check_export_output, export_saved_model
 
+    check_export_output(args.output, model_inputs(args.checkpoint or args.pretrained),
+                        args.overwrite)  # before the model is built
     if args.checkpoint:
         from samtone_tf.train import load_run_model
 

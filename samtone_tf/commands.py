@@ -7,7 +7,17 @@ import os
 
 import numpy as np
 
-from samtone_tf.errors import ConfigError
+from samtone_tf.errors import ConfigError, DataError
+
+
+def model_inputs(path):
+    """The paths a ``--model`` / ``--checkpoint`` / ``--pretrained`` value reads (for
+    the output checks): the folder itself, or the installed MiniLM's for 'minilm'."""
+    if path == "minilm":
+        from samtone_tf.backbones import minilm_path
+
+        return [minilm_path()] if minilm_path() else []
+    return [path] if path else []
 
 
 def load_encoder(path, query_max_length=None, document_max_length=None):
@@ -49,7 +59,11 @@ def index_command(args):
     from samtone_tf.index import build_index
     from samtone_tf.resources import scifact_path
 
-    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
+    from samtone_tf.files import check_output
+
+    data = args.data or scifact_path()
+    check_output(args.output, [data, *model_inputs(args.model)], replaces_folder=True)
+    collection = load_collection(data, args.split, args.data_format)
     encoder = load_encoder(args.model)
     dim = getattr(encoder, "embedding_dim", None) or encoder.config.get("embedding_dim")
     if args.dims and dim and args.dims > int(dim):
@@ -74,7 +88,7 @@ def mine_command(args):
     from samtone_tf import mining
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.runs import write_trec_run
-    from samtone_tf.files import check_target
+    from samtone_tf.files import check_output, check_target
     from samtone_tf.resources import scifact_path
 
     if args.bm25 == bool(args.model):
@@ -83,8 +97,10 @@ def mine_command(args):
         window = mining.parse_range(args.window)
     except ValueError as error:
         raise ConfigError(f"--{error}") from None
+    data = args.data or scifact_path()
     check_target(args.output)  # fail before the long encoding
-    collection = load_collection(args.data or scifact_path(), args.split, args.data_format)
+    check_output(args.output, [data, *model_inputs(args.model)])
+    collection = load_collection(data, args.split, args.data_format)
     filters = dict(num=args.num, window=window, absolute_margin=args.absolute_margin,
                    relative_margin=args.relative_margin, max_score=args.max_score)
     if args.bm25:
@@ -93,6 +109,9 @@ def mine_command(args):
         negatives, report = mining.mine_from_model(load_encoder(args.model), collection,
                                                    batch_size=args.batch_size, progress=True,
                                                    **filters)
+    if not report["kept"]:  # an empty run would read as 'no hard negatives' later
+        raise DataError(f"no negative passed the rank window {args.window} and the filters for "
+                        f"any of {report['queries']} queries; nothing written to {args.output}")
     write_trec_run(mining.as_run(negatives), args.output, tag="samtone-mine")
     removed = ", ".join(f"{rule} {count}" for rule, count in report["removed"].items())
     print(f"mined {report['kept']} negatives for {report['queries']} queries "
@@ -112,7 +131,10 @@ def analyze_command(args):
     names = args.names or [os.path.basename(os.path.normpath(m)) for m in args.models]
     if len(names) != len(args.models) or len(set(names)) != len(names):
         raise ConfigError("--names needs one distinct label per model")
-    collection = load_beir(args.data or scifact_path(), args.split)
+    data = args.data or scifact_path()
+    analysis.check_output_folder(
+        args.output, [data, *[p for m in args.models for p in model_inputs(m)]])
+    collection = load_beir(data, args.split)
     pairs = analysis.sample_pairs(collection, args.n, args.seed)
     separations, stats, summary = {}, {}, {}
     corpus_texts = [doc.full_text for doc in collection.corpus.values()]
@@ -132,7 +154,7 @@ def analyze_command(args):
     os.makedirs(args.output, exist_ok=True)
     analysis.plot_tsne(separations, os.path.join(args.output, "tsne.png"))
     analysis.plot_similarities(stats, os.path.join(args.output, "similarities.png"))
-    write_json_atomic(os.path.join(args.output, "analysis.json"), summary)
+    write_json_atomic(os.path.join(args.output, analysis.SUMMARY), summary)
     print("| run | linear probe accuracy (0.5 = mixed) | mean top-1 | mean s(q,q') | mean s(q,d') |")
     print("|---|---|---|---|---|")
     for name, row in summary.items():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import typing
 
 import yaml
@@ -30,6 +31,31 @@ import yaml
 from samtone_tf.errors import ConfigError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SEED_LIMIT = 2 ** 32  # NumPy's and TensorFlow's global seeds take 0 <= seed < 2**32
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with the scalar rules of YAML 1.2's core schema, which the docs state:
+    booleans are ``true`` / ``false`` only (YAML 1.1's ``yes``, ``no``, ``on``, ``off``
+    stay strings, and a boolean field refuses them), and ``2e-5`` is a number (YAML 1.1
+    reads a float without a dot as a string)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_FLOAT = "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver(  # after the integer resolver, which keeps "32" an int
+    _FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def yaml_load(text):
+    """Parses configuration YAML (a string or a stream) by the rules of :class:`_Loader`."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
 DEFAULT_CONFIG = os.path.join(HERE, "configs", "default.yaml")
 
 
@@ -134,12 +160,12 @@ def load_config(path=None, overrides=None):
     """Shipped defaults, updated by the YAML at ``path`` and by ``overrides``
     ({"section.key": value}); typed and validated (:class:`JobConfig`)."""
     with open(DEFAULT_CONFIG, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
+        raw = yaml_load(handle)
     if path is not None:
         if not os.path.exists(path):
             raise ConfigError(f"config file {path!r} does not exist")
         with open(path, encoding="utf-8-sig") as handle:
-            user = yaml.safe_load(handle) or {}
+            user = yaml_load(handle) or {}
         _merge(raw, user, path)
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
@@ -153,29 +179,53 @@ def from_dict(raw):
     for name, cls in SECTIONS.items():
         values = raw[name]
         hints = typing.get_type_hints(cls)
-        for field in dataclasses.fields(cls):
-            _check_type(f"{name}.{field.name}", values[field.name], hints[field.name])
-        sections[name] = cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        sections[name] = cls(**{
+            field.name: _check_type(f"{name}.{field.name}", values[field.name],
+                                    hints[field.name])
+            for field in dataclasses.fields(cls)})
     return JobConfig(**sections)
 
 
+def _number(value):
+    """``value`` as a number when it is one or a string Python's ``float()`` reads
+    ("2e-5", "1_000", " 3 "), else None. Booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _check_type(field, value, hint):
+    """``value`` checked against the field's type (numbers given in any spelling
+    ``float()`` reads become numbers); raises ConfigError naming the field."""
     if typing.get_origin(hint) is typing.Union:
         kinds = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None and len(kinds) < len(typing.get_args(hint)):
-            return
+            return value
         if len(kinds) > 1:  # "auto" or a value: validate() checks these fields
-            return
+            return value
         hint = kinds[0]
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{field} must be true or false, got {value!r}")
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{field} must be an integer, got {value!r}")
-    if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))
-                          or not math.isfinite(value)):
-        raise ConfigError(f"{field} must be a finite number, got {value!r}")
+    if hint is int:
+        number = _number(value)
+        if number is None or not math.isfinite(number) or number != int(number):
+            raise ConfigError(f"{field} must be an integer, got {value!r}")
+        return int(number)
+    if hint is float:
+        number = _number(value)
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{field} must be a finite number, got {value!r}")
+        return float(number) if isinstance(number, float) else number
     if hint is str and (not isinstance(value, str) or not value):
         raise ConfigError(f"{field} must be a non-empty string, got {value!r}")
+    return value
 
 
 def _merge(base, update, source):
@@ -265,6 +315,9 @@ def validate(config, replicas=None):
     _positive("analysis.every_steps", config.analysis.every_steps)
     if config.analysis.pairs < 10:
         raise ConfigError(f"analysis.pairs must be an integer >= 10, got {config.analysis.pairs!r}")
+    if not 0 <= training.seed < SEED_LIMIT:
+        raise ConfigError(f"training.seed must be an integer in [0, 2**32 - 1], got "
+                          f"{training.seed!r}")
     if training.learning_rate <= 0:
         raise ConfigError(f"training.learning_rate must be a finite number > 0, got "
                           f"{training.learning_rate!r}")

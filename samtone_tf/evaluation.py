@@ -121,8 +121,14 @@ def _cut(run, k):
     return out
 
 
-def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
+def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False, depth=None):
     """Mean metrics over the judged queries, plus per-query values.
+
+    ``depth``: the number of documents per query the run was cut at by its search
+    (None: each ranking is complete, or at least as deep as every cutoff). A metric
+    at a cutoff deeper than ``depth`` would be computed from a truncated ranking and
+    understate the truth, so it is left out: the summary then lists those keys under
+    "left_out" (with "search_depth") instead of reporting a number for them.
 
     Returns ``(summary, per_query)``: summary maps "ndcg@10" etc. to floats;
     per_query maps query id → the same keys.
@@ -131,6 +137,10 @@ def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
 
     if not qrels:
         raise DataError("no judged query: metrics over an empty set are undefined")
+    kept = tuple(k for k in cutoffs if depth is None or k <= depth)
+    left_out = sorted(f"{m}@{k}" for m in ("ndcg", "mrr", "p", "recall", "map")
+                      for k in cutoffs if k not in kept)
+    cutoffs = kept
     if ignore_identical_ids:
         run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
     qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
@@ -156,6 +166,8 @@ def evaluate_run(qrels, run, cutoffs=CUTOFFS, ignore_identical_ids=False):
         for key in keys:
             values.setdefault(key, 0.0)
     summary = {key: float(np.mean([per_query[q][key] for q in per_query])) for key in keys}
+    if left_out:
+        summary.update(search_depth=int(depth), left_out=left_out)
     return summary, per_query
 
 
@@ -283,19 +295,44 @@ def _write_cache(path, embeddings):
         "shape": list(embeddings.shape), "dtype": "float32", "sha256": _checksum(embeddings)})
 
 
+def _settings(obj):
+    """The public attributes of ``obj`` that JSON can write, as sorted JSON: the
+    whole configuration of a backbone spec (tokenizer settings such as ``lowercase``,
+    vocabulary, sizes) without naming each one."""
+    import json
+
+    out = {}
+    for key, value in sorted(vars(obj).items()):
+        if key.startswith("_"):
+            continue
+        try:
+            out[key] = json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError):
+            continue
+    return json.dumps(out, sort_keys=True)
+
+
 def model_fingerprint(model):
-    """sha256 over everything that shapes a model's embeddings: weights, tokenizer
-    assets (vocabulary / SentencePiece model), max lengths, pooling, architecture,
-    dimension; for a reloaded SavedModel every file of the SavedModel (graph with
-    its tokenizer and lengths, assets, variables)."""
+    """sha256 over everything that shapes a model's embeddings: weights, the model's
+    configuration (architecture, pooling, max lengths, padding, ...), the backbone's
+    whole configuration (tokenizer settings such as lower-casing included) and its
+    tokenizer assets (vocabulary / SentencePiece model) by content; for a reloaded
+    SavedModel every file of the SavedModel (graph with its tokenizer and lengths,
+    assets, variables)."""
     import hashlib
+    import json
     import os
 
     digest = hashlib.sha256(repr(getattr(model, "backbone", model)).encode())
     for name in ("architecture", "query_max_length", "document_max_length", "pooling",
                  "embedding_dim"):
         digest.update(f"{name}={getattr(model, name, None)!r};".encode())
+    if callable(getattr(model, "get_config", None)):
+        config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+        digest.update(json.dumps(config, sort_keys=True, default=repr).encode())
     backbone = getattr(model, "backbone", None)
+    if backbone is not None:
+        digest.update(_settings(backbone).encode())
     for name in ("vocabulary", "vocab_path", "model_path"):
         asset = getattr(backbone, name, None)
         if isinstance(asset, str) and os.path.isfile(asset):
@@ -340,22 +377,26 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
         from samtone_tf.index import truncate
 
         queries, documents = truncate(queries, dims), truncate(documents, dims)
+    # Metrics are computed from a ranking at least as deep as their deepest cutoff,
+    # whatever k is: k only cuts the returned run (a run cut at 5 once gave nDCG@10 0.0).
+    depth = max(int(k), max(CUTOFFS))
     extra = 1 if ignore_identical_ids else 0
-    scores, indices = exact_search(queries, documents, k=k + extra, backend=backend)
-    run = run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids)
-    run = _cut(run, k)
+    scores, indices = exact_search(queries, documents, k=depth + extra, backend=backend)
+    run = _cut(run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids),
+               depth)
     summary, per_query = evaluate_run(collection.qrels, run)
     summary["ignore_identical_ids"] = bool(ignore_identical_ids)
     if dims is not None:
         summary["dims"] = int(dims)
-    return summary, per_query, run
+    return summary, per_query, _cut(run, k)
 
 
 def markdown_table(rows, keys=HEADLINE):
     """rows: {name: summary} → a markdown table string."""
     lines = ["| | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for name, summary in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:.4f}" for k in keys) + " |")
+    for name, summary in rows.items():  # a metric left out for a shallow search: "—"
+        lines.append(f"| {name} | " + " | ".join(
+            f"{summary[k]:.4f}" if k in summary else "—" for k in keys) + " |")
     return "\n".join(lines)
 
 

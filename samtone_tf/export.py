@@ -27,6 +27,7 @@ import os
 import tensorflow as tf
 
 CONFIG_ASSET = "samtone_config.json"
+FORMAT = "samtone_tf dual encoder SavedModel v1"
 SIGNATURES = ("encode_query", "encode_document", "serving_default")
 
 
@@ -127,7 +128,7 @@ def export_config(model, training_config=None):
     loss = getattr(model, "loss_fn", None)
     backbone = model.backbone
     return {
-        "format": "samtone_tf dual encoder SavedModel v1",
+        "format": FORMAT,
         "architecture": model.architecture,
         "backbone": repr(backbone),
         "embedding_dim": int(model.embedding_dim),
@@ -156,10 +157,7 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
     from samtone_tf.reliability import check_finite_weights
 
     output = os.path.abspath(output)
-    if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
+    check_export_output(output, overwrite=overwrite)
     check_finite_weights(model, f"export to {output}")
     query_tokenizer = model.query_tokenizer()
     document_tokenizer = (query_tokenizer if model.query_max_length == model.document_max_length
@@ -175,6 +173,37 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
         write_assets(folder, {CONFIG_ASSET: export_config(model, training_config)})
 
     return write_folder_atomic(output, fill)
+
+
+def is_export(path):
+    """True when ``path`` is a SavedModel written by :func:`export_saved_model` (its
+    assets name the format; a retrieval index is not one)."""
+    try:
+        with open(os.path.join(path, "assets", CONFIG_ASSET), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(config, dict) and config.get("format") == FORMAT
+            and not os.path.exists(os.path.join(path, "assets", "samtone_index.json")))
+
+
+def check_export_output(output, inputs=(), overwrite=False):
+    """Refuses an export target that is or holds an input, lies inside one, is a link,
+    is a file, or exists and is not a SavedModel this module wrote (``overwrite``
+    replaces only those). Writes nothing."""
+    from samtone_tf.files import OutputError, check_output, refuse_link
+
+    check_output(output, inputs, replaces_folder=True)
+    refuse_link(output)
+    if not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
+    if not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    if not is_export(output):
+        raise OutputError(f"{output} is not a SavedModel written by samtone export; "
+                          "refusing to replace it (--overwrite replaces only those)")
 
 
 def write_assets(folder, files):
@@ -193,13 +222,23 @@ class SavedModelEncoder:
     def __init__(self, path):
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
+        from samtone_tf.errors import DataError
+
         self.path = path
-        self.module = tf.saved_model.load(path)
+        try:
+            self.module = tf.saved_model.load(path)
+        except (tf.errors.OpError, ValueError, KeyError, AttributeError) as error:
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise DataError(f"{path}: the SavedModel cannot be loaded ({type(error).__name__}: "
+                            f"{reason})") from None
         config_path = os.path.join(path, "assets", CONFIG_ASSET)
         self.config = {}
         if os.path.exists(config_path):
-            with open(config_path, encoding="utf-8") as handle:
-                self.config = json.load(handle)
+            try:
+                with open(config_path, encoding="utf-8") as handle:
+                    self.config = json.load(handle)
+            except ValueError as error:
+                raise DataError(f"{config_path}: not JSON ({error})") from None
 
     def __repr__(self):
         return f"SavedModelEncoder({self.path!r})"

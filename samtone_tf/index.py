@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from samtone_tf.errors import ConfigError
+from samtone_tf.files import FolderLock, refuse_link
 
 QUANTIZATIONS = ("none", "int8", "binary")
 RESCORE_VECTORS = ("sign", "int8")  # what a binary index re-scores its candidates against
@@ -351,9 +352,6 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
 
     The stored vectors are blocks of at most ``block_rows`` rows, made from the shards one
     at a time (module docstring), so the chief holds the corpus' vectors about once."""
-    from samtone_tf.export import CONFIG_ASSET, write_assets
-    from samtone_tf.files import write_folder_atomic
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if rescore_vectors not in RESCORE_VECTORS:  # before encoding, not after
@@ -365,14 +363,35 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     if not document_ids:
         raise ValueError(f"{collection.path}: the corpus is empty; nothing to index")
     work_dir = shard_dir or output + ".shards"
+    refuse_link(work_dir, "shard folder")
     os.makedirs(work_dir, exist_ok=True)
-    texts = [collection.corpus[d].full_text for d in document_ids]
     if role is None:
         from samtone_tf.distribute import encoding_role
 
         slot, slots, task = encoding_role()
     else:
         (slot, slots), task = role, f"slot-{role[0]}"
+    # One writer per index: the chief holds the shard folder's lock until the index is
+    # written (the other slots of a cluster only add shards to it).
+    lock = FolderLock(work_dir, "samtone index").acquire() if slot == 0 else None
+    try:
+        _check_output(output, overwrite)  # again under the lock: another run may have ended
+        return _build(model, collection, output, document_ids, work_dir, (slot, slots), task,
+                      dims, quantization, max_k, rescore, shard_size, batch_size, progress,
+                      shard_dir, rescore_vectors, wait_timeout, block_rows, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _build(model, collection, output, document_ids, work_dir, role, task, dims, quantization,
+           max_k, rescore, shard_size, batch_size, progress, shard_dir, rescore_vectors,
+           wait_timeout, block_rows, lock):
+    from samtone_tf.export import CONFIG_ASSET, write_assets
+    from samtone_tf.files import write_folder_atomic
+
+    slot, slots = role
+    texts = [collection.corpus[d].full_text for d in document_ids]
     parts = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
                              document_ids, (slot, slots), wait_timeout, concatenate=False)
     if parts is None:  # not the chief: its shards are in work_dir
@@ -412,7 +431,7 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
 
     write_folder_atomic(output, fill)
     if shard_dir is None:
-        _remove_shards(work_dir)
+        _remove_shards(work_dir, lock)
     return description
 
 
@@ -430,13 +449,99 @@ def _check_output(output, overwrite):
                               "to replace it")
 
 
-def _remove_shards(work_dir):
-    """Removes the shard caches this module wrote (sha256-named .npy/.json), then the
-    folder if nothing else is in it."""
+def _remove_shards(work_dir, lock):
+    """Removes the shard caches this module wrote (sha256-named .npy/.json) and its
+    lock, then the folder if nothing else is in it."""
     import re
 
     for name in os.listdir(work_dir):
         if re.fullmatch(r"[0-9a-f]{64}\.(npy|json)", name):
             os.remove(os.path.join(work_dir, name))
+    lock.release(remove=True)
     if not os.listdir(work_dir):
         os.rmdir(work_dir)
+
+
+def is_index(path):
+    """True when ``path`` is a folder written by :func:`build_index`."""
+    return os.path.isfile(os.path.join(path, "assets", INDEX_ASSET))
+
+
+def load_index(path):
+    """(the loaded retrieval SavedModel, its description) for an index folder; a
+    DataError naming the file when it cannot be read (truncated, tampered)."""
+    import json
+
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    from samtone_tf.errors import DataError
+
+    asset = os.path.join(path, "assets", INDEX_ASSET)
+    try:
+        with open(asset, encoding="utf-8") as handle:
+            description = json.load(handle)
+        max_k, documents = int(description["max_k"]), int(description["documents"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{asset}: not an index description ({type(error).__name__}: "
+                        f"{error})") from None
+    try:
+        module = tf.saved_model.load(path)
+        ids = [value.decode("utf-8") for value in module.document_ids.numpy()]
+    except (tf.errors.OpError, ValueError, KeyError, AttributeError, UnicodeDecodeError,
+            OSError) as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"{path}: the index cannot be loaded ({type(error).__name__}: "
+                        f"{reason})") from None
+    if len(ids) != documents or max_k < 1:
+        raise DataError(f"{asset}: describes {documents} documents and max_k {max_k}, but the "
+                        f"index holds {len(ids)} document ids")
+    return module, dict(description, ids=ids)
+
+
+def evaluate_index(path, collection, k=100, batch_size=64, ignore_identical_ids=False):
+    """Evaluates what an index serves: every judged query through its own ``search``
+    signature (its quantization, dimensions and re-scoring), not through a float
+    encoder. Returns ``(summary, per_query, run)`` as
+    :func:`samtone_tf.evaluation.evaluate_model` does; metrics deeper than the index's
+    ``max_k`` are left out (``summary["left_out"]``) unless that covers the corpus."""
+    from samtone_tf.errors import DataError
+    from samtone_tf.evaluation import CUTOFFS, _cut, evaluate_run
+
+    module, description = load_index(path)
+    ids = description["ids"]
+    corpus = set(collection.corpus)
+    if len(ids) != len(corpus) or not corpus.issuperset(ids):
+        missing = next((i for i in ids if i not in corpus), None)
+        raise DataError(f"{path}: indexes {len(ids)} documents, not the {len(corpus)} of "
+                        f"{collection.path}" + (f" (document {missing!r} is not in it)"
+                                                if missing is not None else ""))
+    extra = 1 if ignore_identical_ids else 0
+    searched = min(max(int(k), max(CUTOFFS)) + extra, int(description["max_k"]))
+    complete = searched >= len(ids)
+    query_ids = [q for q in collection.queries]
+    run = {}
+    for start in range(0, len(query_ids), batch_size):
+        rows = query_ids[start:start + batch_size]
+        try:
+            found = module.search(tf.constant([collection.queries[q] for q in rows]),
+                                  tf.constant(searched, tf.int32))
+        except tf.errors.OpError as error:
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise DataError(f"{path}: search failed ({type(error).__name__}: {reason})") from None
+        scores, names = found["scores"].numpy(), found["ids"].numpy()
+        if not np.isfinite(scores).all():
+            raise DataError(f"{path}: search returned NaN/Inf scores; refusing to compute "
+                            "metrics from them")
+        for query_id, row_scores, row_ids in zip(rows, scores, names):
+            ranked = {}
+            for score, name in zip(row_scores, row_ids):
+                name = name.decode("utf-8")
+                if not (ignore_identical_ids and name == query_id):
+                    ranked[name] = float(score)
+            run[query_id] = ranked
+    depth = None if complete else searched - extra
+    run = _cut(run, searched - extra)
+    summary, per_query = evaluate_run(collection.qrels, run, depth=depth)
+    summary.update(ignore_identical_ids=bool(ignore_identical_ids), index=True,
+                   quantization=description.get("quantization"), dims=description.get("dims"))
+    return summary, per_query, _cut(run, k)

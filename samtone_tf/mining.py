@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from samtone_tf.errors import DataError
+from samtone_tf.errors import ConfigError, DataError
 
 RULES = ("positive", "absolute_margin", "relative_margin", "max_score")
 
@@ -56,15 +56,18 @@ def parse_range(text):
     return start, end
 
 
-def _check(num, start, end, absolute_margin, relative_margin, max_score):
+def _check(num, start, end, absolute_margin, relative_margin, max_score, documents):
     if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
-        raise ValueError(f"num must be a positive integer, got {num!r}")
+        raise ConfigError(f"num must be a positive integer, got {num!r}")
     if start < 0 or (end is not None and end <= start):
-        raise ValueError(f"the rank window must have 0 <= start < end, got [{start}, {end})")
+        raise ConfigError(f"the rank window must have 0 <= start < end, got [{start}, {end})")
+    if start >= documents:  # the window would be empty: nothing could ever be mined
+        raise ConfigError(f"the rank window starts at rank {start}, but the corpus ranks only "
+                         f"{documents} documents (ranks 0-{documents - 1})")
     for name, value in (("absolute_margin", absolute_margin),
                         ("relative_margin", relative_margin), ("max_score", max_score)):
         if value is not None and not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
 
 
 def select(ranked, positives, positive_score, num, absolute_margin=None,
@@ -138,9 +141,9 @@ def mine_from_embeddings(query_embeddings, document_embeddings, query_ids, docum
     from samtone_tf.evaluation import exact_search
 
     start, end = window
-    _check(num, start, end, absolute_margin, relative_margin, max_score)
-    queries = np.asarray(query_embeddings, np.float32)
     documents = np.asarray(document_embeddings, np.float32)
+    _check(num, start, end, absolute_margin, relative_margin, max_score, len(documents))
+    queries = np.asarray(query_embeddings, np.float32)
     rows, positives = _judged(query_ids, document_ids, qrels)
     queries = queries[rows]
     depth = len(documents) if end is None else min(end, len(documents))
@@ -158,6 +161,8 @@ def mine_from_model(model, collection, num=1, window=(0, None), absolute_margin=
     """Encodes the judged queries of ``collection`` and its whole corpus with
     ``model`` (a DualEncoder or a reloaded SavedModel) and mines (see
     :func:`mine_from_embeddings`)."""
+    _check(num, *window, absolute_margin, relative_margin, max_score,  # before encoding
+           len(collection.corpus))
     queries, documents, query_ids, document_ids = encode_for_mining(model, collection,
                                                                     batch_size, progress)
     return mine_from_embeddings(queries, documents, query_ids, document_ids, collection.qrels,
@@ -186,7 +191,8 @@ def mine_bm25(collection, num=1, window=(0, None), absolute_margin=None,
     from samtone_tf.evaluation import bm25_scores
 
     start, end = window
-    _check(num, start, end, absolute_margin, relative_margin, max_score)
+    _check(num, start, end, absolute_margin, relative_margin, max_score,
+           len(collection.corpus))
     query_ids, document_ids, scores = bm25_scores(collection)
     rows, positives = _judged(query_ids, document_ids, collection.qrels)
     scores = scores[rows]

@@ -157,6 +157,10 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
     A resume is reported through ``log``."""
     from samtone_tf.files import remove_leftovers
 
+    # Absolute, so that the checkpoint index names the same files from any working
+    # directory (a relative folder was once joined to itself on resume).
+    checkpoint_dir = os.path.abspath(checkpoint_dir)
+    restore_dir = restore_dir and os.path.abspath(restore_dir)
     remove_leftovers(checkpoint_dir, log)
     checkpoint, steps_done = make_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
@@ -196,11 +200,11 @@ def checkpoint_paths(checkpoint_dir):
     """The checkpoints listed in ``checkpoint_dir``'s index, oldest first."""
     if not os.path.isdir(checkpoint_dir):
         return []
+    # TensorFlow resolves the index's relative names against checkpoint_dir itself.
     state = tf.train.get_checkpoint_state(checkpoint_dir)
     if state is None:
         return []
-    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-    return [p if os.path.isabs(p) else os.path.join(checkpoint_dir, p) for p in paths]
+    return list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
 
 
 def restore_latest(checkpoint, checkpoint_dir, log=print):

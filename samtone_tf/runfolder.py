@@ -4,7 +4,9 @@ A run folder is recognised by its manifest, ``samtone_run.json``, written
 atomically before anything else. ``samtone train --output DIR`` accepts:
 
 * a folder that does not exist, or an empty one: claimed (manifest, lock, config);
-* a folder with a manifest: the same job resumes (its ``config.yaml`` must match).
+* a folder with a manifest: the same job resumes (its ``config.yaml`` must match; a
+  manifest beside anything but the lock and no ``config.yaml`` is refused, since nothing
+  ties what is there to this job).
 
 Anything else (a folder holding files but no manifest) is refused and nothing in
 it is touched: checkpoints without a manifest are never adopted, a user's
@@ -19,16 +21,14 @@ written in the lock file (pid, host, start time).
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
 import os
-import socket
 
 from samtone_tf.errors import UserInputError
-from samtone_tf.files import is_leftover, write_json_atomic
+from samtone_tf.files import FolderLock, is_leftover, refuse_link, write_json_atomic
 
 MANIFEST = "samtone_run.json"
-LOCK = ".samtone.lock"
+LOCK = FolderLock.NAME
 FORMAT = "samtone_tf run folder"
 
 
@@ -50,14 +50,22 @@ def is_run_folder(path):
 def check_usable(path):
     """Raises RunFolderError unless ``path`` is absent, empty or a run folder;
     returns True when it already is a run folder. Writes nothing."""
+    refuse_link(path, "run folder")
     if not os.path.exists(path):
         return False
     if not os.path.isdir(path):
         raise RunFolderError(f"{path}: is a file, expected a run folder (--output)")
-    if is_run_folder(path):
-        return True
     entries = sorted(name for name in os.listdir(path)
                      if name != LOCK and not is_leftover(name))
+    if is_run_folder(path):
+        unclaimed = [name for name in entries
+                     if name != MANIFEST and not _only_leftovers(os.path.join(path, name))]
+        if unclaimed and "config.yaml" not in entries:
+            raise RunFolderError(
+                f"{path}: has a {MANIFEST} but no config.yaml beside {', '.join(unclaimed[:4])}; "
+                "nothing ties those files to this job, refusing to adopt them. Choose a new "
+                "or empty --output")
+        return True
     if entries:
         shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
         raise RunFolderError(
@@ -66,43 +74,19 @@ def check_usable(path):
     return False
 
 
-class RunFolderLock:
-    """An exclusive, process-lifetime lock on a run folder."""
+def _only_leftovers(path):
+    """True for a folder holding nothing but interrupted-write leftovers (at any depth)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return False
+    return all(is_leftover(name) or _only_leftovers(os.path.join(path, name))
+               for name in os.listdir(path))
+
+
+class RunFolderLock(FolderLock):
+    """The exclusive, process-lifetime lock of a run folder."""
 
     def __init__(self, path):
-        self.path = path
-        self._handle = None
-
-    def acquire(self):
-        lock_path = os.path.join(self.path, LOCK)
-        handle = open(lock_path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunFolderError(f"{self.path} is in use by a running samtone train ({holder}); "
-                                 "wait for it to end or choose another --output") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
-                     f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def release(self):
-        if self._handle is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+        super().__init__(path, "samtone train", RunFolderError)
 
 
 def claim(path):

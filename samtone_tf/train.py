@@ -23,7 +23,8 @@ from samtone_tf.analysis import write_plots
 from samtone_tf.backbones import get_backbone
 from samtone_tf.config import dump, validate
 from samtone_tf.errors import ConfigError
-from samtone_tf.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
+from samtone_tf.files import (atomic_path, check_output, remove_leftovers, write_json_atomic,
+                              write_text_atomic)
 from samtone_tf.heap import collect, trim
 from samtone_tf.runfolder import RunFolderError
 from samtone_tf.schedules import WarmupLinearDecay
@@ -129,6 +130,8 @@ def run_training(config, output, verbose=1, log=print):
         raise ConfigError(f"training.strategy: {error}") from error
     validate(config, replicas=strategy.num_replicas_in_sync)
     chief, task = is_chief(strategy), task_name(strategy)
+    inputs = [config["data"]["path"], config["model"]["tower"], config["data"]["hard_negatives"]]
+    check_output(output, [path for path in inputs if path and os.path.exists(path)])
     if chief and check_usable(output):  # writes nothing; refuses a foreign folder
         if os.path.exists(os.path.join(output, "metrics.json")):
             raise FileExistsError(f"{output} already holds a finished run (metrics.json); "

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from samtone_tf.files import remove_leftovers, write_json_atomic, write_text_atomic
+from samtone_tf.files import (remove_leftovers, temporary_name, write_json_atomic,
+                              write_text_atomic)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCIFACT = os.path.join(ROOT, "samtone_tf", "resources", "scifact")
@@ -58,11 +59,28 @@ def test_json_never_holds_nan(tmp_path, value, key):
     assert os.listdir(tmp_path) == []  # nothing half-written
 
 
-def test_remove_leftovers_removes_only_our_names(tmp_path):
-    for name in (".samtone-tmp-x.json.abc", "ckpt-4_temp", "keep.tmp", "user_temp", "ckpt-4.index"):
+def test_remove_leftovers_removes_only_names_the_package_made(tmp_path):
+    """Earlier: any name starting with `.samtone-tmp-` was deleted, a user's file too."""
+    ours = [os.path.basename(temporary_name(tmp_path / "metrics.json")),
+            os.path.basename(temporary_name(tmp_path / "savedmodel")) + ".old"]
+    users = [".samtone-tmp-x.json.abc", ".samtone-tmp-notes", "keep.tmp", "user_temp",
+             "ckpt-4.index", "ckpt-x_temp",
+             ".samtone-tmp-0123456789ab01234567-metrics.json"]  # the shape, a wrong tag
+    for name in ours + users + ["ckpt-4_temp"]:
         (tmp_path / name).write_text("x")
     remove_leftovers(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == ["ckpt-4.index", "keep.tmp", "user_temp"]
+    assert sorted(os.listdir(tmp_path)) == sorted(users)
+
+
+def test_an_atomic_write_leaves_a_user_file_with_the_temporary_prefix_alone(tmp_path):
+    from samtone_tf.files import write_folder_atomic
+
+    user = tmp_path / ".samtone-tmp-savedmodel.mine"
+    user.write_text("my notes")
+    write_folder_atomic(str(tmp_path / "savedmodel"), lambda folder: None)
+    write_folder_atomic(str(tmp_path / "savedmodel"), lambda folder: None)  # replaces
+    assert user.read_text() == "my notes"
+    assert sorted(os.listdir(tmp_path)) == [".samtone-tmp-savedmodel.mine", "savedmodel"]
 
 
 def _samtone(*args):

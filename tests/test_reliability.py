@@ -151,3 +151,30 @@ def test_check_finite_weights_makes_no_host_copy():
     finally:
         tracemalloc.stop()
     assert peak < 1024 * 1024, peak
+
+
+def test_a_relative_checkpoint_folder_resumes_from_the_same_working_directory(tmp_path):
+    """Earlier: resuming `samtone train --output runs/x` said 'no intact checkpoint among
+    ckpt-4, ckpt-6': the checkpoint index's names were joined to the relative folder twice."""
+    steps = "10"
+    reference = _run(tmp_path / "reference", "--steps", steps)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    command = [*HELPER, os.path.join("runs", "x"), "--steps", steps]
+    process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:
+        if line.startswith("STEP ") and int(line.split()[1]) >= 6:  # after ckpt-4
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    resumed = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    first_step = int([l for l in resumed.stdout.splitlines() if l.startswith("STEP")][0].split()[1])
+    assert first_step in (5, 7, 9)  # from a checkpoint, not from the start
+    for got, want in zip(_weights(work / "runs" / "x"), _weights(tmp_path / "reference")):
+        assert np.abs(got - want).max() <= 1e-6 * max(np.abs(want).max(), 1.0)

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from samtone_tf import runfolder
+from samtone_tf.files import make_temporary_folder, temporary_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -183,14 +184,18 @@ def test_leftovers_of_interrupted_writes_are_removed_at_the_next_start(tmp_path,
     runfolder.claim(str(run)).release()
     (run / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
     (run / "checkpoints" / "ckpt-3_temp" / "part-00000-of-00001").write_bytes(b"x")
-    (run / ".samtone-tmp-config.yaml.abc123").write_text("half")
-    (run / ".samtone-tmp-savedmodel.xyz").mkdir()
+    with open(temporary_name(run / "config.yaml"), "w", encoding="utf-8") as handle:
+        handle.write("half")  # what a killed write of the package leaves
+    make_temporary_folder(run / "savedmodel")
+    user = run.parent / ".samtone-tmp-notes"  # a user's file with the prefix: kept
+    user.write_text("mine")
     out = samtone(*_job(data, run))
     assert out.returncode == 0, out.stderr[-3000:]
     left = [name for root, dirs, files in os.walk(run) for name in dirs + files
             if name.startswith(".samtone-tmp-") or name.endswith("_temp")]
     assert left == []
     assert "leftover" in out.stdout
+    assert user.read_text() == "mine"
 
 
 def test_export_refuses_a_checkpoint_with_nan_weights(tmp_path, finished):

@@ -114,18 +114,19 @@ def convert_multireqa(mrqa_path, candidates_path, dataset="SQuAD", split="test")
 
 
 def write_beir(collection, folder):
-    """Writes a collection in the BEIR layout (corpus, queries, qrels/<split>.tsv)."""
-    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
-    with open(os.path.join(folder, "corpus.jsonl"), "w", encoding="utf-8") as handle:
-        for doc_id, doc in collection.corpus.items():
-            handle.write(json.dumps({"_id": doc_id, "title": doc.title, "text": doc.text},
-                                    ensure_ascii=False) + "\n")
-    with open(os.path.join(folder, "queries.jsonl"), "w", encoding="utf-8") as handle:
-        for query_id, text in collection.queries.items():
-            handle.write(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n")
-    with open(os.path.join(folder, "qrels", f"{collection.split}.tsv"), "w",
-              encoding="utf-8") as handle:
-        handle.write("query-id\tcorpus-id\tscore\n")
-        for query_id, docs in collection.qrels.items():
-            for doc_id, score in docs.items():
-                handle.write(f"{query_id}\t{doc_id}\t{score}\n")
+    """Writes a collection in the BEIR layout (corpus, queries, qrels/<split>.tsv), each
+    file atomically (:mod:`samtone_tf.files`: a link at a target is never written
+    through)."""
+    from samtone_tf.files import write_text_atomic
+
+    corpus = "".join(json.dumps({"_id": doc_id, "title": doc.title, "text": doc.text},
+                                ensure_ascii=False) + "\n"
+                     for doc_id, doc in collection.corpus.items())
+    queries = "".join(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n"
+                      for query_id, text in collection.queries.items())
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(
+        f"{query_id}\t{doc_id}\t{score}\n"
+        for query_id, docs in collection.qrels.items() for doc_id, score in docs.items())
+    write_text_atomic(os.path.join(folder, "corpus.jsonl"), corpus)
+    write_text_atomic(os.path.join(folder, "queries.jsonl"), queries)
+    write_text_atomic(os.path.join(folder, "qrels", f"{collection.split}.tsv"), qrels)
