@@ -14,6 +14,7 @@ import argparse
 import datetime
 import math
 import os
+import re
 import sys
 import traceback
 
@@ -264,7 +265,31 @@ def main(argv=None):
     except (SamtoneError, ImportError) as error:  # bad input, a missing optional package
         name = f"{type(error).__name__}: " if isinstance(error, RuntimeError) else ""
         return _fail(f"{name}{error}", args.debug)
-    # anything else is a bug in samtone_tf: it keeps its traceback (exit code 1)
+    except Exception as error:  # TensorFlow's own file writes: a full or read-only disk
+        message = _storage_message(error)
+        if message is None:
+            raise  # anything else is a bug in samtone_tf: it keeps its traceback (exit 1)
+        return _fail(message, args.debug)
+
+
+# What the operating system says when storage refuses a write; TensorFlow's checkpoint
+# and SavedModel writers raise their own error types (ResourceExhaustedError, ...) with it.
+_STORAGE = re.compile(r"No space left on device|Read-only file system|Disk quota exceeded|"
+                      r"File too large|Permission denied")
+
+
+def _storage_message(error):
+    """One line (the file and the reason) for a TensorFlow error that is the storage
+    refusing a write; None for any other error."""
+    if not type(error).__module__.startswith("tensorflow"):
+        return None
+    text = " ".join(str(error).split())
+    reason = _STORAGE.search(text)
+    if reason is None:
+        return None
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\]\s*$", "", text)
+    return f"{text} (TensorFlow {type(error).__name__}: {reason.group(0)})"
 
 
 def _train(args):
