@@ -314,10 +314,13 @@ def _eval(args):
     from samtone_tf.files import check_output, check_target, write_json_atomic
     from samtone_tf.index import evaluate_index, is_index
 
+    inputs = [args.data, *model_inputs(args.model)]
     for path in (args.output, args.run_file):  # fail before the long encoding
         if path:
             check_target(path)
-            check_output(path, [args.data, *model_inputs(args.model), args.cache_dir])
+            check_output(path, inputs + [args.cache_dir])
+    if args.cache_dir:
+        check_output(args.cache_dir, inputs)
     if args.output and args.run_file and os.path.realpath(args.output) == os.path.realpath(
             args.run_file):
         raise ConfigError(f"--output and --run-file name the same file ({args.output})")

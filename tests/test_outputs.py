@@ -175,6 +175,8 @@ def test_output_flags_refuse_inputs_and_paths_inside_them(tmp_path, data, model)
         (["eval", "--model", model, "--data", data, "--output",
           os.path.join(model, "saved_model.pb")], "saved_model.pb"),
         (["eval", "--model", model, "--data", data, "--output", link], "link.json"),
+        (["eval", "--model", model, "--data", data, "--cache-dir",
+          os.path.join(data, "cache")], "inside the input"),
         (["index", "--model", model, "--data", data, "--output",
           os.path.join(data, "index")], "inside the input"),
         (["index", "--model", model, "--data", data, "--output",
