@@ -75,7 +75,7 @@ def sentence_transformers(batch, steps, precision, docs):
     import torch
     from sentence_transformers import SentenceTransformer, losses
 
-    from samtone_tf.backbones import minilm_path
+    from samtone_tf.models import minilm_path
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

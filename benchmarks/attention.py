@@ -44,8 +44,8 @@ def main():
     import tensorflow as tf
     import torch
 
-    from samtone_tf.attention import BiasMultiHeadAttention
-    from samtone_tf.encoders import TransformerTextEncoder
+    from samtone_tf.layers.attention import BiasMultiHeadAttention
+    from samtone_tf.layers.encoders import TransformerTextEncoder
 
     B, L, heads, head_dim, hidden = args.batch, args.length, 12, 32, 384
     rng = np.random.default_rng(0)

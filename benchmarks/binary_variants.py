@@ -80,9 +80,10 @@ def main():
     parser.add_argument("--work", default=None, help="embedding cache folder (default: none)")
     args = parser.parse_args()
 
-    from samtone_tf.commands import load_encoder
+    from samtone_tf.cli.models import load_encoder
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import encode_corpus, evaluate_run, model_fingerprint
+    from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
+    from samtone_tf.retrieval.metrics import evaluate_run
 
     model = load_encoder(args.model)
     fingerprint = model_fingerprint(model)

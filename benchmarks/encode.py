@@ -13,7 +13,7 @@ not counted), alternating with sentence-transformers, best of two each.
 best of two each (warm-up on the first 64 documents, as the default run).
 
 ``--fast-layers`` also times the encoder's dense layers and layer norms as
-:mod:`samtone_tf.fast_layers`' ``FusedDense`` / ``FusedEinsumDense`` /
+:mod:`samtone_tf.layers.fast_layers`' ``FusedDense`` / ``FusedEinsumDense`` /
 ``LeanLayerNormalization`` (the default) and as Keras' ``Dense`` / ``EinsumDense`` /
 ``LayerNormalization`` (switched back on the built layers; attention stays the bias
 path), alternating with sentence-transformers, best of two each.
@@ -43,9 +43,9 @@ def main():
     args = parser.parse_args()
 
     from samtone_tf.data.beir import read_corpus
-    from samtone_tf.models import DualEncoder
+    from samtone_tf.models.dual_encoder import DualEncoder
     from samtone_tf.resources import scifact_path
-    from samtone_tf.towers import minilm
+    from samtone_tf.models import minilm
     import os
     from sentence_transformers import SentenceTransformer
 
@@ -57,9 +57,10 @@ def main():
 
     def ours(padding="dynamic", jit="auto", warm_all=False, attention="bias",
              dense="fused"):
-        from samtone_tf.attention import BiasMultiHeadAttention
-        from samtone_tf.encoders import fast_sublayers
-        from samtone_tf.fast_layers import FusedDense, FusedEinsumDense, LeanLayerNormalization
+        from samtone_tf.layers.attention import BiasMultiHeadAttention
+        from samtone_tf.layers.encoders import fast_sublayers
+        from samtone_tf.layers.fast_layers import (FusedDense, FusedEinsumDense,
+                                                   LeanLayerNormalization)
 
         model = DualEncoder(spec, architecture="sde", document_max_length=args.max_length,
                             padding=padding, encode_jit_compile=jit)

@@ -16,7 +16,7 @@ Negative sources, each a TREC run over the SciFact train queries that
   query's lowest-scoring positive (``--absolute-margin 0.05``).
 
 Both dense runs come from one encoding of the train queries and the corpus
-(``samtone_tf.mining.mine_from_embeddings``); the filter counts are printed and kept in
+(``samtone_tf.retrieval.mining.mine_from_embeddings``); the filter counts are printed and kept in
 OUTPUT/mining.json. Every cell fine-tunes all-MiniLM-L6-v2 SDE with the default job's
 budget and hyperparameters (samtone_tf/configs/default.yaml: batch 32, one epoch over the
 train pairs, Adam 2e-5, τ 0.05) and ``training.mixed_precision`` = ``--mixed-precision``
@@ -52,10 +52,10 @@ def mine(output):
     if os.path.exists(path):
         with open(path) as handle:
             return json.load(handle)
-    from samtone_tf.commands import load_encoder
+    from samtone_tf.cli.models import load_encoder
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.data.runs import write_trec_run
-    from samtone_tf.mining import as_run, encode_for_mining, mine_from_embeddings
+    from samtone_tf.retrieval.mining import as_run, encode_for_mining, mine_from_embeddings
     from samtone_tf.resources import scifact_path
 
     started = time.time()
@@ -84,10 +84,10 @@ def training_pairs(overrides):
     queries with fewer mined negatives than asked are skipped)."""
     import warnings
 
-    from samtone_tf.config import load_config
+    from samtone_tf.runs.config import load_config
     from samtone_tf.data.loaders import load_collection
     from samtone_tf.resources import scifact_path
-    from samtone_tf.train import training_examples
+    from samtone_tf.runs.job import training_examples
 
     config = load_config(None, overrides)
     with warnings.catch_warnings():
@@ -96,8 +96,8 @@ def training_pairs(overrides):
 
 
 def run_cell(source, loss, seed, args):
-    from samtone_tf.config import load_config
-    from samtone_tf.train import load_run_model, run_training
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import load_run_model, run_training
 
     name = f"{source}-{loss}-seed{seed}"
     result_path = os.path.join(args.output, name + ".json")

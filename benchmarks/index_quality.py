@@ -37,10 +37,11 @@ def main():
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops of the artifact)
 
-    from samtone_tf.commands import load_encoder
+    from samtone_tf.cli.models import load_encoder
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.evaluation import evaluate_model, evaluate_run
-    from samtone_tf.index import build_index
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.retrieval.metrics import evaluate_run
+    from samtone_tf.retrieval.index import build_index
     from samtone_tf.resources import scifact_path
 
     model = load_encoder(args.model)

@@ -10,7 +10,7 @@ indexed with a from-scratch 384-d one-layer tower (hashing tokenizer, 32 tokens)
 (``ru_maxrss``). Part 2: ``--search-docs`` random unit vectors × 384 stored in a
 retrieval SavedModel (float32, exact), reloaded; ``--queries`` queries at k = 100: the
 artifact's ``search`` (query encoding included, it is one tiny layer), the vectors'
-``samtone_tf.evaluation.exact_search`` (backend "tf" and "auto") and FAISS on the same
+``samtone_tf.retrieval.search.exact_search`` (backend "tf" and "auto") and FAISS on the same
 query vectors.
 """
 
@@ -51,8 +51,8 @@ def main():
 
     from samtone_tf import DualEncoder, SmallTransformer
     from samtone_tf.data.common import Collection, Document
-    from samtone_tf.evaluation import exact_search
-    from samtone_tf.index import _encoder_module, _Index
+    from samtone_tf.retrieval.search import exact_search
+    from samtone_tf.retrieval.index import _encoder_module, _Index
 
     keras.utils.set_random_seed(0)
     model = DualEncoder(SmallTransformer(hidden_dim=384, num_layers=1, num_heads=6,
@@ -60,7 +60,7 @@ def main():
     work = tempfile.mkdtemp(prefix="index-scale-")
     result = {"cpus": os.cpu_count()}
     if not args.skip_build:
-        from samtone_tf.index import build_index
+        from samtone_tf.retrieval.index import build_index
 
         texts = synthetic(args.docs)
         collection = Collection(corpus={str(i): Document("", t) for i, t in enumerate(texts)},

@@ -24,10 +24,10 @@ def main():
 
     from samtone_tf.data.beir import load_beir
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-    from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models.dual_encoder import DualEncoder
     from samtone_tf.resources import scifact_path
-    from samtone_tf.backbones import get_backbone
+    from samtone_tf.models import get_backbone
 
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
     model = DualEncoder(get_backbone(args.tower), architecture="sde", query_max_length=64,

@@ -26,8 +26,8 @@ def main():
     args = parser.parse_args()
 
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.evaluation import evaluate_model
-    from samtone_tf.export import SavedModelEncoder
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.export.saved_model import SavedModelEncoder
     from samtone_tf.resources import scifact_path
 
     cache = tempfile.mkdtemp(prefix="matryoshka-")

@@ -6,7 +6,7 @@ The default job's step (all-MiniLM-L6-v2 SDE + SamToNe, Adam, queries 64 / docum
 tokens at full length) under each option, each in a fresh process (peak resident memory
 is a per-process high-water mark): ``plain`` (float32, every activation kept), ``remat``
 (``DualEncoder(remat=True)``: each transformer layer recomputed in the backward pass,
-:mod:`samtone_tf.remat`), ``cache`` (gradient cache, chunks of 8), ``cache+remat``,
+:mod:`samtone_tf.layers.remat`), ``cache`` (gradient cache, chunks of 8), ``cache+remat``,
 ``cache4+remat`` (chunks of 4), ``cache4`` / ``cache2`` (chunks of 4 / 2 rows, no
 remat), ``bf16`` (mixed_bfloat16) and ``bf16+remat``. Prints one JSON line per variant
 and a summary with each variant's step time and peak memory relative to ``plain`` (same
@@ -30,7 +30,7 @@ job's stages instead, each variant in a fresh process: resident memory after the
 encoding 256 random 256-token documents (at the job's ``evaluation.batch_size``), the
 peak of ``--steps`` training steps fed with unknown widths (one trace, as in the job:
 256, 240, 224, ... tokens), the mean time of the steps after the first, the memory after
-:func:`samtone_tf.train.release_training_memory`, and the peak of encoding again.
+:func:`samtone_tf.runs.memory.release_training_memory`, and the peak of encoding again.
 ``--env`` sets an environment variable in the children (e.g. the allocator:
 ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=true``).
 """
@@ -145,19 +145,19 @@ def breakdown(batch, chunk, steps, remat, dtype):
     from samtone_tf.heap import limit_arenas
 
     limit_arenas()  # as `samtone` does first (MALLOC_ARENA_MAX from --env wins)
-    import samtone_tf.evaluation  # noqa: F401  (the job's imports)
-    import samtone_tf.config
-    import samtone_tf.train
-    from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import minilm
+    import samtone_tf.retrieval  # noqa: F401  (the job's imports)
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.memory import release_training_memory
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import minilm
 
     import keras
     import tensorflow as tf
 
     imported = _status()
     result = {"imports_gb": imported["VmRSS"], "imports_file_backed_gb": imported["RssFile"]}
-    eval_batch = samtone_tf.config.load_config()["evaluation"]["batch_size"]  # the job's
+    eval_batch = load_config()["evaluation"]["batch_size"]  # the job's
     if dtype:
         keras.mixed_precision.set_global_policy(dtype)
     keras.utils.set_random_seed(0)
@@ -193,7 +193,7 @@ def breakdown(batch, chunk, steps, remat, dtype):
                   loss=[round(x, 4) for x in history.history["loss"]])
     if len(ends) > 1:
         result["step_s"] = round((ends[-1] - ends[0]) / (len(ends) - 1), 3)
-    samtone_tf.train.release_training_memory(model)
+    release_training_memory(model)
     result["released_gb"] = _status()["VmRSS"]
     model.encode_documents(tokens, batch_size=eval_batch)
     final = _status()
@@ -210,9 +210,9 @@ def encoding(batch, docs):
     from samtone_tf.heap import limit_arenas
 
     limit_arenas()  # as `samtone` does first
-    from samtone_tf.commands import pretrained_model
+    from samtone_tf.cli.models import pretrained_model
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.evaluation import encode_corpus
+    from samtone_tf.retrieval.corpus import encode_corpus
     from samtone_tf.resources import scifact_path
 
     corpus = load_collection(scifact_path(), "test", "beir").corpus

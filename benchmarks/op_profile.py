@@ -102,9 +102,9 @@ def encode(docs):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from samtone_tf.backbones import minilm_path
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import minilm
+    from samtone_tf.models import minilm_path
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import minilm
 
     import accelerator
 
@@ -154,7 +154,7 @@ def train(batch):
 
     from common import full_length_tokens
     from samtone_tf import DualEncoder, SamToNeLoss, minilm
-    from samtone_tf.backbones import minilm_path
+    from samtone_tf.models import minilm_path
 
     models = {}
     for same_tower in ("query", "none"):

@@ -33,8 +33,8 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
 def run_cell(architecture, loss, seed, output):
-    from samtone_tf.config import load_config
-    from samtone_tf.train import load_run_model, run_training
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import load_run_model, run_training
 
     run_dir = os.path.join(output, f"{architecture}-{loss}-seed{seed}")
     result_path = run_dir + ".json"
@@ -61,9 +61,9 @@ def evaluate_and_probe(model, seed, collections=("reqa-squad", "cranfield"), tsn
     """Each shared collection's test summary (``evaluate_model``), and
     ``tower_separation`` of 400 SciFact test pairs sampled with ``seed`` (the linear
     probe; the t-SNE too with ``tsne``). Returns (summaries by name, separation)."""
-    from samtone_tf.analysis import sample_pairs, tower_separation
+    from samtone_tf.training.alignment import sample_pairs, tower_separation
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import evaluate_model
+    from samtone_tf.retrieval.evaluation import evaluate_model
 
     loaded = {name: load_beir(os.path.join(SHARED, name), "test")
               for name in dict.fromkeys((*collections, "scifact"))}
@@ -77,11 +77,13 @@ def evaluate_and_probe(model, seed, collections=("reqa-squad", "cranfield"), tsn
 def baselines(output):
     """BM25 and zero-shot all-MiniLM-L6-v2 on the grid's three test collections
     (computed once, cached in OUTPUT/baselines.json)."""
-    from samtone_tf.config import load_config
+    from samtone_tf.runs.config import load_config
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import bm25_run, evaluate_model, evaluate_run
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import minilm
+    from samtone_tf.retrieval.bm25 import bm25_run
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.retrieval.metrics import evaluate_run
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import minilm
 
     path = os.path.join(output, "baselines.json")
     if os.path.exists(path):

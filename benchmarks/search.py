@@ -21,7 +21,7 @@ def main():
     parser.add_argument("--k", type=int, default=100)
     args = parser.parse_args()
 
-    from samtone_tf.evaluation import exact_search
+    from samtone_tf.retrieval.search import exact_search
 
     rng = np.random.default_rng(0)
     documents = rng.standard_normal((args.docs, args.dim), dtype=np.float32)

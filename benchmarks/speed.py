@@ -38,9 +38,9 @@ def samtone_side(examples, args, same_tower):
     import keras
 
     from samtone_tf.data.pipeline import training_dataset
-    from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import minilm
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import minilm
 
     keras.utils.set_random_seed(0)
     length = None if args.job_shapes else args.length  # None: MiniLM's own 256
@@ -71,7 +71,7 @@ def sentence_transformers_side(examples, args):
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     from samtone_tf.data.pipeline import no_duplicate_batches
-    from samtone_tf.towers import minilm_path
+    from samtone_tf.models import minilm_path
 
     torch.manual_seed(0)
     model = SentenceTransformer(minilm_path(), device="cpu")

@@ -18,7 +18,7 @@ its own abstract (the documents are written without their titles, so a title is 
 copied into its positive). Evaluation: SciFact test claims (in-domain queries never
 trained on) against the standard corpus with titles, and zero-shot ReQA-SQuAD and
 Cranfield. ``analysis.every_steps`` records the tower-alignment curves
-(:class:`samtone_tf.callbacks.TowerAlignment` on 200 held-out SciFact test pairs); at the
+(:class:`samtone_tf.training.callbacks.TowerAlignment` on 200 held-out SciFact test pairs); at the
 end, the linear probe and t-SNE on 400 pairs.
 
 Writes OUTPUT/<arch>-<loss>-seed<N>.json per run (resumable: finished runs are
@@ -73,8 +73,8 @@ def write_training_collection(folder):
 
 
 def run_cell(architecture, loss, seed, output, data, epochs, every, runs):
-    from samtone_tf.config import load_config
-    from samtone_tf.train import load_run_model, run_training
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import load_run_model, run_training
 
     name = f"{architecture}-{loss}-seed{seed}"
     result_path = os.path.join(output, name + ".json")
@@ -215,7 +215,7 @@ def main():
                for s in args.seeds for a in args.architectures for l in args.losses]
     write_table(results, os.path.join(args.output, "RESULTS.md"))
     plot_curves(results, os.path.join(args.output, "alignment.png"))
-    from samtone_tf.analysis import plot_tsne
+    from samtone_tf.runs.plots import plot_tsne
 
     tsne = {f"{r['architecture']} {r['loss']}": {"tsne": np.asarray(r["tsne"]),
                                                   "probe_accuracy": r["probe_accuracy"]}

@@ -60,9 +60,9 @@ def main():
     from sentence_transformers import SentenceTransformer
 
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import evaluate_model
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import minilm
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import minilm
 
     spec = minilm()
     ours_model = DualEncoder(spec, architecture="sde", query_max_length=256,

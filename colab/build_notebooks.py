@@ -40,7 +40,7 @@ metrics = run_training(config, f"{workdir}/run", verbose=0)
 print(json.dumps({k: round(v["ndcg@10"], 4) for k, v in metrics.items() if isinstance(v, dict)}))'''),
         new_markdown_cell("## Evaluate the exported model (what `samtone eval` does)"),
         new_code_cell('''from samtone_tf import SavedModelEncoder, evaluate_model, load_collection
-from samtone_tf.evaluation import markdown_table
+from samtone_tf.retrieval.metrics import markdown_table
 from samtone_tf.resources import scifact_path
 
 encoder = SavedModelEncoder(f"{workdir}/run/savedmodel")
@@ -180,7 +180,7 @@ def retrieval():
                           "to the query's weakest positive (likely unjudged positives)."),
         new_code_cell('''import tempfile
 from samtone_tf import load_collection, mine_bm25, mine_from_model, minilm, DualEncoder
-from samtone_tf.mining import as_run
+from samtone_tf.retrieval.mining import as_run
 from samtone_tf.resources import scifact_path
 
 workdir = tempfile.mkdtemp()
@@ -194,7 +194,7 @@ print(report)'''),
         new_markdown_cell("## Train: buckets, mixed precision, Matryoshka, the alignment callback"),
         new_code_cell('''import keras
 from samtone_tf import SamToNeLoss, SmallTransformer, TowerAlignment, dataset_for
-from samtone_tf.analysis import sample_pairs
+from samtone_tf.training.alignment import sample_pairs
 
 keras.utils.set_random_seed(0)
 model = DualEncoder(SmallTransformer(hidden_dim=64, num_layers=1) if SMALL else minilm(),

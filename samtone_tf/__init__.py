@@ -1,7 +1,8 @@
 """samtone_tf: dual-encoder retrieval training with the SamToNe loss (TensorFlow / Keras 3).
 
 The public API (imported lazily, so ``import samtone_tf`` and ``samtone --help`` stay
-fast)::
+fast; the Keras classes register themselves when Keras is imported, so
+``keras.models.load_model`` reads a saved DualEncoder after ``import samtone_tf``)::
 
     from samtone_tf import DualEncoder, SamToNeLoss            # model and loss
     from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, KerasHubBert, T5Encoder
@@ -19,38 +20,42 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "DualEncoder": "samtone_tf.models",
     "SamToNeLoss": "samtone_tf.losses",
-    "Tower": "samtone_tf.towers",
-    "get_backbone": "samtone_tf.backbones",
-    "minilm": "samtone_tf.backbones",
-    "SmallTransformer": "samtone_tf.backbones",
-    "HFBert": "samtone_tf.backbones",
-    "KerasHubBert": "samtone_tf.backbones",
-    "T5Encoder": "samtone_tf.backbones",
-    "WarmupLinearDecay": "samtone_tf.schedules",
-    "load_collection": "samtone_tf.data.loaders",
-    "training_dataset": "samtone_tf.data.pipeline",
-    "dataset_for": "samtone_tf.data.pipeline",
-    "examples_from_qrels": "samtone_tf.data.pipeline",
-    "Collection": "samtone_tf.data.common",
-    "Document": "samtone_tf.data.common",
-    "mine_hard_negatives": "samtone_tf.data.runs",
-    "read_trec_run": "samtone_tf.data.runs",
-    "evaluate_model": "samtone_tf.evaluation",
+    "Tower": "samtone_tf.layers",
+    "get_backbone": "samtone_tf.models",
+    "minilm": "samtone_tf.models",
+    "SmallTransformer": "samtone_tf.models",
+    "HFBert": "samtone_tf.models",
+    "KerasHubBert": "samtone_tf.models",
+    "T5Encoder": "samtone_tf.models",
+    "WarmupLinearDecay": "samtone_tf.training",
+    "load_collection": "samtone_tf.data",
+    "training_dataset": "samtone_tf.data",
+    "dataset_for": "samtone_tf.data",
+    "examples_from_qrels": "samtone_tf.data",
+    "Collection": "samtone_tf.data",
+    "Document": "samtone_tf.data",
+    "mine_hard_negatives": "samtone_tf.data",
+    "read_trec_run": "samtone_tf.data",
+    "evaluate_model": "samtone_tf.retrieval",
     "export_saved_model": "samtone_tf.export",
     "SavedModelEncoder": "samtone_tf.export",
-    "fit_resumable": "samtone_tf.reliability",
-    "get_strategy": "samtone_tf.distribute",
-    "load_config": "samtone_tf.config",
-    "run_training": "samtone_tf.train",
-    "build_index": "samtone_tf.index",
-    "mine_from_model": "samtone_tf.mining",
-    "mine_from_embeddings": "samtone_tf.mining",
-    "mine_bm25": "samtone_tf.mining",
-    "TowerAlignment": "samtone_tf.callbacks",
+    "fit_resumable": "samtone_tf.training",
+    "get_strategy": "samtone_tf.training",
+    "load_config": "samtone_tf.runs",
+    "run_training": "samtone_tf.runs",
+    "build_index": "samtone_tf.retrieval",
+    "mine_from_model": "samtone_tf.retrieval",
+    "mine_from_embeddings": "samtone_tf.retrieval",
+    "mine_bm25": "samtone_tf.retrieval",
+    "TowerAlignment": "samtone_tf.training",
     "limit_arenas": "samtone_tf.heap",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
+
+from samtone_tf.registration import register_with_keras  # noqa: E402
+
+register_with_keras()  # keras.models.load_model finds samtone_tf's classes (registration.py)
 
 
 def __getattr__(name):

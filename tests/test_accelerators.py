@@ -1,4 +1,4 @@
-"""Mixed precision, XLA and padding (samtone_tf.padding): each checked against the
+"""Mixed precision, XLA and padding (samtone_tf.tokenizers.padding): each checked against the
 plain float32 / dynamically padded / non-compiled path on the same data."""
 
 import numpy as np
@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
-from samtone_tf.backbones import HFBert, minilm_path
-from samtone_tf.config import load_config
+from samtone_tf.models import HFBert, minilm_path
+from samtone_tf.runs.config import load_config
 from samtone_tf.errors import ConfigError
-from samtone_tf.padding import bucket_widths
+from samtone_tf.tokenizers.padding import bucket_widths
 
 SPEC = SmallTransformer(vocab_size=300, hidden_dim=16, num_layers=2, num_heads=2,
                         intermediate_dim=32, max_length=64)
@@ -72,7 +72,7 @@ def test_encoding_widths_exact_or_multiples_of_16():
     """encode_sorted pads each length-sorted batch to its longest row (multiple=1) or
     rounds up to a multiple of 16 (what ``encode_queries`` / ``encode_documents`` use,
     with or without XLA), with the same embeddings."""
-    from samtone_tf.encoding import encode_sorted
+    from samtone_tf.models.encoding import encode_sorted
 
     lengths = np.array([5, 33, 17, 40, 2, 18])
     mask = (np.arange(48)[None, :] < lengths[:, None]).astype("int32")
@@ -95,7 +95,7 @@ def test_model_encoding_rounds_dynamic_widths_to_16_with_exact_embeddings():
     """``encode_queries`` (no XLA, dynamic padding) feeds its traced function widths
     that are multiples of 16 or the max length (few oneDNN kernel shapes), and returns
     the embeddings of the same batches at their exact widths."""
-    from samtone_tf.encoding import encode_sorted, resolve_encode_jit
+    from samtone_tf.models.encoding import encode_sorted, resolve_encode_jit
 
     keras.utils.set_random_seed(3)
     model = DualEncoder(SPEC, query_max_length=60, encode_jit_compile=False)
@@ -176,7 +176,7 @@ def test_mixed_float16_scales_the_loss_and_trains(chunk):
 
 
 def test_bfloat16_export_serves_float32_embeddings_equal_to_the_model(tmp_path):
-    from samtone_tf.export import export_saved_model
+    from samtone_tf.export.saved_model import export_saved_model
 
     model = _policy_model("mixed_bfloat16", encode_jit_compile=False)
     model.compile(keras.optimizers.Adam(1e-3), loss=SamToNeLoss(0.05))
@@ -190,8 +190,8 @@ def test_bfloat16_export_serves_float32_embeddings_equal_to_the_model(tmp_path):
 
 
 def test_job_options_reach_the_model():
-    from samtone_tf.distribute import get_strategy
-    from samtone_tf.train import build_model
+    from samtone_tf.training.distribute import get_strategy
+    from samtone_tf.runs.job import build_model
 
     config = load_config(overrides={
         "model.tower": "small", "training.mixed_precision": "mixed_bfloat16",
@@ -223,7 +223,7 @@ def test_bad_accelerator_options_name_the_field(key, value, needle):
 def test_steps_per_execution_history_averages_the_steps_it_covers(tmp_path):
     """fit_resumable with steps_per_execution=2: one history row per execution, equal
     to the mean of the per-step rows of the same run with steps_per_execution=1."""
-    from samtone_tf.reliability import fit_resumable
+    from samtone_tf.training.resumable import fit_resumable
 
     histories = {}
     for spe in (1, 2):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from samtone_tf.analysis import (plot_similarities, plot_tsne, similarity_statistics,
-                                 tower_separation)
+from samtone_tf.runs.plots import plot_similarities, plot_tsne
+from samtone_tf.training.alignment import similarity_statistics, tower_separation
 
 
 def _unit(x):
@@ -67,7 +67,8 @@ class _RecordingEncoder:
 
 
 def test_write_plots_encodes_at_the_given_batch_size_and_reports_the_separation(tmp_path):
-    from samtone_tf.analysis import sample_pairs, tower_separation, write_plots
+    from samtone_tf.training.alignment import sample_pairs, tower_separation
+    from samtone_tf.runs.plots import write_plots
     from samtone_tf.data.common import Collection, Document
 
     corpus = {f"d{i}": Document(f"title {i}", f"text number {i}") for i in range(30)}
@@ -89,9 +90,9 @@ def test_write_plots_encodes_at_the_given_batch_size_and_reports_the_separation(
 def test_analyze_encodes_at_the_given_batch_size(tmp_path, monkeypatch, small_scifact):
     import json
 
-    from samtone_tf import commands
-    from samtone_tf.analysis import sample_pairs
-    from samtone_tf.cli import main
+    from samtone_tf.cli import analyze as commands
+    from samtone_tf.training.alignment import sample_pairs
+    from samtone_tf.cli.main import main
     from samtone_tf.data.beir import load_beir
     data = small_scifact
     encoder = _RecordingEncoder()

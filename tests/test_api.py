@@ -10,8 +10,8 @@ def test_every_public_name_resolves():
     for name in samtone_tf.__all__:
         assert getattr(samtone_tf, name) is not None, name
     from samtone_tf import DualEncoder, SamToNeLoss  # the contract in DESIGN.md
-    from samtone_tf.losses import SamToNeLoss as loss_class
-    from samtone_tf.models import DualEncoder as model_class
+    from samtone_tf.losses.samtone import SamToNeLoss as loss_class
+    from samtone_tf.models.dual_encoder import DualEncoder as model_class
 
     assert DualEncoder is model_class and SamToNeLoss is loss_class
 

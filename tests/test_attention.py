@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf.attention import BiasMultiHeadAttention
-from samtone_tf.encoders import TransformerTextEncoder
+from samtone_tf.layers.attention import BiasMultiHeadAttention
+from samtone_tf.layers.encoders import TransformerTextEncoder
 
 B, L, H, HEADS = 3, 7, 16, 4
 

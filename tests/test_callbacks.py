@@ -1,4 +1,4 @@
-"""TowerAlignment (samtone_tf.callbacks): its numbers equal an independent
+"""TowerAlignment (samtone_tf.training.callbacks): its numbers equal an independent
 scikit-learn / NumPy computation; in a job they reach history.json and TensorBoard."""
 
 import glob
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf.callbacks import METRICS, TowerAlignment, alignment_metrics
+from samtone_tf.training.callbacks import METRICS, TowerAlignment, alignment_metrics
 
 
 def _unit(x):
@@ -65,8 +65,8 @@ def _scalars(folder):
 
 
 def test_job_records_alignment_in_history_and_tensorboard(tmp_path, small_scifact):
-    from samtone_tf.config import load_config
-    from samtone_tf.train import run_training
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import run_training
 
     # the 150-document SciFact copy: the job's evaluation of the shipped 5,183
     # documents took half of this test's time and checks nothing about alignment

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 
-from samtone_tf.config import ConfigError, load_config, validate
+from samtone_tf.errors import ConfigError
+from samtone_tf.runs.config import load_config, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +56,7 @@ def test_invalid_configuration_names_the_field(overrides, match):
 
 def test_set_parses_yaml_so_maybe_is_not_true():
     """Earlier: --set data.ignore_identical_ids=maybe read as true."""
-    from samtone_tf.cli import _override
+    from samtone_tf.cli.parser import parse_override as _override
 
     with pytest.raises(ConfigError, match="ignore_identical_ids must be true or false"):
         load_config(None, dict([_override("data.ignore_identical_ids=maybe")]))
@@ -65,15 +66,15 @@ def test_set_parses_yaml_so_maybe_is_not_true():
 
 def test_one_temperature_default_everywhere():
     """The Python API, the shipped config and the CLI share one default."""
-    from samtone_tf.cli import main  # noqa: F401  (the CLI reads the shipped config)
-    from samtone_tf.losses import DEFAULT_TEMPERATURE, SamToNeLoss
+    from samtone_tf.cli.main import main  # noqa: F401  (the CLI reads the shipped config)
+    from samtone_tf.losses.samtone import DEFAULT_TEMPERATURE, SamToNeLoss
 
     assert load_config().loss.temperature == SamToNeLoss().initial_temperature == \
         DEFAULT_TEMPERATURE
 
 
 def test_config_is_typed_and_round_trips_through_yaml():
-    from samtone_tf.config import JobConfig, dump, from_dict
+    from samtone_tf.runs.config import JobConfig, dump, from_dict
 
     import yaml
 
@@ -93,7 +94,7 @@ def test_config_is_typed_and_round_trips_through_yaml():
 ])
 def test_cli_flags_are_validated(args, flag):
     """Earlier: `samtone eval --k -1` was accepted."""
-    from samtone_tf.cli import main
+    from samtone_tf.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -190,7 +191,7 @@ def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
     max_seq_length (256) and equal sentence-transformers on texts of 65-256 pieces."""
     from samtone_tf.data.beir import load_beir
     from samtone_tf.resources import scifact_path
-    from samtone_tf.towers import minilm_path
+    from samtone_tf.models import minilm_path
 
     path = minilm_path()
     if path is None:
@@ -219,7 +220,7 @@ def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
     assert config["architecture"] == "sde" and config["embedding_dim"] == 384
     assert config["query_max_length"] == config["document_max_length"] == 256
 
-    from samtone_tf.commands import load_encoder  # `samtone eval --model HF_FOLDER`
+    from samtone_tf.cli.models import load_encoder  # `samtone eval --model HF_FOLDER`
 
     encoder = load_encoder(path)
     assert encoder.query_max_length == encoder.document_max_length == 256
@@ -228,7 +229,7 @@ def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
 
 
 def test_rerun_with_another_config_is_refused(tmp_path):
-    from samtone_tf.runfolder import claim
+    from samtone_tf.runs.folder import claim
 
     run = tmp_path / "run"
     claim(str(run)).release()  # a run folder (manifest) whose run was interrupted
@@ -239,8 +240,8 @@ def test_rerun_with_another_config_is_refused(tmp_path):
 
 
 def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
-    from samtone_tf import backbones as towers
-    from samtone_tf.backbones import get_backbone
+    from samtone_tf.models import backbones as towers
+    from samtone_tf.models import get_backbone
 
     monkeypatch.setattr(towers, "minilm_path", lambda: None)
     said = []
@@ -254,16 +255,16 @@ def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
 def test_an_internal_bug_is_not_disguised_as_a_user_error(monkeypatch, tmp_path):
     """A ValueError from inside the package is a bug: it keeps its traceback."""
     from samtone_tf import cli
-    from samtone_tf import evaluation
+    from samtone_tf.cli import evaluate
 
     def broken(*args, **kwargs):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(evaluation, "evaluate_model", broken)
+    monkeypatch.setattr(evaluate, "evaluate_model", broken)
     model = tmp_path / "model"
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"")
-    monkeypatch.setattr("samtone_tf.export.SavedModelEncoder", lambda path: object())
+    monkeypatch.setattr("samtone_tf.cli.models.SavedModelEncoder", lambda path: object())
     from samtone_tf.resources import scifact_path
 
     with pytest.raises(ValueError, match="an internal bug"):

@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf import distribute
+from samtone_tf.training import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,8 +61,8 @@ def test_encoding_under_mirrored_strategy_equals_single_device():
 
 
 def test_gradient_cache_with_dropout_on_two_replicas_equals_the_uncached_step():
-    """Dropout on, 2 logical CPU replicas: the cached step equals the step that embeds
-    the same chunks under one tape (the same masks), for SamToNe and symmetric + τ."""
+    """Dropout on, 2 logical CPU replicas: the cached step equals Keras' plain step
+    (dropout keyed on the example), for SamToNe and symmetric + τ."""
     process = subprocess.run(
         [sys.executable, "-m", "tests.helpers.cached_dropout_step", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -70,3 +71,22 @@ def test_gradient_cache_with_dropout_on_two_replicas_equals_the_uncached_step():
     for name, result in json.loads(lines[-1][len("RESULT "):]).items():
         assert result["replicas"] == 2 and result["update_norm"] > 0.1, (name, result)
         assert result["update_relerr"] <= 1e-5, (name, result)
+
+
+@pytest.mark.parametrize("architecture", ["sde", "ade"])
+def test_two_replicas_draw_one_devices_dropout_in_every_step_kind(tmp_path, architecture):
+    """Dropout 0.1, SamToNe symmetric with hard negatives: under 2 logical CPU replicas
+    the plain, cached (chunks of 2), remat and cached + remat steps give the same update,
+    and it equals the one-device plain step (masks keyed on the global example)."""
+    from tests.helpers.keyed_dropout_step import one_step_updates
+
+    output = tmp_path / "updates.npz"
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.keyed_dropout_step", architecture, "2",
+         str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    one_device = one_step_updates(architecture)["plain"]
+    with np.load(output) as replicated:
+        for name in replicated.files:
+            error = np.linalg.norm(replicated[name] - one_device) / np.linalg.norm(one_device)
+            assert error <= 1e-5, (name, error)

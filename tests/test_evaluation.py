@@ -10,7 +10,9 @@ import pytrec_eval
 
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.runs import write_trec_run
-from samtone_tf.evaluation import bm25_run, evaluate_run, exact_search, run_from_search
+from samtone_tf.retrieval.bm25 import bm25_run
+from samtone_tf.retrieval.metrics import evaluate_run
+from samtone_tf.retrieval.search import exact_search, run_from_search
 from samtone_tf.resources import scifact_path
 
 
@@ -38,7 +40,7 @@ def test_search_memory_is_bounded_by_chunks():
     """2,000 × 1,000,000 scores would take 8 GB; chunked search must stay far below."""
     code = (
         "import resource, numpy as np\n"
-        "from samtone_tf.evaluation import exact_search\n"
+        "from samtone_tf.retrieval import exact_search\n"
         "rng = np.random.default_rng(0)\n"
         "q = rng.standard_normal((2000, 16), dtype=np.float32)\n"
         "d = rng.standard_normal((1_000_000, 16), dtype=np.float32)\n"
@@ -143,7 +145,7 @@ def test_faiss_backend_equals_tf_backend():
 
 
 def test_corpus_embedding_cache_is_keyed_by_fingerprint_and_texts(tmp_path):
-    from samtone_tf.evaluation import encode_corpus
+    from samtone_tf.retrieval.corpus import encode_corpus
 
     class Counting:
         calls = 0
@@ -187,7 +189,8 @@ def _tiny_collection():
 
 def test_nan_embeddings_are_refused_not_scored():
     """Earlier: NaN document embeddings scored recall@100 = 1.0 with exit 0."""
-    from samtone_tf.evaluation import NonFiniteEmbeddingsError, evaluate_model
+    from samtone_tf.retrieval.corpus import NonFiniteEmbeddingsError
+    from samtone_tf.retrieval.evaluation import evaluate_model
 
     table = {f"doc {i}": [1.0, float(i)] for i in range(4)}
     table["doc 2"] = [float("nan"), 0.0]
@@ -199,7 +202,7 @@ def test_nan_embeddings_are_refused_not_scored():
 
 def test_empty_evaluation_is_an_error_not_nan():
     from samtone_tf.data.beir import BeirCollection
-    from samtone_tf.evaluation import evaluate_model
+    from samtone_tf.retrieval.evaluation import evaluate_model
 
     with pytest.raises(ValueError, match="no judged query"):
         evaluate_run({}, {"q": {"d": 1.0}})
@@ -212,7 +215,7 @@ def test_empty_evaluation_is_an_error_not_nan():
 def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, damage):
     """Earlier: a shorter or reordered cache file was used as it was, changing the
     metrics with exit 0."""
-    from samtone_tf.evaluation import encode_corpus
+    from samtone_tf.retrieval.corpus import encode_corpus
 
     texts = ["a", "bb", "ccc", "dddd"]
     model = _Fixed({t: [float(len(t)), 1.0] for t in texts})
@@ -237,10 +240,10 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, damage):
 def test_cache_of_a_savedmodel_follows_a_reexport_with_other_lengths(tmp_path):
     """Earlier: the fingerprint of a reloaded SavedModel was its path and weights, so a
     re-export with other max lengths reused stale vectors."""
-    from samtone_tf.evaluation import encode_corpus, model_fingerprint
-    from samtone_tf.export import SavedModelEncoder, export_saved_model
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
+    from samtone_tf.export.saved_model import SavedModelEncoder, export_saved_model
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import SmallTransformer
 
     import keras
 

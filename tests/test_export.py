@@ -12,9 +12,9 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401
 
-from samtone_tf.export import CONFIG_ASSET, export_saved_model
-from samtone_tf.models import DualEncoder
-from samtone_tf.towers import HFBert, SmallTransformer, minilm_path
+from samtone_tf.export.saved_model import CONFIG_ASSET, export_saved_model
+from samtone_tf.models.dual_encoder import DualEncoder
+from samtone_tf.models import HFBert, SmallTransformer, minilm_path
 
 TEXTS = ["Microstructural development of human newborn cerebral white matter.",
          "0-dimensional biomaterials lack inductive properties.",
@@ -205,7 +205,7 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
 
     code = ("import keras\n"
             "from samtone_tf.models import DualEncoder\n"
-            "from samtone_tf.towers import SmallTransformer\n"
+            "from samtone_tf.models import SmallTransformer\n"
             "from samtone_tf.export import export_saved_model\n"
             "m = DualEncoder(SmallTransformer(vocab_size=30000, hidden_dim=64, num_layers=2))\n"
             "print('READY', flush=True)\n"
@@ -230,9 +230,9 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
 
         assert all(is_leftover(name) for name in leftovers), leftovers  # only temporaries
     if leftovers:  # the next export of the same target removes what a kill left
-        from samtone_tf.export import export_saved_model
-        from samtone_tf.models import DualEncoder
-        from samtone_tf.towers import SmallTransformer
+        from samtone_tf.export.saved_model import export_saved_model
+        from samtone_tf.models.dual_encoder import DualEncoder
+        from samtone_tf.models import SmallTransformer
 
         export_saved_model(DualEncoder(SmallTransformer(vocab_size=64, hidden_dim=8,
                                                         num_layers=1, num_heads=2,
@@ -242,9 +242,9 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
 
 
 def test_a_model_with_a_nan_weight_is_not_exported(tmp_path):
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.reliability import NonFiniteWeightsError
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.numerics import NonFiniteWeightsError
+    from samtone_tf.models import SmallTransformer
 
     spec = SmallTransformer(vocab_size=128, hidden_dim=16, num_layers=1, num_heads=2,
                             intermediate_dim=32, max_length=16)

@@ -1,4 +1,4 @@
-"""samtone_tf.fast_layers against Keras' own layers (the independent reference: Keras'
+"""samtone_tf.layers.fast_layers against Keras' own layers (the independent reference: Keras'
 matmul / einsum + add + activation, Keras' layer norm formula), same weights."""
 
 import keras
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf.encoders import TransformerTextEncoder
-from samtone_tf.fast_layers import FusedDense, FusedEinsumDense, LeanLayerNormalization
+from samtone_tf.layers.encoders import TransformerTextEncoder
+from samtone_tf.layers.fast_layers import FusedDense, FusedEinsumDense, LeanLayerNormalization
 
 SHAPE = (3, 5, 8)
 

@@ -98,9 +98,9 @@ def _error_line(stderr):
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A SavedModel of the small tower (fast to evaluate)."""
-    from samtone_tf.export import export_saved_model
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.export.saved_model import export_saved_model
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import SmallTransformer
 
     path = tmp_path_factory.mktemp("model") / "savedmodel"
     spec = SmallTransformer(vocab_size=512, hidden_dim=16, num_layers=1, num_heads=2,

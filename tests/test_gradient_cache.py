@@ -1,10 +1,10 @@
 """The gradient cache: one cached step equals the uncached step on the same batch.
 
-With dropout off the reference is Keras' own full-batch step. With dropout on, the
-reference embeds the same chunks in the same order under one tape (plain autodiff, no
-cache): dropout masks depend on the chunking, so this is the uncached step with the
-cached step's masks, and a cache that forgot pass 1's masks in pass 3 fails it.
-2 logical CPU replicas and 2 workers: tests/test_distribute.py, test_multiworker.py.
+The reference is Keras' own full-batch step, with dropout off and on: dropout masks are
+keyed on (seed, step, side, example, layer) (samtone_tf.layers.keyed_dropout), so the
+chunking draws no other masks, and a cache whose chunks got other keys fails the
+comparison. 2 logical CPU replicas and 2 workers: tests/test_distribute.py,
+test_multiworker.py.
 """
 
 import keras
@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
-from samtone_tf import gradient_cache
+from samtone_tf.models import gradient_cache
 
 LOSSES = {
     "standard": dict(same_tower="none"),
@@ -63,32 +63,6 @@ def _models(architecture, loss_kwargs, dropout, chunk, jit_compile=False):
     for a, b in zip(gradient_cache._seed_states(cached), gradient_cache._seed_states(reference)):
         b.assign(a)
     return cached, reference
-
-
-def _chunked_one_tape_step(model, batch, size):
-    """The uncached reference with the cache's chunk order: one tape over everything."""
-    x = tf.nest.map_structure(tf.convert_to_tensor, batch)
-    with tf.GradientTape() as tape:
-        outputs = {}
-        for key, tower, tokens, rows in gradient_cache._sides(model, x):
-            # the last chunk completed with mask-0 rows, as the cache does (their
-            # outputs dropped), so its dropout masks have the cache's shapes
-            parts = [tower({k: _pad(v[start:start + size], size) for k, v in tokens.items()},
-                           training=True)[:min(size, rows - start)]
-                     for start in range(0, rows, size)]
-            outputs[key] = tf.concat(parts, axis=0)
-        if "hard_negative_embeddings" in outputs:
-            outputs["hard_negative_embeddings"] = tf.reshape(
-                outputs["hard_negative_embeddings"], [len(batch["query_ids"]), -1, 8])
-        loss = model.compute_loss(x=x, y_pred=outputs)
-    variables = model.trainable_variables
-    grads = tape.gradient(loss, variables)
-    model.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-
-
-def _pad(rows, size):
-    extra = size - int(rows.shape[0])
-    return tf.pad(rows, [[0, extra]] + [[0, 0]] * (rows.shape.rank - 1))
 
 
 def _fit_one(model, batch):
@@ -141,7 +115,7 @@ def test_cached_step_equals_uncached_step_with_dropout_on(architecture, loss):
     cached, reference = _models(architecture, LOSSES[loss], 0.2, chunk=4)
     start = [np.array(w) for w in cached.trainable_weights]
     _fit_one(cached, batch)
-    _chunked_one_tape_step(reference, batch, 4)
+    _fit_one(reference, batch)
     assert _update_error(cached, reference, start) <= 1e-5
     if "trainable_temperature" in LOSSES[loss]:
         tau = [np.asarray(m.loss_fn.log_temperature) for m in (cached, reference)]
@@ -162,16 +136,19 @@ def test_cached_step_compiles_with_xla_and_equals_the_plain_step(loss):
     assert _update_error(cached, reference, start) <= 1e-5
 
 
-def test_a_cache_that_loses_pass_one_masks_is_caught(monkeypatch):
-    """Pass 3 with fresh dropout masks (seed states not restored) is a different step;
-    the comparison above must see it. (Pass 3 reusing pass 1's embeddings without
-    re-running the tower gives no weight gradient at all: the update check sees that.)"""
+def test_a_cache_whose_chunks_draw_other_masks_is_caught(monkeypatch):
+    """Chunks keyed as if each were the batch's first rows draw other dropout masks: a
+    different step, which the comparison above must see. (Pass 3 reusing pass 1's
+    embeddings without re-running the tower gives no weight gradient at all: the update
+    check sees that.)"""
     batch = _batch()
     cached, reference = _models("sde", LOSSES["samtone_query"], 0.2, chunk=4)
     start = [np.array(w) for w in cached.trainable_weights]
-    monkeypatch.setattr(gradient_cache, "_seed_states", lambda model: [])
+    real = gradient_cache._keyed
+    monkeypatch.setattr(gradient_cache, "_keyed",
+                        lambda model, key, tokens, index, size: real(model, key, tokens, 0, size))
     _fit_one(cached, batch)
-    _chunked_one_tape_step(reference, batch, 4)
+    _fit_one(reference, batch)
     assert _update_error(cached, reference, start) > 1e-3
 
 
@@ -184,10 +161,10 @@ def test_chunk_size_is_validated_and_saved():
 
 
 def test_the_job_config_and_flag_turn_it_on():
-    from samtone_tf.cli import _parser
-    from samtone_tf.config import load_config
-    from samtone_tf.distribute import get_strategy
-    from samtone_tf.train import build_model
+    from samtone_tf.cli.parser import build_parser as _parser
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.training.distribute import get_strategy
+    from samtone_tf.runs.job import build_model
 
     args = _parser().parse_args(["train", "--tower", "small", "--gradient-cache-chunk-size", "8"])
     overrides = {k: v for k, v in vars(args).items() if "." in k and v is not None}
@@ -202,9 +179,9 @@ def test_resumed_cached_training_equals_uninterrupted(tmp_path):
     step-2 checkpoint and resumed in a fresh model, ends with the uninterrupted weights."""
     from samtone_tf.data.beir import load_beir
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-    from samtone_tf.reliability import fit_resumable
+    from samtone_tf.training.resumable import fit_resumable
     from samtone_tf.resources import scifact_path
-    from samtone_tf.tokenization import HashingTokenizer
+    from samtone_tf.tokenizers.in_graph import HashingTokenizer
 
     tokenizer = HashingTokenizer(64, 10)
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
@@ -237,3 +214,17 @@ def test_resumed_cached_training_equals_uninterrupted(tmp_path):
     for got, want in zip(resumed.weights, reference.weights):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
     np.testing.assert_allclose(history["loss"], whole["loss"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["sde", "ade"])
+def test_cached_remat_and_plain_steps_draw_the_same_dropout(architecture):
+    """Dropout 0.1, SamToNe symmetric on both sides with hard negatives: the gradient
+    cache (chunks of 2), remat and the plain step give the same update (the memory
+    policy is a memory knob only). Two replicas: tests/test_distribute.py."""
+    from tests.helpers.keyed_dropout_step import one_step_updates
+
+    updates = one_step_updates(architecture)
+    plain = updates["plain"]
+    assert np.linalg.norm(plain) > 0.1
+    for name in ("cached", "remat", "cached+remat"):
+        assert np.linalg.norm(updates[name] - plain) / np.linalg.norm(plain) <= 1e-5, name

@@ -100,7 +100,7 @@ import json, sys
 import samtone_tf.heap as heap
 calls = []
 heap.limit_arenas = lambda arenas=2: calls.append("tensorflow" in sys.modules) or True
-from samtone_tf.cli import main
+from samtone_tf.cli.main import main
 code = main(["eval", "--model", "/nonexistent/model", "--data", "/nonexistent/data"])
 print(json.dumps({"calls": calls, "code": code}))
 """

@@ -1,4 +1,4 @@
-"""The retrieval SavedModel (samtone_tf.index): reloaded with plain TensorFlow in a
+"""The retrieval SavedModel (samtone_tf.retrieval.index): reloaded with plain TensorFlow in a
 fresh process, its search equals ``samtone eval``'s ranking and metrics; quantized
 indexes equal a NumPy statement of their scoring."""
 
@@ -14,8 +14,11 @@ import pytest
 from samtone_tf import DualEncoder, SmallTransformer
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.common import Collection
-from samtone_tf.evaluation import encode_corpus, evaluate_model, evaluate_run
-from samtone_tf.index import build_index, quantize, truncate
+from samtone_tf.retrieval.corpus import encode_corpus
+from samtone_tf.retrieval.evaluation import evaluate_model
+from samtone_tf.retrieval.metrics import evaluate_run
+from samtone_tf.retrieval.index import build_index
+from samtone_tf.retrieval.quantization import quantize, truncate
 from samtone_tf.resources import scifact_path
 
 SEARCH_SCRIPT = """
@@ -149,7 +152,7 @@ def test_index_blocks_cut_the_shards_as_embedding_lookup_partitions_them(rows, b
                                                                          shard_rows):
     import tensorflow as tf
 
-    from samtone_tf.index import block_sizes, index_blocks
+    from samtone_tf.retrieval.index import block_sizes, index_blocks
 
     rng = np.random.default_rng(0)
     whole = rng.standard_normal((rows, 6)).astype(np.float32)
@@ -166,13 +169,13 @@ def test_index_blocks_cut_the_shards_as_embedding_lookup_partitions_them(rows, b
 
 
 def test_index_from_a_savedmodel_and_refusals(tmp_path):
-    from samtone_tf.cli import main
-    from samtone_tf.export import export_saved_model
+    from samtone_tf.cli.main import main
+    from samtone_tf.export.saved_model import export_saved_model
 
     model = _model(2)
     export_saved_model(model, str(tmp_path / "encoder"))
     collection = _subset(load_beir(scifact_path(), "test"), 120)
-    from samtone_tf.export import SavedModelEncoder
+    from samtone_tf.export.saved_model import SavedModelEncoder
 
     build_index(SavedModelEncoder(str(tmp_path / "encoder")), collection,
                 str(tmp_path / "ix"), progress=False, max_k=50)
@@ -256,7 +259,7 @@ def test_encoding_roles_follow_tensorflow_chief_convention():
     chief/worker task gets its own slot, and other task types are refused."""
     from tensorflow.python.distribute import multi_worker_util
 
-    from samtone_tf.distribute import encoding_role
+    from samtone_tf.devices import encoding_role
 
     assert encoding_role("") == (0, 1, "local")
     for cluster in ({"worker": ["a:1", "b:1", "c:1"]},

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from samtone_tf.config import ConfigError, load_config
+from samtone_tf.errors import ConfigError
+from samtone_tf.runs.config import load_config
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.loaders import load_collection
 from tests.shared import shared

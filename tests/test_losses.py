@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf.losses import SamToNeLoss
+from samtone_tf.losses.samtone import SamToNeLoss
 
 VARIANTS = [  # (same_tower, symmetric, joint)
     ("none", False, False),

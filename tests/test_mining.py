@@ -1,11 +1,11 @@
-"""Hard-negative mining (samtone_tf.mining) against an independent NumPy float64
+"""Hard-negative mining (samtone_tf.retrieval.mining) against an independent NumPy float64
 statement of the rule, and its run file through the TREC reader into batches."""
 
 import numpy as np
 import pytest
 
-from samtone_tf import mining
-from samtone_tf.cli import main
+from samtone_tf.retrieval import mining
+from samtone_tf.cli.main import main
 from samtone_tf.data.common import Collection, Document
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run, write_trec_run
 
@@ -94,7 +94,7 @@ def test_the_lowest_scoring_positive_sets_the_margin():
 
 def test_run_file_round_trips_into_training_batches(tmp_path):
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-    from samtone_tf.tokenization import HashingTokenizer
+    from samtone_tf.tokenizers.in_graph import HashingTokenizer
 
     q, d, query_ids, doc_ids, qrels = _constructed(seed=1)
     negatives, _ = mining.mine_from_embeddings(q, d, query_ids, doc_ids, qrels, num=3,
@@ -122,7 +122,7 @@ def test_run_file_round_trips_into_training_batches(tmp_path):
 
 def test_bm25_mining_equals_the_rule_on_bm25_scores():
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.evaluation import bm25_scores
+    from samtone_tf.retrieval.bm25 import bm25_scores
     from samtone_tf.resources import scifact_path
 
     collection = load_beir(scifact_path(), "train")

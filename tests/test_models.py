@@ -6,11 +6,11 @@ import pytest
 
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.losses import SamToNeLoss
+from samtone_tf.losses.samtone import SamToNeLoss
 from samtone_tf.models import ARCHITECTURES, DualEncoder
 from samtone_tf.resources import scifact_path
-from samtone_tf.tokenization import HashingTokenizer
-from samtone_tf.towers import SmallTransformer
+from samtone_tf.tokenizers.in_graph import HashingTokenizer
+from samtone_tf.models import SmallTransformer
 
 TINY = SmallTransformer(vocab_size=2048, hidden_dim=32, num_layers=1, num_heads=2,
                         intermediate_dim=64, max_length=64)

@@ -9,9 +9,9 @@ from samtone_tf.data.beir import DataError, load_beir
 from samtone_tf.data.msmarco import load_msmarco, read_id_triples, read_text_triples
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run, write_trec_run
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.evaluation import bm25_run
+from samtone_tf.retrieval.bm25 import bm25_run
 from samtone_tf.resources import scifact_path
-from samtone_tf.tokenization import HashingTokenizer
+from samtone_tf.tokenizers.in_graph import HashingTokenizer
 
 
 def _folder(tmp_path, qrels=b"10 0 1 1\n11\t0\t2\t1\n"):

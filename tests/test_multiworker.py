@@ -224,8 +224,8 @@ def test_two_workers_split_the_corpus_encoding_and_the_chief_writes_the_index(tm
 
     from samtone_tf import DualEncoder, SmallTransformer
     from samtone_tf.data.beir import load_beir
-    from samtone_tf.export import SavedModelEncoder, export_saved_model
-    from samtone_tf.index import build_index
+    from samtone_tf.export.saved_model import SavedModelEncoder, export_saved_model
+    from samtone_tf.retrieval.index import build_index
     from tests.helpers.small_collection import write_small_scifact
 
     keras.utils.set_random_seed(5)

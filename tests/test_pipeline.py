@@ -8,7 +8,7 @@ from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import (Example, examples_from_qrels, no_duplicate_batches,
                                       training_dataset)
 from samtone_tf.resources import scifact_path
-from samtone_tf.tokenization import HashingTokenizer
+from samtone_tf.tokenizers.in_graph import HashingTokenizer
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,7 +20,7 @@ def test_readme_has_python_blocks():
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
 def test_readme_python_block_runs(index, tmp_path, monkeypatch, capsys):
-    from samtone_tf.backbones import minilm_path
+    from samtone_tf.models import minilm_path
 
     block = _python_blocks()[index]
     if "minilm()" in block and minilm_path() is None:

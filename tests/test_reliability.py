@@ -112,7 +112,7 @@ def test_check_finite_weights_names_the_first_bad_weight_in_any_float_dtype(dtyp
     float weight is found and named; integer weights pass; a clean model passes."""
     import keras
 
-    from samtone_tf.reliability import NonFiniteWeightsError, check_finite_weights
+    from samtone_tf.numerics import NonFiniteWeightsError, check_finite_weights
 
     layer = keras.layers.Layer()
     good = layer.add_weight(shape=(3, 4), initializer="ones", dtype=dtype, name="good")
@@ -139,7 +139,7 @@ def test_check_finite_weights_makes_no_host_copy():
 
     import keras
 
-    from samtone_tf.reliability import check_finite_weights
+    from samtone_tf.numerics import check_finite_weights
 
     layer = keras.layers.Layer()
     layer.add_weight(shape=(1024, 1024), initializer="ones", name="big")  # 4 MB float32

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
-from samtone_tf.backbones import HFBert, T5Encoder, minilm_path
-from samtone_tf.reliability import seed_states
-from samtone_tf.remat import remat_call
+from samtone_tf.models import HFBert, T5Encoder, minilm_path
+from samtone_tf.layers.remat import seed_states
+from samtone_tf.layers.remat import remat_call
 
 
 def _spec(kind, dropout=0.2):
@@ -75,7 +75,7 @@ def _check_updates(model, reference, before, tolerance):
 # embeddings make its tiny step worse conditioned (1.3e-5); in the BERT-style encoder,
 # grappler fuses MatMul + BiasAdd (+ GELU) and the layer norm differently in the
 # recomputed forward (whose pre-activations nothing else reads) than in the plain one
-# (samtone_tf.fast_layers), up to 6.9e-5 measured (4.1e-5 with dropout off).
+# (samtone_tf.layers.fast_layers), up to 6.9e-5 measured (4.1e-5 with dropout off).
 @pytest.mark.parametrize("kind,architecture,tolerance", [
     ("small", "sde", 3e-4), ("small", "ade", 3e-4), ("t5", "ade-spl", 1e-4)])
 def test_remat_step_equals_the_plain_step_with_dropout(kind, architecture, tolerance):
@@ -172,7 +172,7 @@ def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
         losses = [m.fit(data, verbose=0).history["loss"][0] for m in (remat, plain)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-6)
         # Float roundoff between the recomputed and the plain graphs reached 1.1e-5 on a
-        # MiniLM bias (with samtone_tf.attention's matmuls); masks that differ give
+        # MiniLM bias (with samtone_tf.layers.attention's matmuls); masks that differ give
         # errors of order 1 (a dropout seed shifted by one in the replay fails this).
         _check_updates(remat, plain, before, 1e-4)
         for a, b in zip(seed_states(remat), seed_states(plain)):
@@ -180,9 +180,9 @@ def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
 
 
 def test_job_config_training_remat_reaches_the_towers():
-    from samtone_tf.config import load_config
+    from samtone_tf.runs.config import load_config
     from samtone_tf.errors import ConfigError
-    from samtone_tf.train import build_model
+    from samtone_tf.runs.job import build_model
 
     assert load_config(None)["training"]["remat"] == "auto"
     with pytest.raises(ConfigError, match="training.remat"):
@@ -217,8 +217,8 @@ class _Replicas:
 ])
 def test_auto_memory_options_follow_the_machine(monkeypatch, replicas, accelerator, batch,
                                                 expected):
-    from samtone_tf.config import load_config
-    from samtone_tf.train import memory_options
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.memory import memory_options
 
     devices = [tf.config.LogicalDevice("/device:CPU:0", "CPU")]
     if accelerator:
@@ -240,7 +240,7 @@ def test_release_training_memory_drops_the_traced_step_and_training_goes_on_the_
     """The job calls it between training and its final evaluation: the traced train
     function goes, weights and optimizer state stay, and a later fit (traced again) takes
     the same step as a model that was never released."""
-    from samtone_tf.train import release_training_memory
+    from samtone_tf.runs.memory import release_training_memory
 
     data = tf.data.Dataset.from_tensors(_batch())
     models = []
@@ -272,8 +272,8 @@ def test_release_optimizer_state_frees_adam_and_the_model_encodes_and_exports_th
     are unchanged and the export serves the same embeddings."""
     import weakref
 
-    from samtone_tf.export import export_saved_model
-    from samtone_tf.train import release_optimizer_state
+    from samtone_tf.export.saved_model import export_saved_model
+    from samtone_tf.runs.memory import release_optimizer_state
 
     keras.utils.set_random_seed(3)
     model = DualEncoder(_spec("small"), architecture="sde")

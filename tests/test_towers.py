@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from samtone_tf.models import ARCHITECTURES, DualEncoder
-from samtone_tf.towers import HFBert, minilm_path
+from samtone_tf.models import HFBert, minilm_path
 from tests.shared import shared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +85,7 @@ def test_keras_hub_preset_tower_reproduces_bert_backbone(tmp_path):
     """A keras-hub preset folder (the format of named presets) through KerasHubBert."""
     import keras_hub
 
-    from samtone_tf.towers import KerasHubBert
+    from samtone_tf.models import KerasHubBert
 
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
         w for w in "the a cell cells claim protein gene ##s is are of in".split()]

@@ -26,10 +26,9 @@ import os
 import warnings
 from typing import Iterator
 
-from samtone_tf.data.common import (BeirCollection, Collection, DataError,  # noqa: F401
-                                    Document, add_text, check_duplicate_judgement,
-                                    check_encodable, document_text, find_file, open_lines,
-                                    require_judgements)
+from samtone_tf.data.common import (BeirCollection, Collection, DataError, Document,  # noqa: F401
+                                    add_text, check_duplicate_judgement, check_encodable,
+                                    document_text, find_file, open_lines, require_judgements)
 
 
 def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tuple[int, dict]]:

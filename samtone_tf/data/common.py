@@ -17,7 +17,6 @@ import gzip
 import os
 from typing import Iterator
 
-
 from samtone_tf.errors import DataError  # noqa: E402,F401  (re-exported)
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 
 from samtone_tf.data.beir import load_beir
-from samtone_tf.errors import ConfigError
 from samtone_tf.data.common import Collection, Document
+from samtone_tf.data.msmarco import load_msmarco
+from samtone_tf.data.multireqa import convert_multireqa
+from samtone_tf.errors import ConfigError
 
 FORMATS = ("beir", "msmarco", "multireqa", "tfds")
 
@@ -29,12 +31,8 @@ def load_collection(path, split="test", data_format="beir"):
     if data_format == "beir":
         return load_beir(path, split)
     if data_format == "msmarco":
-        from samtone_tf.data.msmarco import load_msmarco
-
         return load_msmarco(path, split)
     if data_format == "multireqa":
-        from samtone_tf.data.multireqa import convert_multireqa
-
         mrqa = [f for f in sorted(os.listdir(path)) if f.endswith((".jsonl", ".jsonl.gz"))]
         if not mrqa or not os.path.exists(os.path.join(path, "candidates.json.gz")):
             raise FileNotFoundError(f"{path} needs an MRQA .jsonl(.gz) file and "

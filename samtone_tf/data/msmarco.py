@@ -14,8 +14,7 @@ Every malformed line raises :class:`~samtone_tf.data.beir.DataError` naming file
 from __future__ import annotations
 
 from samtone_tf.data.common import (Collection, DataError, Document, add_text,
-                                    check_duplicate_judgement, find_file, require_judgements,
-                                    rows)
+                                    check_duplicate_judgement, find_file, require_judgements, rows)
 
 
 def read_id_text(path, kind):

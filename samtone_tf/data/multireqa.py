@@ -29,6 +29,7 @@ import os
 import warnings
 
 from samtone_tf.data.common import Collection, DataError, Document, open_lines
+from samtone_tf.files import write_text_atomic
 
 
 def _lines(path):
@@ -117,8 +118,6 @@ def write_beir(collection, folder):
     """Writes a collection in the BEIR layout (corpus, queries, qrels/<split>.tsv), each
     file atomically (:mod:`samtone_tf.files`: a link at a target is never written
     through)."""
-    from samtone_tf.files import write_text_atomic
-
     corpus = "".join(json.dumps({"_id": doc_id, "title": doc.title, "text": doc.text},
                                 ensure_ascii=False) + "\n"
                      for doc_id, doc in collection.corpus.items())

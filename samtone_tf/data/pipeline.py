@@ -20,7 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from samtone_tf.data.common import Collection
+from samtone_tf.data.loaders import load_collection
+from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
 from samtone_tf.errors import DataError
+from samtone_tf.tokenizers.padding import check_padding, pad_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +117,11 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     Each epoch is a fresh seeded no-duplicate batching (seed + epoch). Tokenizers
     are callables mapping a [N] string tensor to {"token_ids", "padding_mask"} with a
     ``max_length`` attribute. ``padding``: "dynamic" (each batch as wide as its
-    longest text), "buckets" or "max_length" (see :mod:`samtone_tf.padding`; each
+    longest text), "buckets" or "max_length" (see :mod:`samtone_tf.tokenizers.padding`; each
     side padded to its own tokenizer's buckets). tf.data's autotuner is off for these
     batches (with it on, ``fit`` waited at its end for the tuner's thread; see
     ``_options``); a dataset derived from this one keeps that option.
     """
-    from samtone_tf.padding import check_padding, pad_tokens
-
     check_padding(padding)
     if not examples:
         raise DataError("no training examples")
@@ -219,14 +220,10 @@ def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
     >>> sorted(history.history)
     ['in_batch_accuracy', 'in_batch_mrr', 'loss']
     """
-    from samtone_tf.data.loaders import load_collection
-
     collection = data if isinstance(data, Collection) else load_collection(
         str(data), split, data_format)
     negatives = None
     if num_hard_negatives:
-        from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
-
         run = read_trec_run(hard_negatives) if isinstance(hard_negatives, str) else hard_negatives
         if run is None:
             raise DataError("num_hard_negatives > 0 needs hard_negatives (a run or run file)")

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from samtone_tf.data.common import DataError, rows
+from samtone_tf.files import write_text_atomic
 
 
 def read_trec_run(path):
@@ -45,8 +46,6 @@ def mine_hard_negatives(run, qrels, count=1, skip_top=0):
 def write_trec_run(run, path, tag="samtone_tf"):
     """Writes a TREC run file ``qid Q0 docid rank score tag`` atomically (see
     :mod:`samtone_tf.files`: a symlink at ``path`` is replaced, never written through)."""
-    from samtone_tf.files import write_text_atomic
-
     lines = []
     for query_id, docs in run.items():
         ranked = sorted(docs.items(), key=lambda item: (-item[1], item[0]))

@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from samtone_tf.data.beir import load_beir
+from samtone_tf.data.msmarco import load_msmarco
+from samtone_tf.data.multireqa import convert_multireqa
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 MSMARCO_URL = "https://msmarco.z22.web.core.windows.net/msmarcoranking/collectionandqueries.tar.gz"
@@ -127,8 +129,6 @@ class MsMarcoPassage(_RetrievalBuilder):
         return str(dl_manager.download_and_extract(MSMARCO_URL))
 
     def _load(self, source, split):
-        from samtone_tf.data.msmarco import load_msmarco
-
         return load_msmarco(source, split)
 
 
@@ -150,6 +150,4 @@ class MultiReqa(_RetrievalBuilder):
         return str(files["mrqa"]), str(files["candidates"])
 
     def _load(self, source, split):
-        from samtone_tf.data.multireqa import convert_multireqa
-
         return convert_multireqa(*source, dataset="SQuAD", split=split)

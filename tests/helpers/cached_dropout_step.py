@@ -1,17 +1,17 @@
-"""With dropout on, under a distribution strategy: one gradient-cache step equals the
-uncached step that embeds the same chunks under one tape (same dropout masks).
+"""With dropout on, under a distribution strategy: one gradient-cache step equals Keras'
+plain step (dropout masks keyed on the example, samtone_tf.layers.keyed_dropout).
 
     python -m tests.helpers.cached_dropout_step 2            # MirroredStrategy, 2 CPUs
     python -m tests.helpers.cached_dropout_step multiworker  # one worker (TF_CONFIG set)
 
-Both models live under the same strategy with the same weights and dropout seed states;
+Both models live under the same strategy with the same weights and dropout seed;
 prints one JSON line with the relative error of the weight updates per loss variant.
 """
 
 import json
 import sys
 
-from samtone_tf.distribute import get_strategy
+from samtone_tf.training.distribute import get_strategy
 
 PER_REPLICA = 3
 CHUNK = 2
@@ -23,32 +23,8 @@ def main(mode):
     import numpy as np
     import tensorflow as tf
 
-    from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer, gradient_cache
-
-    class OneTapeChunked(DualEncoder):
-        """The uncached reference: the cache's chunks, in its order, under one tape."""
-
-        def train_step(self, data):
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-            with tf.GradientTape() as tape:
-                outputs = {}
-                for key, tower, tokens, _ in gradient_cache._sides(self, x):
-                    rows = PER_REPLICA * (2 if key == "hard_negative_embeddings" else 1)
-                    tokens = {k: tf.ensure_shape(v, [rows, None]) for k, v in tokens.items()}
-                    # the last chunk completed with mask-0 rows, as the cache does
-                    outputs[key] = tf.concat(
-                        [tower({k: tf.pad(v[s:s + CHUNK], [[0, CHUNK - min(CHUNK, rows - s)],
-                                                          [0, 0]])
-                                for k, v in tokens.items()},
-                               training=True)[:min(CHUNK, rows - s)]
-                         for s in range(0, rows, CHUNK)], axis=0)
-                outputs["hard_negative_embeddings"] = tf.reshape(
-                    outputs["hard_negative_embeddings"], [PER_REPLICA, 2, -1])
-                loss = self.compute_loss(x=x, y_pred=outputs)
-            variables = self.trainable_variables
-            grads = tape.gradient(loss, variables)
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return self.compute_metrics(x, None, outputs)
+    from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+    from samtone_tf.models import gradient_cache
 
     keras.utils.set_random_seed(0)
     replicas = strategy.num_replicas_in_sync
@@ -72,8 +48,9 @@ def main(mode):
                              same_tower="both", symmetric=True,
                              trainable_temperature=True)}.items():
         with strategy.scope():
-            cached = DualEncoder(spec, architecture="ade-spl", projection_dim=8)
-            reference = OneTapeChunked(spec, architecture="ade-spl", projection_dim=8)
+            cached = DualEncoder(spec, architecture="ade-spl", projection_dim=8, dropout_seed=7)
+            reference = DualEncoder(spec, architecture="ade-spl", projection_dim=8,
+                                    dropout_seed=7)
             for model, chunk in ((cached, CHUNK), (reference, None)):
                 model.compile(keras.optimizers.SGD(0.5), loss=SamToNeLoss(0.05, **kwargs),
                               gradient_cache_chunk_size=chunk)

@@ -2,7 +2,7 @@
 
 import json
 
-from samtone_tf.distribute import get_strategy
+from samtone_tf.training.distribute import get_strategy
 
 
 def main():
@@ -10,8 +10,8 @@ def main():
     import keras
     import numpy as np
 
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import SmallTransformer
 
     keras.utils.set_random_seed(0)
     spec = SmallTransformer(vocab_size=500, hidden_dim=16, num_layers=1, num_heads=2,

@@ -12,7 +12,7 @@ because the logical-device split is fixed once TensorFlow initialises.
 import json
 import sys
 
-from samtone_tf.distribute import get_strategy
+from samtone_tf.training.distribute import get_strategy
 
 
 def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
@@ -26,9 +26,9 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
     import numpy as np
     import tensorflow as tf
 
-    from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder
-    from samtone_tf.towers import SmallTransformer
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models.dual_encoder import DualEncoder
+    from samtone_tf.models import SmallTransformer
 
     keras.utils.set_random_seed(0)
 

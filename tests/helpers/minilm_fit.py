@@ -3,7 +3,7 @@ CPUs; prints the probe loss before and after a few steps as one JSON line."""
 
 import json
 
-from samtone_tf.distribute import get_strategy
+from samtone_tf.training.distribute import get_strategy
 
 
 def main() -> dict:
@@ -12,10 +12,10 @@ def main() -> dict:
 
     from samtone_tf.data.beir import load_beir
     from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-    from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models.dual_encoder import DualEncoder
     from samtone_tf.resources import scifact_path
-    from samtone_tf.towers import minilm
+    from samtone_tf.models import minilm
 
     keras.utils.set_random_seed(0)
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))[:64]

@@ -22,12 +22,12 @@ import tensorflow as tf
 
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
-from samtone_tf.losses import SamToNeLoss
-from samtone_tf.models import DualEncoder
-from samtone_tf.reliability import fit_resumable
+from samtone_tf.losses.samtone import SamToNeLoss
+from samtone_tf.models.dual_encoder import DualEncoder
+from samtone_tf.training.resumable import fit_resumable
 from samtone_tf.resources import scifact_path
-from samtone_tf.tokenization import HashingTokenizer
-from samtone_tf.towers import SmallTransformer
+from samtone_tf.tokenizers.in_graph import HashingTokenizer
+from samtone_tf.models import SmallTransformer
 
 STEPS = 24
 

