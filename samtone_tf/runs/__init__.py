@@ -1,0 +1,7 @@
+"""The ``samtone train`` job: typed configuration, the run folder (manifest, lock), the
+memory policy, the job itself and its plots."""
+
+from samtone_tf.runs.config import load_config
+from samtone_tf.runs.job import load_run_model, run_training
+
+__all__ = ["load_config", "load_run_model", "run_training"]
