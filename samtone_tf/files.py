@@ -162,6 +162,22 @@ def refuse_link(path, what="output"):
                           f"(give the {what}'s real path)")
 
 
+def check_replaceable(folder, overwrite, ours, what, error=OutputError):
+    """Refuses, writing nothing, a folder target that is a link or a file, exists without
+    ``overwrite``, or is not ``what`` (``ours(folder)`` false): ``--overwrite`` replaces
+    only a folder the same command wrote."""
+    refuse_link(folder)
+    if not os.path.exists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(20, f"is a file, expected {what}", folder)
+    if not overwrite:
+        raise FileExistsError(f"{folder} exists; pass overwrite=True (--overwrite) to replace it")
+    if not ours(folder):
+        raise error(f"{folder} is not {what}; refusing to replace it (--overwrite replaces "
+                    "only those)")
+
+
 def open_no_follow(path, flags=os.O_RDWR | os.O_CREAT):
     """A file descriptor of ``path`` opened in place (a lock file, say), refusing a
     symbolic link at ``path`` with OutputError instead of writing through it."""

@@ -51,25 +51,13 @@ def snapshot(folder):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from tests.helpers.small_collection import write_small_scifact
-
-    return write_small_scifact(tmp_path_factory.mktemp("data") / "c", documents=40,
-                               train_queries=16, test_queries=10)
+def data(tiny_beir):
+    return tiny_beir  # conftest.py
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A SavedModel of a tiny small tower (fast to encode)."""
-    from samtone_tf.export.saved_model import export_saved_model
-    from samtone_tf.models.dual_encoder import DualEncoder
-    from samtone_tf.models import SmallTransformer
-
-    path = tmp_path_factory.mktemp("model") / "savedmodel"
-    spec = SmallTransformer(vocab_size=512, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=64)
-    export_saved_model(DualEncoder(spec, query_max_length=16, document_max_length=32), str(path))
-    return str(path)
+def model(small_savedmodel):
+    return small_savedmodel  # conftest.py
 
 
 # ----------------------------------------------------------------- search depth

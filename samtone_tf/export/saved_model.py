@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from samtone_tf.batching import length_sorted_batches
 from samtone_tf.errors import DataError
-from samtone_tf.files import OutputError, check_output, refuse_link, write_folder_atomic
+from samtone_tf.files import check_output, check_replaceable, write_folder_atomic
 from samtone_tf.internals import AutoTrackable
 from samtone_tf.numerics import check_finite_weights
 
@@ -195,16 +195,7 @@ def check_export_output(output, inputs=(), overwrite=False):
     is a file, or exists and is not a SavedModel this module wrote (``overwrite``
     replaces only those). Writes nothing."""
     check_output(output, inputs, replaces_folder=True)
-    refuse_link(output)
-    if not os.path.exists(output):
-        return
-    if not os.path.isdir(output):
-        raise NotADirectoryError(20, "is a file, expected a SavedModel folder", output)
-    if not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if not is_export(output):
-        raise OutputError(f"{output} is not a SavedModel written by samtone export; "
-                          "refusing to replace it (--overwrite replaces only those)")
+    check_replaceable(output, overwrite, is_export, "a SavedModel written by samtone export")
 
 
 def write_assets(folder, files):

@@ -47,7 +47,7 @@ from samtone_tf.devices import encoding_role
 from samtone_tf.errors import DataError
 from samtone_tf.export.saved_model import (CONFIG_ASSET, SavedModelEncoder, _EncoderModule,
                                            export_config, write_assets)
-from samtone_tf.files import FolderLock, refuse_link, write_folder_atomic
+from samtone_tf.files import FolderLock, check_replaceable, refuse_link, write_folder_atomic
 from samtone_tf.internals import AutoTrackable
 from samtone_tf.retrieval.corpus import encode_in_shards
 from samtone_tf.retrieval.quantization import (QUANTIZATIONS, RESCORE_VECTORS, _unpack, int8_scales,
@@ -326,15 +326,8 @@ def _build(model, collection, output, document_ids, work_dir, role, task, dims, 
 def _check_output(output, overwrite):
     """A new folder, or (with ``overwrite``) an index this module wrote; never another
     folder or a file."""
-    if not os.path.exists(output):
-        return
-    if not os.path.isdir(output):
-        raise NotADirectoryError(20, "is a file, expected an index folder", output)
-    if not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    if not os.path.isfile(os.path.join(output, "assets", INDEX_ASSET)):
-        raise FileExistsError(f"{output} is not an index written by samtone index; refusing "
-                              "to replace it")
+    check_replaceable(output, overwrite, is_index, "an index written by samtone index",
+                      FileExistsError)
 
 
 def _remove_shards(work_dir, lock):
