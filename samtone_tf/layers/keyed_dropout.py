@@ -18,7 +18,7 @@ while the step is traced); a :class:`KeyedDropout` called outside such a block (
 exported SavedModel's ``training=True`` function, a tower used on its own) drops out as
 Keras' ``Dropout`` does. The hash is lowbias32 (a 32-bit integer finaliser), in uint32
 tensor ops that run on CPU, GPU, TPU and under XLA; a mask element keeps its input when
-hash / 2^32 >= rate, scaled by 1 / (1 - rate) as in Keras.
+hash >= rate · 2^32, scaled by 1 / (1 - rate) as in Keras.
 """
 
 from __future__ import annotations
@@ -85,7 +85,14 @@ def _mix(x):
 
 def keyed_uniform(shape, seed, step, rows, side, layer):
     """Uniform [0, 1) float32 of ``shape`` ([rows, ...]): element (r, p) is a hash of
-    (seed, step, side, layer, rows[r], p)."""
+    (seed, step, side, layer, rows[r], p) (:func:`keyed_bits`) / 2^32."""
+    values = keyed_bits(shape, seed, step, rows, side, layer)
+    return tf.cast(tf.bitwise.right_shift(values, _u32(8)), tf.float32) * (1.0 / (1 << 24))
+
+
+def keyed_bits(shape, seed, step, rows, side, layer):
+    """uint32 of ``shape`` ([rows, ...]): element (r, p) is a hash of (seed, step, side,
+    layer, rows[r], p)."""
     key = _mix(tf.bitwise.bitwise_xor(_u32(seed & 0xFFFFFFFF), _u32(0x9E3779B9)))
     for part in (tf.cast(step, tf.int64) & 0xFFFFFFFF, side, layer):
         key = _mix(tf.bitwise.bitwise_xor(key, _u32(part)))
@@ -93,8 +100,7 @@ def keyed_uniform(shape, seed, step, rows, side, layer):
     inner = shape[1:]
     positions = _mix(_u32(tf.range(tf.reduce_prod(inner))) + _u32(0x85EBCA77))
     row_keys = tf.reshape(row_keys, tf.concat([[-1], tf.ones_like(inner)], 0))
-    values = _mix(tf.bitwise.bitwise_xor(row_keys, tf.reshape(positions, inner)))
-    return tf.cast(tf.bitwise.right_shift(values, _u32(8)), tf.float32) * (1.0 / (1 << 24))
+    return _mix(tf.bitwise.bitwise_xor(row_keys, tf.reshape(positions, inner)))
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -114,7 +120,8 @@ class KeyedDropout(keras.layers.Dropout):
         if self.noise_shape is not None:
             shape = tf.convert_to_tensor(
                 [shape[i] if dim is None else dim for i, dim in enumerate(self.noise_shape)])
-        keep = keyed_uniform(shape, seed, step, rows, side, layer) >= self.rate
+        keep = keyed_bits(shape, seed, step, rows, side, layer) >= _u32(
+            min(int(self.rate * 2.0 ** 32), 2 ** 32 - 1))
         scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
 
