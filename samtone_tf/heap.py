@@ -6,8 +6,7 @@ and keeps the pages freed in each; TensorFlow's thread pools spread a step's tem
 blocks over many arenas, and what one arena freed another cannot reuse. With the default
 job's training step (all-MiniLM-L6-v2, batch 32, 2 cores) a cap of 2 arenas instead of
 glibc's 16 lowered a training process' peak from 2.00 to 1.90 GB, at no cost in step
-time (``benchmarks/memory.py --breakdown``; docs/RESULTS.md, "The default job's memory,
-eleventh session").
+time (``benchmarks/memory.py --breakdown``; docs/RESULTS.md).
 
 ``samtone`` applies :func:`limit_arenas` before it imports TensorFlow; a Python
 program can call it first thing too (arenas made before the call stay). An arena cap

@@ -17,7 +17,7 @@ def check_finite_weights(model, where="the model"):
     Checked by TensorFlow in the weight's own dtype, with no host copy: earlier each
     weight was copied to float64 NumPy (94 MB for MiniLM's word embeddings), and the
     default job's check and save after its last step raised its peak by 0.13 GB
-    (docs/RESULTS.md, twelfth session). Integer weights are always finite."""
+    (docs/RESULTS.md). Integer weights are always finite."""
     bad = [getattr(w, "path", None) or w.name for w in model.weights if not _finite(w)]
     if bad:
         raise NonFiniteWeightsError(

@@ -183,7 +183,7 @@ def _options():
     iterator's teardown waited for the autotuner's background thread, which wakes at
     10 ms × (2**n − 1) after the iterator starts, so a 4-step pass of 21 s returned at
     exactly 40.95 s (5 of 10 passes; 0 of 8 with autotuning off, the same step times;
-    docs/RESULTS.md, "fifteenth session"). Tokenizing a batch takes milliseconds next to
+    docs/RESULTS.md). Tokenizing a batch takes milliseconds next to
     a training step's seconds: there is nothing for the autotuner to win."""
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -125,7 +125,7 @@ def shares_query_functions(model, query_tokenizer, document_tokenizer):
     """True when documents go through the queries' functions: one tower (SDE) and one
     tokenizer. Then the tower is traced once per ``training`` value instead of twice,
     which took the export's peak from +0.37 to +0.22 GB over the weights (MiniLM after
-    training; docs/RESULTS.md, fourteenth session), and the SavedModel stores one copy."""
+    training; docs/RESULTS.md), and the SavedModel stores one copy."""
     return model.query_tower is model.document_tower and query_tokenizer is document_tokenizer
 
 

@@ -22,7 +22,7 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
             (``faiss.IndexFlatIP``, needs faiss-cpu; also exact; its tie order may
             differ) or "auto" (faiss when installed, else tf). Which is faster depends on
             the CPU (``benchmarks/search.py``, 100k × 384, top-100): FAISS 1.6× the TF
-            path on the third session's machine, the TF path 2.3× FAISS on the fourth's.
+            path on one 2-core machine, the TF path 2.3× FAISS on another (docs/RESULTS.md).
     Returns:
         (scores [Q, k] float32, indices [Q, k] int64), best first.
     """

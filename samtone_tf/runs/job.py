@@ -246,7 +246,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
                 "wall_time_s": round(time.time() - started, 1)}
     # Released before the weights file is written: Keras copies every weight to NumPy
     # there, which on top of the training step's heap raised a process' peak by 0.09 GB
-    # (docs/RESULTS.md, twelfth session).
+    # (docs/RESULTS.md).
     release_training_memory(model)
     with atomic_path(os.path.join(output, "checkpoints", "final.weights.h5"),
                      suffix=".weights.h5") as temporary:
@@ -255,8 +255,7 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
     release_optimizer_state(model)  # the job trains no more; its checkpoints keep the state
     # Exported before the fine-tuned evaluation, and its garbage freed (0.15 GB that the
     # trim returns): exported last, it sat on the evaluation's buffers (with the release
-    # of the zero-shot encode functions, the job's peak 2.40 -> 2.13 GB; docs/RESULTS.md,
-    # "The default job's memory, fourteenth session").
+    # of the zero-shot encode functions, the job's peak 2.40 -> 2.13 GB; docs/RESULTS.md).
     log(f"exporting the SavedModel to {os.path.join(output, 'savedmodel')} ...")
     export_saved_model(model, os.path.join(output, "savedmodel"),
                        training_config=config.to_dict(),

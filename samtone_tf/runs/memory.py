@@ -23,11 +23,10 @@ def memory_options(training, strategy, log=print):
     has at least 4 (fewer per replica: no cache), so the default job's step keeps one
     layer of 4 rows' activations instead of every layer of the whole batch (the default
     job: 6.6 GB → 2.18-2.53 GB with its other savings; 4 rows instead of 8: 0.07 GB less at
-    0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md, "The default job's
-    memory, eleventh session"). With a GPU or TPU "auto" is off: the
-    plain step, the fastest. The cache draws dropout masks per chunk
-    (:mod:`samtone_tf.models.gradient_cache`), so an "auto" job on CPU is a different draw of
-    the same training than the plain step: set both to ``false`` / ``null`` for it."""
+    0.97-1.09x the step time on a 2-core CPU: docs/RESULTS.md). With a GPU or TPU "auto"
+    is off: the plain step, the fastest. Dropout masks are keyed on the example
+    (:mod:`samtone_tf.layers.keyed_dropout`), so an "auto" job on CPU trains the model the
+    plain step trains: the choice changes memory and time, not the result."""
     remat, chunk = training["remat"], training["gradient_cache_chunk_size"]
     if "auto" not in (remat, chunk):
         return remat, chunk
