@@ -83,13 +83,6 @@ def _mix(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
 
 
-def keyed_uniform(shape, seed, step, rows, side, layer):
-    """Uniform [0, 1) float32 of ``shape`` ([rows, ...]): element (r, p) is a hash of
-    (seed, step, side, layer, rows[r], p) (:func:`keyed_bits`) / 2^32."""
-    values = keyed_bits(shape, seed, step, rows, side, layer)
-    return tf.cast(tf.bitwise.right_shift(values, _u32(8)), tf.float32) * (1.0 / (1 << 24))
-
-
 def keyed_bits(shape, seed, step, rows, side, layer):
     """uint32 of ``shape`` ([rows, ...]): element (r, p) is a hash of (seed, step, side,
     layer, rows[r], p)."""

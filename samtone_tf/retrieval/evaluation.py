@@ -1,20 +1,8 @@
-"""Retrieval evaluation: encode a corpus, exact chunked top-k search, IR metrics.
-
-* :func:`exact_search`: top-k by cosine (inner product of L2-normalised vectors),
-  computed by chunked matrix products and ``tf.math.top_k`` with a running merge,
-  so memory is O(query_chunk × (doc_chunk + k)), never queries × corpus. Ties go
-  to the lower document index, as in a full-matrix ``top_k``.
-* :func:`evaluate_run`: nDCG@k, MRR@k, P@k, Recall@k, MAP@k (k in 1, 3, 5, 10, 100)
-  by pytrec_eval (``pytrec-eval-terrier``), averaged over every judged query (a
-  query with no retrieved document scores 0). MRR@k is pytrec_eval's reciprocal
-  rank over the run cut at k. ``ignore_identical_ids`` drops a retrieved document
-  whose id equals the query id (BEIR's default; right for Quora/ArguAna, wrong for
-  Cranfield, whose query and document ids share a number space by accident).
-* :func:`evaluate_model`: a DualEncoder (or anything with ``encode_queries`` /
-  ``encode_documents`` on strings) on a BEIR collection.
-
-The summary keys are "ndcg@10", "mrr@10", "p@1", "recall@100", "map@100" and all
-the other "metric@k" pairs.
+"""Evaluating a model or an index on a collection: :func:`evaluate_model` encodes the
+corpus and the judged queries (:mod:`~samtone_tf.retrieval.corpus`), searches exactly
+(:mod:`~samtone_tf.retrieval.search`) to at least the deepest cutoff and scores the run
+(:mod:`~samtone_tf.retrieval.metrics`); :func:`evaluate_index` scores what a retrieval
+SavedModel serves, through its own ``search`` signature.
 """
 
 from __future__ import annotations
