@@ -39,7 +39,7 @@ import contextlib
 import tensorflow as tf
 
 from samtone_tf.internals import replaced_attribute
-from samtone_tf.layers.keyed_dropout import current_keys, dropout_keys
+from samtone_tf.layers.keyed_dropout import current_keys, reenter_keys
 
 
 def seed_generators(layer):
@@ -68,7 +68,7 @@ def remat_call(layer, function, *inputs):
     def run(*xs):
         with contextlib.ExitStack() as stack:  # afterwards the class's own next() again
             if keys is not None:
-                stack.enter_context(dropout_keys(*keys))
+                stack.enter_context(reenter_keys(keys))
             for index, (generator, value) in enumerate(zip(generators, saved)):
                 stack.enter_context(replaced_attribute(generator, "next",
                                                        _replay(value, draws, index)))
