@@ -20,6 +20,11 @@ loading, zero-shot evaluation, training, fine-tuned evaluation, export ...), its
 and its SciFact nDCG@10 (zero-shot and fine-tuned, from OUTPUT/metrics.json).
 OUTPUT must not exist yet (the job writes it; nothing is deleted).
 
+``--python-example [FILE]`` runs the Python example of FILE (README.md: the MiniLM
+fine-tune, the first ```python block that calls ``.fit(``) as written, in a fresh process
+and a new temporary folder, and prints its peak resident memory and wall time: the Python
+API's memory next to the job's (``--job``), run one after the other.
+
 ``--encoding BATCH [BATCH ...] [--docs 512]`` times the job's evaluation encoding instead:
 SciFact abstracts with pretrained all-MiniLM-L6-v2 at each batch size, each twice
 (alternating), each in a fresh process; docs/s and peak resident memory.
@@ -136,6 +141,39 @@ def job(output, overrides, timeline=None):
     return result
 
 
+def python_example(source):
+    """Peak RSS and wall time of the Python example in ``source`` (the first ```python
+    block that calls ``.fit(``), run as it is written in a fresh process, in a new
+    temporary folder (it writes its model there; the folder is removed afterwards)."""
+    import re
+    import resource
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    with open(source, encoding="utf-8") as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    code = next((block for block in blocks if ".fit(" in block), None)
+    if code is None:
+        raise SystemExit(f"--python-example: no ```python block with .fit( in {source}")
+    folder = tempfile.mkdtemp(prefix="samtone-example-")
+    try:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], cwd=folder, text=True,
+                              capture_output=True)
+        wall = time.perf_counter() - start
+    finally:
+        shutil.rmtree(folder)
+    if done.returncode:
+        raise SystemExit(f"--python-example failed:\n{done.stderr[-3000:]}")
+    return {"python_example": source, "exit_code": done.returncode,
+            "wall_s": round(wall, 1), "output": done.stdout.strip()[-200:],
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                                 / 1e6, 3)}
+
+
 def breakdown(batch, chunk, steps, remat, dtype):
     """Resident memory of one process at each stage of the job (see the module doc)."""
     import time
@@ -246,7 +284,12 @@ def main():
     parser.add_argument("--encoding", type=int, nargs="+", metavar="BATCH",
                         help="encoding speed and peak memory at each evaluation batch size")
     parser.add_argument("--docs", type=int, default=512, help="with --encoding")
+    parser.add_argument("--python-example", metavar="FILE", nargs="?", const="README.md",
+                        help="peak memory of the Python example in FILE (default README.md)")
     args = parser.parse_args()
+    if args.python_example:
+        print(json.dumps(python_example(args.python_example)), flush=True)
+        return
     if args.encoding and args.child:
         print_result({"batch": int(args.child), **encoding(int(args.child), args.docs)})
         return

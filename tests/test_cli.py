@@ -21,6 +21,16 @@ def samtone(*args, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _assert_quiet_start_up(stderr):
+    """TensorFlow's native start-up messages at most once each (TensorFlow 2.21 logs
+    them twice), and no cuInit error where there is no GPU to find."""
+    for message in ("oneDNN custom operations are on", "Could not find cuda drivers",
+                    "All log messages before absl::InitializeLog()"):
+        assert stderr.count(message) <= 1, message
+    if not tf.config.list_physical_devices("GPU"):
+        assert "failed call to cuInit" not in stderr
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"model.architecture": "two-tower"}, "model.architecture must be one of"),
     ({"training.global_batch_size": 0}, "training.global_batch_size must be a positive"),
@@ -137,6 +147,9 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path, small_scifact):
                   "--data", data, "--set", "training.epochs=2", "--output", str(run), "--quiet")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| zero_shot |" in out.stdout and "| fine_tuned |" in out.stdout
+    _assert_quiet_start_up(out.stderr)
+    assert "a checkpoint after the last step" in out.stdout  # 8 steps, checkpoint_every 50
+    assert "shuffle=True" not in out.stderr  # Keras' warning, for a dataset that shuffles
     metrics = json.loads((run / "metrics.json").read_text())
     for name in ("zero_shot", "fine_tuned"):
         for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
@@ -154,6 +167,10 @@ def test_train_eval_export_end_to_end_small_tower(tmp_path, small_scifact):
     out = samtone("eval", "--model", str(run / "savedmodel"), "--data",
                   data, "--split", "test", "--output", str(scores))
     assert out.returncode == 0, out.stderr[-3000:]
+    # the run trained with remat ("auto" on this CPU); its export loads without
+    # TensorFlow's "unsaved custom gradients" warning (exported without remat)
+    assert "unsaved custom gradients" not in out.stderr
+    _assert_quiet_start_up(out.stderr)
     evaluated = json.loads(scores.read_text())
     for key in ("ndcg@10", "mrr@10", "p@1", "recall@100", "map@100"):
         assert evaluated[key] == pytest.approx(metrics["fine_tuned"][key], abs=2e-3), key

@@ -9,7 +9,7 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "samtone_tf")
 
-FOUNDATION = {"samtone_tf", "samtone_tf.errors", "samtone_tf.files", "samtone_tf.heap",
+FOUNDATION = {"samtone_tf", "samtone_tf.errors", "samtone_tf.files", "samtone_tf.heap", "samtone_tf.native_log",
               "samtone_tf.batching", "samtone_tf.devices", "samtone_tf.numerics",
               "samtone_tf.internals", "samtone_tf.resources", "samtone_tf.registration"}
 # room -> the rooms it may import (besides itself and the foundation)

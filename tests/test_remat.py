@@ -96,6 +96,37 @@ def test_remat_step_equals_the_plain_step_with_dropout(kind, architecture, toler
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_auto_memory_in_the_python_api_trains_what_the_plain_step_trains(monkeypatch):
+    """``remat="auto"`` and ``gradient_cache_chunk_size="auto"`` on this CPU host: remat
+    towers and the cached step (chunks of 4 over 6 rows), the plain model's update."""
+    import samtone_tf.models.dual_encoder as dual_encoder
+
+    cached = []
+    step = dual_encoder.cached_train_step
+    monkeypatch.setattr(dual_encoder, "cached_train_step",
+                        lambda model, x, size: cached.append(size) or step(model, x, size))
+    made = []
+    for memory in ("auto", None):
+        keras.utils.set_random_seed(3)
+        model = DualEncoder(_spec("small"), architecture="ade", remat=memory or False)
+        model.compile(keras.optimizers.SGD(0.05), loss=SamToNeLoss(0.05, symmetric=True),
+                      gradient_cache_chunk_size=memory)
+        made.append(model)
+    auto, plain = made
+    assert auto.query_tower.encoder.remat and not plain.query_tower.encoder.remat
+    plain.set_weights(auto.get_weights())
+    before = [w.copy() for w in plain.get_weights()]
+    data = tf.data.Dataset.from_tensors(_batch()).repeat(1)
+    auto.fit(data, verbose=0)
+    plain.fit(data, verbose=0)
+    assert cached == [4]
+    _check_updates(auto, plain, before, 3e-4)
+    assert auto.get_config()["remat"] == "auto"
+    assert auto.get_compile_config()["gradient_cache_chunk_size"] == "auto"
+    with pytest.raises(ValueError, match="gradient_cache_chunk_size must be 'auto'"):
+        plain.compile(loss=SamToNeLoss(), gradient_cache_chunk_size="4")
+
+
 @pytest.mark.slow
 def test_remat_under_xla_equals_the_plain_step():
     remat, plain = _pair("small", "sde", jit_compile=True)
@@ -138,7 +169,7 @@ def test_remat_round_trips_and_inference_is_unchanged(tmp_path):
     assert loaded.remat
     np.testing.assert_allclose(loaded(batch)["document_embeddings"],
                                remat(batch)["document_embeddings"], atol=1e-6)
-    with pytest.raises(ValueError, match="remat must be true or false"):
+    with pytest.raises(ValueError, match="remat must be 'auto', true or false"):
         DualEncoder(_spec("small"), remat=1)
 
 

@@ -18,6 +18,7 @@ import traceback
 
 from samtone_tf.cli.parser import build_parser
 from samtone_tf.errors import SamtoneError
+from samtone_tf.native_log import native_start_up
 
 # The module and function of each command (imported only when it runs, so that
 # ``samtone --help`` starts without TensorFlow).
@@ -53,6 +54,8 @@ def main(argv=None):
     from samtone_tf.heap import limit_arenas
 
     limit_arenas()  # before TensorFlow starts its threads (samtone_tf.heap)
+    if not getattr(args, "debug", False):  # --debug shows TensorFlow's log as it comes
+        native_start_up()
     try:
         module, function = COMMANDS[args.command]
         command = getattr(importlib.import_module(f"samtone_tf.cli.{module}"), function)

@@ -21,6 +21,7 @@ folder gets the usual permissions. A model with a NaN/Inf weight is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -165,17 +166,35 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
     query_tokenizer = model.query_tokenizer()
     document_tokenizer = (query_tokenizer if model.query_max_length == model.document_max_length
                           else model.document_tokenizer())  # both: the backbone's, at a length
-    module = _EncoderModule(model, query_tokenizer, document_tokenizer)
 
     def fill(folder):
-        tf.saved_model.save(module, folder, signatures={
-            "encode_query": module.encode_query,
-            "encode_document": module.encode_document,
-            "serving_default": module.encode_query,
-        })
+        with _without_remat(model):  # saving traces the functions again
+            module = _EncoderModule(model, query_tokenizer, document_tokenizer)
+            tf.saved_model.save(module, folder, signatures={
+                "encode_query": module.encode_query,
+                "encode_document": module.encode_document,
+                "serving_default": module.encode_query,
+            })
         write_assets(folder, {CONFIG_ASSET: export_config(model, training_config)})
 
     return write_folder_atomic(output, fill)
+
+
+@contextlib.contextmanager
+def _without_remat(model):
+    """The towers trace without remat inside the block: remat is a memory option of
+    this process' training, and its ``tf.recompute_grad`` gradient is one a SavedModel
+    cannot store (loading warned "unsaved custom gradients", and fine-tuning the export
+    through its ``training=True`` function could not differentiate)."""
+    encoders = {id(t.encoder): t.encoder for t in (model.query_tower, model.document_tower)}
+    remat = {key: encoder.remat for key, encoder in encoders.items()}
+    try:
+        for encoder in encoders.values():
+            encoder.remat = False
+        yield
+    finally:
+        for key, encoder in encoders.items():
+            encoder.remat = remat[key]
 
 
 def is_export(path):

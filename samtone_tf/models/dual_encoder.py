@@ -58,6 +58,7 @@ from samtone_tf.losses.samtone import SamToNeLoss
 from samtone_tf.models.architectures import ARCHITECTURES, build_towers, own_max_length
 from samtone_tf.models.encoding import check_jit_compile, encode_side
 from samtone_tf.models.gradient_cache import cached_train_step
+from samtone_tf.models.memory_policy import check_chunk, check_remat, resolve_chunk, resolve_remat
 from samtone_tf.tokenizers.padding import check_padding
 
 
@@ -91,9 +92,10 @@ class DualEncoder(keras.Model):
             the temperature and the similarity matrix are float32; under
             "mixed_float16" ``compile`` wraps the optimizer in Keras' loss scaling.
         remat: recompute each transformer layer in the backward pass instead of
-            keeping its activations (:mod:`samtone_tf.layers.remat`, dropout replayed
-            exactly): the same step at a fraction of the activation memory, for one
-            more forward pass (measured in docs/RESULTS.md).
+            keeping its activations (:mod:`samtone_tf.layers.remat`): the same step at a
+            fraction of the activation memory, for one more forward pass (measured in
+            docs/RESULTS.md); "auto": on a host without a GPU or TPU
+            (:mod:`samtone_tf.models.memory_policy`).
 
     Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``
     on batches of the form in the module docstring. Keras' own ``train_step`` runs;
@@ -141,7 +143,7 @@ class DualEncoder(keras.Model):
                 backbone, architecture, pooling, projection_dim)
         self.remat = remat
         for tower in (self.query_tower, self.document_tower):
-            tower.encoder.remat = remat
+            tower.encoder.remat = resolve_remat(remat)
         self.loss_fn = None
         self.gradient_cache_chunk_size = None
         # Create every variable now (inside the caller's strategy scope).
@@ -175,8 +177,7 @@ class DualEncoder(keras.Model):
         are validated; the job configuration calls it too, before any backbone loads)."""
         check_padding(padding)
         check_jit_compile(encode_jit_compile, "encode_jit_compile")
-        if not isinstance(remat, bool):
-            raise ValueError(f"remat must be true or false, got {remat!r}")
+        check_remat(remat)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         if pooling not in POOLING_OPTIONS:
@@ -263,20 +264,16 @@ class DualEncoder(keras.Model):
         class docstring. Every other keyword (``jit_compile``,
         ``steps_per_execution``, ...) goes to Keras unchanged.
 
-        ``gradient_cache_chunk_size``: None (off, the default) or N: each step embeds
+        ``gradient_cache_chunk_size``: None (off, the default), N: each step embeds
         the batch N rows at a time and back-propagates chunk by chunk, so the peak
         activation memory is one chunk's (:mod:`samtone_tf.models.gradient_cache`); the step
-        equals the uncached one."""
+        equals the uncached one; or "auto": chunks of 4 on a host without a GPU or TPU
+        (:mod:`samtone_tf.models.memory_policy`)."""
         if loss is None:
             loss = SamToNeLoss()
         if not isinstance(loss, SamToNeLoss):
             raise TypeError(f"DualEncoder trains with a SamToNeLoss, got {type(loss).__name__}")
-        if gradient_cache_chunk_size is not None and (
-                isinstance(gradient_cache_chunk_size, bool)
-                or not isinstance(gradient_cache_chunk_size, int)
-                or gradient_cache_chunk_size <= 0):
-            raise ValueError(f"gradient_cache_chunk_size must be None or a positive integer, "
-                             f"got {gradient_cache_chunk_size!r}")
+        check_chunk(gradient_cache_chunk_size)
         self.loss_fn = loss
         self.gradient_cache_chunk_size = gradient_cache_chunk_size
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
@@ -332,11 +329,13 @@ class DualEncoder(keras.Model):
         a tape, loss gradient w.r.t. the embeddings, re-embed and back-propagate chunk by
         chunk) need their own step: :func:`samtone_tf.models.gradient_cache.cached_train_step`.
         That is the only place this model replaces a Keras step."""
-        if not self.gradient_cache_chunk_size:
-            return super().train_step(data)
-
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return cached_train_step(self, x, self.gradient_cache_chunk_size)
+        rows = x["query"]["token_ids"].shape[0]  # static, or None
+        chunk = resolve_chunk(self.gradient_cache_chunk_size, rows, rows and rows * (
+            self.distribute_strategy.num_replicas_in_sync))
+        if not chunk:
+            return super().train_step(data)
+        return cached_train_step(self, x, chunk)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """SamToNe over the outputs of ``call`` (ids read from the batch ``x``), plus

@@ -222,8 +222,11 @@ def _train_and_report(config, output, model, dataset, steps, eval_set, data_path
             model.release_encode_functions()
             collect()
 
+    every = training["checkpoint_every"]
+    saves = (f"checkpoints every {every} steps and after the last" if steps > every
+             else "a checkpoint after the last step")
     log(f"training: {steps} steps of global batch {training['global_batch_size']}, "
-        f"checkpoints every {training['checkpoint_every']} in {write_dir}/checkpoints")
+        f"{saves} in {write_dir}/checkpoints")
     callbacks = [keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
     alignment = _alignment_callback(config, eval_set, write_dir) if chief else None
     if alignment is not None:

@@ -144,8 +144,8 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
         log(f"resuming from {latest} (step {start} of {total_steps})")
     guard = _Guard(manager, steps_done, start, checkpoint_every, history,
                    os.path.join(checkpoint_dir, HISTORY), on_step)
-    model.fit(dataset.skip(start).take(total_steps - start), epochs=1,
-              verbose=verbose, callbacks=[guard, *callbacks])
+    model.fit(dataset.skip(start).take(total_steps - start), epochs=1, shuffle=False,
+              verbose=verbose, callbacks=[guard, *callbacks])  # the dataset shuffles
     check_finite_weights(model, f"after the last update (step {total_steps})")
     if int(steps_done.numpy()) != total_steps:
         guard.save(total_steps)
