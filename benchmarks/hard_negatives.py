@@ -22,7 +22,7 @@ budget and hyperparameters (samtone_tf/configs/default.yaml: batch 32, one epoch
 train pairs, Adam 2e-5, τ 0.05) and ``training.mixed_precision`` = ``--mixed-precision``
 (the same in every cell; ``none`` for float32), evaluates on SciFact test and, zero-shot,
 on reqa-squad and cranfield, and writes one JSON per run (resumable: finished runs are
-skipped) and OUTPUT/RESULTS.md: mean ± std over seeds, the per-seed paired difference of
+skipped) and OUTPUT/table.md: mean ± std over seeds, the per-seed paired difference of
 each source against in-batch (same loss and seed), and of SamToNe against standard (same
 source and seed).
 """
@@ -174,7 +174,7 @@ def main():
         mine(args.output)
     results = [run_cell(source, loss, seed, args) for seed in args.seeds
                for source in args.sources for loss in args.losses]
-    write_table(results, os.path.join(args.output, "RESULTS.md"))
+    write_table(results, os.path.join(args.output, "table.md"))
 
 
 if __name__ == "__main__":

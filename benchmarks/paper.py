@@ -8,7 +8,7 @@ Each cell fine-tunes all-MiniLM-L6-v2 on SciFact train with identical hyperparam
 SciFact test and, zero-shot, on reqa-squad and cranfield, and measures the linear-probe
 separation of the towers (400 + 400). Writes one JSON per run (resumable: finished
 runs are skipped), OUTPUT/baselines.json (BM25 and zero-shot all-MiniLM-L6-v2 on the
-same three collections) and OUTPUT/RESULTS.md: mean ± std (over seeds, ddof 1) per
+same three collections) and OUTPUT/table.md: mean ± std (over seeds, ddof 1) per
 cell, the baseline rows, wall times, and the per-seed paired difference of each
 SamToNe loss against the standard loss of the same architecture and seed.
 """
@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 # The step the recorded grid was trained with: every activation kept, no gradient cache
-# (the defaults until the tenth session; `samtone train` now picks the low-memory step
-# on one CPU replica, whose dropout masks are drawn per chunk). Pinned so that the
-# recorded results stay reproducible; hard_negatives.py and towers_apart.py use it too.
+# (`samtone train` picks remat and the gradient cache on a machine without a GPU/TPU:
+# the same update, slower). Pinned so that the recorded results are reproduced with the
+# step and time they were recorded with; hard_negatives.py and towers_apart.py use it too.
 PLAIN_STEP = {"training.remat": False, "training.gradient_cache_chunk_size": None}
 
 LOSSES = {"standard": {"loss.same_tower": "none"},
@@ -176,7 +176,7 @@ def main():
     results = [run_cell(a, l, s, args.output) for a in args.architectures
                for l in args.losses for s in args.seeds]
     reference = None if args.no_baselines else baselines(args.output)
-    write_table(results, os.path.join(args.output, "RESULTS.md"), reference)
+    write_table(results, os.path.join(args.output, "table.md"), reference)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ per round, which does not change the work per step. Both libraries: SDE, Adam, Ï
 (scale 20), the same SciFact training pairs; the samtone_tf sides run the plain step
 (``DualEncoder.fit``; no gradient cache or rematerialisation), as sentence-transformers does.
 
-``--control`` adds a fourth side, a second standard-loss model built the same way
+``--control`` adds one more side, a second standard-loss model built the same way
 ("standard_again"), and reports standard_again / standard per round and its median: two
 sides that do the same work, so how far that ratio strays from 1 is the measurement's
-own noise, to read SamToNe / standard against (fifteenth session: the same loss on two
-models differed by up to 3.3% between passes; docs/RESULTS.md).
+own noise, to read SamToNe / standard against (the same loss on two models differed by
+up to 12% in single rounds; docs/RESULTS.md).
 """
 
 import argparse

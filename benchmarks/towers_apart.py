@@ -22,7 +22,7 @@ Cranfield. ``analysis.every_steps`` records the tower-alignment curves
 end, the linear probe and t-SNE on 400 pairs.
 
 Writes OUTPUT/<arch>-<loss>-seed<N>.json per run (resumable: finished runs are
-skipped), OUTPUT/RESULTS.md (mean ± std over seeds, paired differences against the
+skipped), OUTPUT/table.md (mean ± std over seeds, paired differences against the
 standard loss), OUTPUT/alignment.png (probe accuracy and centroid cosine against the
 step, mean over seeds) and OUTPUT/tsne.png (seed 0, one panel per cell).
 """
@@ -213,7 +213,7 @@ def main():
     results = [run_cell(a, l, s, args.output, data, args.epochs, args.every,
                         args.runs or os.path.join(args.output, "runs"))
                for s in args.seeds for a in args.architectures for l in args.losses]
-    write_table(results, os.path.join(args.output, "RESULTS.md"))
+    write_table(results, os.path.join(args.output, "table.md"))
     plot_curves(results, os.path.join(args.output, "alignment.png"))
     from samtone_tf.runs.plots import plot_tsne
 

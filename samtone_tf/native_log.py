@@ -18,8 +18,11 @@ import re
 import sys
 import tempfile
 
-# "I0000 00:00:1796656363.260777   18282 port.cc:153] message": the message is the key
-_NATIVE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] (.*)$")
+# "I0000 00:00:1796656363.260777   18282 port.cc:153] message" (TensorFlow 2.21's absl
+# logging) or "2026-12-07 15:38:34.727339: E external/.../cuda_platform.cc:51] message"
+# (2.20's own): the message is the key
+_NATIVE = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+|\d{4}-\d\d-\d\d [\d:.]+: [IWEF]) "
+                     r"[\w./-]+:\d+\] (.*)$")
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
 
 
@@ -57,17 +60,19 @@ def captured_stderr(filter_text):
             sys.stderr.flush()
 
 
+@contextlib.contextmanager
 def native_start_up():
-    """Imports TensorFlow and looks for GPUs (which does not fix the logical devices:
-    strategies can still split the CPU), with the start-up log filtered as the module
-    docstring says. Returns the GPUs found."""
+    """Captures descriptor 2 inside the block; if the block imported TensorFlow, looks
+    for GPUs too (which does not fix the logical devices: strategies can still split the
+    CPU); then writes the capture back filtered as the module docstring says. Yields the
+    list of GPUs found (filled on leaving the block)."""
     found = []
 
     def keep(text):
         return filter_native_lines(text, drop=() if found else ("failed call to cuInit",))
 
     with captured_stderr(keep):
-        import tensorflow as tf
-
-        found.extend(tf.config.list_physical_devices("GPU"))
-    return found
+        yield found
+        tf = sys.modules.get("tensorflow")
+        if tf is not None:
+            found.extend(tf.config.list_physical_devices("GPU"))

@@ -6,14 +6,14 @@ import keras
 import pytest
 import tensorflow as tf
 
-from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+from samtone_tf import DualEncoder, SamToNeLoss
 from samtone_tf.models import HFBert, minilm_path
 from samtone_tf.runs.config import load_config
 from samtone_tf.errors import ConfigError
 from samtone_tf.tokenizers.padding import bucket_widths
+from tests.helpers.builders import tiny_spec
 
-SPEC = SmallTransformer(vocab_size=300, hidden_dim=16, num_layers=2, num_heads=2,
-                        intermediate_dim=32, max_length=64)
+SPEC = tiny_spec(vocab_size=300, num_layers=2, max_length=64)
 
 
 def _scifact_examples(n):

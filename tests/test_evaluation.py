@@ -243,13 +243,12 @@ def test_cache_of_a_savedmodel_follows_a_reexport_with_other_lengths(tmp_path):
     from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
     from samtone_tf.export.saved_model import SavedModelEncoder, export_saved_model
     from samtone_tf.models.dual_encoder import DualEncoder
-    from samtone_tf.models import SmallTransformer
+    from tests.helpers.builders import tiny_spec
 
     import keras
 
     keras.utils.set_random_seed(3)
-    spec = SmallTransformer(vocab_size=256, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=64)
+    spec = tiny_spec(vocab_size=256, max_length=64)
     model = DualEncoder(spec, query_max_length=8, document_max_length=4)
     texts = ["one two three four five six seven", "alpha beta gamma delta epsilon"]
     path = str(tmp_path / "savedmodel")

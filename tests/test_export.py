@@ -14,13 +14,13 @@ import tensorflow_text  # noqa: F401
 
 from samtone_tf.export.saved_model import CONFIG_ASSET, export_saved_model
 from samtone_tf.models.dual_encoder import DualEncoder
-from samtone_tf.models import HFBert, SmallTransformer, minilm_path
+from samtone_tf.models import HFBert, minilm_path
+from tests.helpers.builders import tiny_spec
 
 TEXTS = ["Microstructural development of human newborn cerebral white matter.",
          "0-dimensional biomaterials lack inductive properties.",
          "Café naïve résumé — 東京", "", "what is the capital of France?"]
-TINY = SmallTransformer(vocab_size=512, hidden_dim=16, num_layers=1, num_heads=2,
-                        intermediate_dim=32, max_length=32, dropout=0.1)
+TINY = tiny_spec(vocab_size=512, max_length=32, dropout=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -232,11 +232,8 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
     if leftovers:  # the next export of the same target removes what a kill left
         from samtone_tf.export.saved_model import export_saved_model
         from samtone_tf.models.dual_encoder import DualEncoder
-        from samtone_tf.models import SmallTransformer
 
-        export_saved_model(DualEncoder(SmallTransformer(vocab_size=64, hidden_dim=8,
-                                                        num_layers=1, num_heads=2,
-                                                        intermediate_dim=16)),
+        export_saved_model(DualEncoder(tiny_spec(hidden_dim=8, intermediate_dim=16)),
                            str(tmp_path / "target"), overwrite=True)
         assert os.listdir(tmp_path) == ["target"]
 
@@ -244,10 +241,8 @@ def test_export_killed_mid_write_leaves_no_partial_target(tmp_path):
 def test_a_model_with_a_nan_weight_is_not_exported(tmp_path):
     from samtone_tf.models.dual_encoder import DualEncoder
     from samtone_tf.numerics import NonFiniteWeightsError
-    from samtone_tf.models import SmallTransformer
 
-    spec = SmallTransformer(vocab_size=128, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=16)
+    spec = tiny_spec(vocab_size=128)
     model = DualEncoder(spec)
     weight = model.weights[-1]
     weight.assign(np.full(weight.shape, np.inf, "float32"))

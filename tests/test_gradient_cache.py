@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+from samtone_tf import DualEncoder, SamToNeLoss
 from samtone_tf.models import gradient_cache
+from tests.helpers.builders import contrastive_batch, tiny_spec
 
 LOSSES = {
     "standard": dict(same_tower="none"),
@@ -25,28 +26,12 @@ LOSSES = {
 
 
 def _spec(dropout):
-    return SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=10, dropout=dropout)
+    return tiny_spec(max_length=10, dropout=dropout)
 
 
 def _batch(rows=6, hard=True, seed=0):
-    rng = np.random.default_rng(seed)
-
-    def tokens(*shape):
-        ids = rng.integers(1, 64, size=shape).astype("int32")
-        mask = np.ones(shape, "int32")
-        mask[..., -3:] = rng.integers(0, 2, size=shape[:-1] + (3,))
-        return {"token_ids": ids * mask, "padding_mask": mask}
-
-    batch = {"query": tokens(rows, 7), "document": tokens(rows, 10),
-             "query_ids": np.arange(rows) % (rows - 1),  # one duplicate query
-             "document_ids": 100 + np.arange(rows)}
-    batch["document_ids"][-1] = batch["document_ids"][0]  # one duplicate positive
-    if hard:
-        batch["hard_negatives"] = tokens(rows, 2, 10)
-        batch["hard_negative_ids"] = 1000 + np.arange(rows * 2).reshape(rows, 2)
-        batch["hard_negative_ids"][1, 0] = batch["document_ids"][2]
-    return batch
+    return contrastive_batch(np.random.default_rng(seed), rows, 7, 10,
+                             negatives=2 if hard else 0, padded_tail=3, duplicates=True)
 
 
 def _models(architecture, loss_kwargs, dropout, chunk, jit_compile=False):

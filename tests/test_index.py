@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from samtone_tf import DualEncoder, SmallTransformer
+from samtone_tf import DualEncoder
 from samtone_tf.data.beir import load_beir
 from samtone_tf.data.common import Collection
 from samtone_tf.retrieval.corpus import encode_corpus
@@ -20,6 +20,7 @@ from samtone_tf.retrieval.metrics import evaluate_run
 from samtone_tf.retrieval.index import build_index
 from samtone_tf.retrieval.quantization import quantize, truncate
 from samtone_tf.resources import scifact_path
+from tests.helpers.builders import tiny_spec
 
 SEARCH_SCRIPT = """
 import json, sys
@@ -43,9 +44,8 @@ json.dump(result, open(out, "w"))
 
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
-    return DualEncoder(SmallTransformer(vocab_size=2000, hidden_dim=32, num_layers=1,
-                                        num_heads=2, intermediate_dim=64, max_length=64),
-                       architecture="ade")
+    return DualEncoder(tiny_spec(vocab_size=2000, hidden_dim=32, intermediate_dim=64,
+                                 max_length=64), architecture="ade")
 
 
 def _search(tmp_path, index, queries, ks):

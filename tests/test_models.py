@@ -10,10 +10,9 @@ from samtone_tf.losses.samtone import SamToNeLoss
 from samtone_tf.models import ARCHITECTURES, DualEncoder
 from samtone_tf.resources import scifact_path
 from samtone_tf.tokenizers.in_graph import HashingTokenizer
-from samtone_tf.models import SmallTransformer
+from tests.helpers.builders import random_tokens, tiny_spec
 
-TINY = SmallTransformer(vocab_size=2048, hidden_dim=32, num_layers=1, num_heads=2,
-                        intermediate_dim=64, max_length=64)
+TINY = tiny_spec(vocab_size=2048, hidden_dim=32, intermediate_dim=64, max_length=64)
 
 
 def _ids(variables):
@@ -65,8 +64,7 @@ def test_unknown_architecture():
 
 
 def _tokens(rng, n, length):
-    ids = rng.integers(2, 2048, size=(n, length)).astype("int32")
-    return {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    return random_tokens(rng, (n, length), vocab=2048, low=2)
 
 
 def test_fit_changes_frozen_embeddings_never_and_towers_as_shared():

@@ -222,16 +222,16 @@ def test_two_workers_split_the_corpus_encoding_and_the_chief_writes_the_index(tm
     (same ids, scores to 1e-6), and only the chief writes it."""
     import keras
 
-    from samtone_tf import DualEncoder, SmallTransformer
+    from samtone_tf import DualEncoder
     from samtone_tf.data.beir import load_beir
     from samtone_tf.export.saved_model import SavedModelEncoder, export_saved_model
     from samtone_tf.retrieval.index import build_index
+    from tests.helpers.builders import tiny_spec
     from tests.helpers.small_collection import write_small_scifact
 
     keras.utils.set_random_seed(5)
-    model = DualEncoder(SmallTransformer(vocab_size=2000, hidden_dim=32, num_layers=1,
-                                         num_heads=2, intermediate_dim=64, max_length=64),
-                        architecture="ade")
+    model = DualEncoder(tiny_spec(vocab_size=2000, hidden_dim=32, intermediate_dim=64,
+                                  max_length=64), architecture="ade")
     export_saved_model(model, str(tmp_path / "encoder"))
     data = write_small_scifact(str(tmp_path / "data"), documents=130, train_queries=4,
                                test_queries=20)

@@ -18,6 +18,7 @@ WARNING: All log messages before absl::InitializeLog() is called are written to 
 I0000 00:00:1796656365.707993   18282 port.cc:153] oneDNN custom operations are on.
 E0000 00:00:1796656367.225975   18282 cuda_platform.cc:52] failed call to cuInit: UNKNOWN
 a line of our own
+2026-12-07 15:38:34.727339: E external/local_xla/cuda_platform.cc:51] failed call to cuInit: X
 """
 
 
@@ -34,8 +35,9 @@ def _child(code):
 
 def test_start_up_log_written_back_once_and_everything_after_passes():
     raw = _child("import tensorflow as tf; tf.config.list_physical_devices('GPU')")
-    filtered = _child("import sys; from samtone_tf.native_log import native_start_up; "
-                      "native_start_up(); print('after', file=sys.stderr)")
+    filtered = _child("import sys; from samtone_tf.native_log import native_start_up\n"
+                      "with native_start_up():\n    import tensorflow\n"
+                      "print('after', file=sys.stderr)")
     gpu = bool(tf.config.list_physical_devices("GPU"))
     expected = filter_native_lines(raw, drop=() if gpu else ("failed call to cuInit",))
     strip = lambda text: [line.split("]", 1)[-1] for line in text.splitlines()]  # no times

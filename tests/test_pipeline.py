@@ -59,7 +59,7 @@ def test_training_dataset_yields_int_tensors_and_consistent_ids():
 
 def test_training_dataset_runs_without_the_autotuner_also_as_the_job_slices_it():
     """Autotuning is off (with it, ``fit`` waited up to the autotuner's next wake-up
-    after its last step: docs/RESULTS.md, fifteenth session), on the dataset and on what
+    after its last step: docs/RESULTS.md), on the dataset and on what
     fit_resumable and the speed benchmark make of it; the batches are the same ones."""
     examples = examples_from_qrels(load_beir(scifact_path(), "train"))
     tokenizer = HashingTokenizer(vocab_size=1000, max_length=16)

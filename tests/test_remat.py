@@ -11,31 +11,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+from samtone_tf import DualEncoder, SamToNeLoss
 from samtone_tf.models import HFBert, T5Encoder, minilm_path
 from samtone_tf.layers.remat import seed_states
 from samtone_tf.layers.remat import remat_call
+from tests.helpers.builders import contrastive_batch, random_tokens, tiny_spec
 
 
 def _spec(kind, dropout=0.2):
     if kind == "t5":
         return T5Encoder(hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
                          dropout=dropout, max_length=16)
-    return SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=2, num_heads=2,
-                            intermediate_dim=32, max_length=16, dropout=dropout)
+    return tiny_spec(num_layers=2, dropout=dropout)
 
 
 def _batch(rows=6, seed=0, vocab=64):
-    rng = np.random.default_rng(seed)
-
-    def tokens(length):
-        ids = rng.integers(1, vocab, size=(rows, length)).astype("int32")
-        mask = np.ones((rows, length), "int32")
-        mask[:, -3:] = rng.integers(0, 2, size=(rows, 3))
-        return {"token_ids": ids * mask, "padding_mask": mask}
-
-    return {"query": tokens(7), "document": tokens(12), "query_ids": np.arange(rows),
-            "document_ids": 100 + np.arange(rows)}
+    return contrastive_batch(np.random.default_rng(seed), rows, 7, 12, vocab=vocab,
+                             padded_tail=3)
 
 
 def _pair(kind, architecture, jit_compile=False):
@@ -191,8 +183,7 @@ def test_remat_minilm_sde_two_steps_equal_the_plain_steps():
     rng = np.random.default_rng(0)
 
     def tokens(length):
-        return {"token_ids": rng.integers(1000, 2000, (4, length)).astype("int32"),
-                "padding_mask": np.ones((4, length), "int32")}
+        return random_tokens(rng, (4, length), vocab=2000, low=1000)
 
     data = tf.data.Dataset.from_tensors({"query": tokens(16), "document": tokens(32),
                                          "query_ids": np.arange(4),

@@ -7,21 +7,18 @@ import pytest
 import keras
 
 from samtone_tf import DualEncoder, SamToNeLoss
-from samtone_tf.models import HFBert, SmallTransformer, T5Encoder, minilm_path
+from samtone_tf.models import HFBert, T5Encoder, minilm_path
 from samtone_tf.layers.encoders import T5TextEncoder, TransformerTextEncoder
 from samtone_tf.models import ARCHITECTURES
 from samtone_tf.training.schedules import WarmupLinearDecay
 from samtone_tf.layers.tower import Tower
+from tests.helpers.builders import random_tokens, tiny_spec
 
-TINY = SmallTransformer(vocab_size=64, hidden_dim=8, num_layers=1, num_heads=2,
-                        intermediate_dim=16, max_length=12, dropout=0.1)
+TINY = tiny_spec(hidden_dim=8, intermediate_dim=16, max_length=12, dropout=0.1)
 
 
 def _tokens(rng, rows, length=8):
-    ids = rng.integers(1, 64, size=(rows, length)).astype("int32")
-    mask = np.ones_like(ids)
-    mask[:, length // 2:] = rng.integers(0, 2, size=(rows, length - length // 2))
-    return {"token_ids": ids * mask, "padding_mask": mask}
+    return random_tokens(rng, (rows, length), padded_tail=length - length // 2)
 
 
 def _round_trip_config(obj):
@@ -87,8 +84,7 @@ def _trained(model, rng, steps=3, **compile_kwargs):
 def test_keras_save_load_continues_training_from_the_saved_optimizer_state(tmp_path):
     rng = np.random.default_rng(1)
     keras.utils.set_random_seed(1)
-    no_dropout = SmallTransformer(vocab_size=64, hidden_dim=8, num_layers=1, num_heads=2,
-                                  intermediate_dim=16, max_length=12)  # same step on both
+    no_dropout = tiny_spec(hidden_dim=8, intermediate_dim=16, max_length=12)  # same step
     model = DualEncoder(no_dropout, architecture="ade-spl", projection_dim=4)
     _trained(model, rng)
     path = str(tmp_path / "m.keras")
@@ -168,8 +164,7 @@ def test_jit_step_equals_plain_step():
     updates = []
     for jit in (False, True):
         keras.utils.set_random_seed(4)
-        model = DualEncoder(SmallTransformer(vocab_size=64, hidden_dim=8, num_layers=1,
-                                             num_heads=2, intermediate_dim=16, max_length=12))
+        model = DualEncoder(tiny_spec(hidden_dim=8, intermediate_dim=16, max_length=12))
         before = np.concatenate([np.ravel(w) for w in model.trainable_weights])
         model.compile(keras.optimizers.SGD(0.5), loss=SamToNeLoss(0.05), jit_compile=jit)
         model.fit(batch, batch_size=8, epochs=1, verbose=0, shuffle=False)

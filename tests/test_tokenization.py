@@ -93,3 +93,19 @@ def test_hashing_tokenizer_is_deterministic_and_in_range():
     assert ids[0, 0] == 1 and ids[0, 1] == ids[0, 4]  # "the" == "the" (lower-cased)
     assert ((ids >= 2) | (ids <= 1)).all() and ids.max() < 97
     np.testing.assert_array_equal(out["padding_mask"].numpy()[1], [1, 1, 0, 0, 0, 0])
+
+
+def test_tensorflow_text_of_another_minor_version_is_one_clear_line():
+    """pip's ranges allow tensorflow-text of another minor version than tensorflow; its
+    kernels are built for one, so the mismatch is refused naming both versions."""
+    import tensorflow as tf
+    import tensorflow_text
+
+    from samtone_tf.tokenizers.text_ops import check_versions, tensorflow_text as checked
+
+    assert checked() is tensorflow_text  # the installed pair agrees
+    check_versions("2.21.0", "2.21.1")
+    with pytest.raises(ImportError, match=r"tensorflow-text 2.20.1 does not match tensorflow "
+                                          r"2.21.0: install tensorflow-text==2.21.\*"):
+        check_versions("2.21.0", "2.20.1")
+    assert tf.__version__.split(".")[:2] == tensorflow_text.__version__.split(".")[:2]

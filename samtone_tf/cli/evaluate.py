@@ -12,9 +12,14 @@ from samtone_tf.files import check_output, check_target, write_json_atomic
 from samtone_tf.retrieval.evaluation import evaluate_index, evaluate_model
 from samtone_tf.retrieval.index import is_index
 from samtone_tf.retrieval.metrics import markdown_table
+from samtone_tf.resources import scifact_path
 
 
 def eval_command(args):
+    if args.data is None:
+        if args.data_format != "beir":
+            raise ConfigError(f"--data is needed with --data-format {args.data_format}")
+        args.data = scifact_path()
     inputs = [args.data, *model_inputs(args.model)]
     for path in (args.output, args.run_file):  # fail before the long encoding
         if path:

@@ -11,6 +11,7 @@ command's module, and turn user and storage errors into one line (exit code 2).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
@@ -18,6 +19,7 @@ import traceback
 
 from samtone_tf.cli.parser import build_parser
 from samtone_tf.errors import SamtoneError
+from samtone_tf.heap import limit_arenas
 from samtone_tf.native_log import native_start_up
 
 # The module and function of each command (imported only when it runs, so that
@@ -46,16 +48,19 @@ def _os_message(error):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    limit_arenas()  # before TensorFlow starts its threads (samtone_tf.heap)
+    # TensorFlow's start-up log once (samtone_tf.native_log); --debug shows it as it comes.
+    # Parsing is inside the block: reading --set values imports the job's configuration,
+    # and with it TensorFlow.
+    with native_start_up() if "--debug" not in argv else contextlib.nullcontext():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is not None:
+            import tensorflow  # noqa: F401  (here, for its start-up log)
     if args.command is None:
         parser.print_help()
         return 0
-    from samtone_tf.heap import limit_arenas
-
-    limit_arenas()  # before TensorFlow starts its threads (samtone_tf.heap)
-    if not getattr(args, "debug", False):  # --debug shows TensorFlow's log as it comes
-        native_start_up()
     try:
         module, function = COMMANDS[args.command]
         command = getattr(importlib.import_module(f"samtone_tf.cli.{module}"), function)

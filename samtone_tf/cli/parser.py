@@ -47,6 +47,18 @@ def _finite_float(text):
     return value
 
 
+# One example per subcommand, shown at the end of its --help (each runs as written
+# after `samtone train --output runs/default`; tests/test_cli.py checks they parse).
+EXAMPLES = {
+    "train": "samtone train --output runs/default",
+    "eval": "samtone eval --model runs/default --output metrics.json   (zero-shot: --model minilm)",
+    "export": "samtone export --pretrained minilm --output minilm-savedmodel",
+    "index": "samtone index --model runs/default --output scifact-index --quantization int8",
+    "mine": "samtone mine --model minilm --split train --output mined.trec --num 8 --range 10-100",
+    "analyze": "samtone analyze runs/default --output analysis",
+}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="samtone",
@@ -56,7 +68,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="fine-tune a dual encoder, evaluate zero-shot and fine-tuned, export",
+        "train", epilog="example: " + EXAMPLES["train"],
+        help="fine-tune a dual encoder, evaluate zero-shot and fine-tuned, export",
         description="Runs offline with no arguments: all-MiniLM-L6-v2 SDE + SamToNe on the "
                     "SciFact copy shipped in the package (the small tower when the MiniLM "
                     "extra is not installed). Writes RUN_DIR/metrics.json ('zero_shot', "
@@ -84,12 +97,14 @@ def build_parser():
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser(
-        "eval", help="evaluate a SavedModel, run folder or HF folder on a BEIR folder",
+        "eval", epilog="example: " + EXAMPLES["eval"],
+        help="evaluate a SavedModel, run folder or HF folder on a BEIR folder",
         description="Writes a JSON with keys ndcg@10, mrr@10, p@1, recall@100, map@100 (and "
                     "every metric@k for k in 1,3,5,10,100) and prints a markdown table.")
     evaluate.add_argument("--model", required=True,
                           help="exported SavedModel, run folder, or Hugging Face BERT folder")
-    evaluate.add_argument("--data", required=True, help="BEIR folder (or see --data-format)")
+    evaluate.add_argument("--data", help="BEIR folder (or see --data-format; default: the "
+                          "shipped SciFact)")
     evaluate.add_argument("--data-format", default="beir",
                           choices=("beir", "msmarco", "multireqa", "tfds"))
     evaluate.add_argument("--split", default="test")
@@ -113,7 +128,8 @@ def build_parser():
                                    "folder's own max_seq_length)")
 
     export = commands.add_parser(
-        "export", help="write a reusable SavedModel (raw strings in, embeddings out)")
+        "export", epilog="example: " + EXAMPLES["export"],
+        help="write a reusable SavedModel (raw strings in, embeddings out)")
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="run folder written by samtone train")
     source.add_argument("--pretrained", help="Hugging Face BERT folder (zero-shot model)")
@@ -125,7 +141,8 @@ def build_parser():
     export.add_argument("--output", required=True)
     export.add_argument("--overwrite", action="store_true")
     index = commands.add_parser(
-        "index", help="build a retrieval SavedModel: texts in, top-k document ids out",
+        "index", epilog="example: " + EXAMPLES["index"],
+        help="build a retrieval SavedModel: texts in, top-k document ids out",
         description="Encodes the corpus (in shards; a killed run resumes) and writes one "
                     "SavedModel with a 'search' signature (texts: tf.string [None], k: int32) "
                     "-> ids tf.string [None, k], scores float32 [None, k], best first, plus "
@@ -161,7 +178,8 @@ def build_parser():
                        help="replace an index written earlier by samtone index")
 
     mine = commands.add_parser(
-        "mine", help="mine hard negatives with a dense model (or BM25) into a TREC run",
+        "mine", epilog="example: " + EXAMPLES["mine"],
+        help="mine hard negatives with a dense model (or BM25) into a TREC run",
         description="Ranks the whole corpus for every judged query of --split and keeps, per "
                     "query, the first --num documents in the 0-based rank window --range that "
                     "are not judged relevant and pass the filters (s+ = the score of the "
@@ -186,7 +204,8 @@ def build_parser():
     mine.add_argument("--batch-size", type=_positive_int, default=64)
 
     analyze = commands.add_parser(
-        "analyze", help="t-SNE + linear-probe separation of the towers; similarity histograms",
+        "analyze", epilog="example: " + EXAMPLES["analyze"],
+        help="t-SNE + linear-probe separation of the towers; similarity histograms",
         description="For each run folder or SavedModel: N queries and their N positive "
                     "documents through both towers → t-SNE picture and the cross-validated "
                     "accuracy of a linear probe telling the towers apart (0.5 = one mixed "

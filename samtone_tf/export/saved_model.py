@@ -32,6 +32,7 @@ from samtone_tf.errors import DataError
 from samtone_tf.files import check_output, check_replaceable, write_folder_atomic
 from samtone_tf.internals import AutoTrackable
 from samtone_tf.numerics import check_finite_weights
+from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 CONFIG_ASSET = "samtone_config.json"
 FORMAT = "samtone_tf dual encoder SavedModel v1"
@@ -231,7 +232,7 @@ class SavedModelEncoder:
     interface of DualEncoder (for evaluation and analysis)."""
 
     def __init__(self, path):
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+        tensorflow_text()  # registers the tokenizer ops
 
         self.path = path
         try:

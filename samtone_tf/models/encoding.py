@@ -117,7 +117,7 @@ def encode_side(model, side, inputs, batch_size):
     # "dynamic" widths round up to a multiple of 16 (ENCODE_MULTIPLE), with or without
     # XLA: XLA compiles per shape, and without it oneDNN makes kernels per shape, which
     # TensorFlow keeps; the default job's evaluation of 5,183 abstracts at exact widths
-    # held 0.08 GB more into the training that followed (docs/RESULTS.md, sixteenth
-    # session). Padding changes no embedding (masked; tested).
+    # held 0.08 GB more into the training that followed (docs/RESULTS.md, "The default
+    # job's memory"). Padding changes no embedding (masked; tested).
     return encode_sorted(function, inputs, batch_size, tower.output_dim, model.padding,
                          max_length, multiple=ENCODE_MULTIPLE)

@@ -52,6 +52,7 @@ from samtone_tf.internals import AutoTrackable
 from samtone_tf.retrieval.corpus import encode_in_shards
 from samtone_tf.retrieval.quantization import (QUANTIZATIONS, RESCORE_VECTORS, _unpack, int8_scales,
                                                quantize, truncate)
+from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 INDEX_ASSET = "samtone_index.json"
 CHUNK = 65536
@@ -353,7 +354,7 @@ def load_index(path):
     DataError naming the file when it cannot be read (truncated, tampered)."""
     import json
 
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+    tensorflow_text()  # registers the tokenizer ops
 
     asset = os.path.join(path, "assets", INDEX_ASSET)
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from samtone_tf.tokenizers.text_ops import tensorflow_text
+
 PAD_ID = 0
 CLS_ID = 1
 
@@ -66,7 +68,7 @@ def hf_bert_normalize(texts):
     every Unicode space becomes " ", then lower-case, NFD, and drop non-spacing
     marks (accents).
     """
-    import tensorflow_text as tf_text
+    tf_text = tensorflow_text()
 
     texts = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
     texts = tf.strings.regex_replace(texts, r"[\x{0}\x{FFFD}\p{Cc}\p{Cf}\p{Co}\p{Cs}]", "")
@@ -91,7 +93,7 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab, max_length: int = 256, lowercase: bool = True,
                  pad_to_max_length: bool = False):
-        import tensorflow_text as tf_text
+        tf_text = tensorflow_text()
 
         if isinstance(vocab, str):
             with open(vocab, encoding="utf-8") as handle:
@@ -147,7 +149,7 @@ class SentencePieceTokenizer:
     """
 
     def __init__(self, model, max_length: int = 256, pad_to_max_length: bool = False):
-        import tensorflow_text as tf_text
+        tf_text = tensorflow_text()
 
         if isinstance(model, str):
             with open(model, "rb") as handle:

@@ -23,24 +23,15 @@ def main(mode):
     import numpy as np
     import tensorflow as tf
 
-    from samtone_tf import DualEncoder, SamToNeLoss, SmallTransformer
+    from samtone_tf import DualEncoder, SamToNeLoss
     from samtone_tf.models import gradient_cache
+    from tests.helpers.builders import contrastive_batch, tiny_spec
 
     keras.utils.set_random_seed(0)
     replicas = strategy.num_replicas_in_sync
-    spec = SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=8, dropout=0.2)
-    rng = np.random.default_rng(1)
+    spec = tiny_spec(max_length=8, dropout=0.2)
     rows = PER_REPLICA * replicas
-
-    def tokens(*shape):
-        ids = rng.integers(1, 64, size=shape).astype("int32")
-        return {"token_ids": ids, "padding_mask": np.ones(shape, "int32")}
-
-    batch = {"query": tokens(rows, 6), "document": tokens(rows, 8),
-             "hard_negatives": tokens(rows, 2, 8), "query_ids": np.arange(rows),
-             "document_ids": 100 + np.arange(rows),
-             "hard_negative_ids": 1000 + np.arange(rows * 2).reshape(rows, 2)}
+    batch = contrastive_batch(np.random.default_rng(1), rows, 6, 8, negatives=2)
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(rows, drop_remainder=True)
     results = {}
     for name, kwargs in {"samtone_query": dict(same_tower="query"),

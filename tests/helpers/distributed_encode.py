@@ -11,11 +11,10 @@ def main():
     import numpy as np
 
     from samtone_tf.models.dual_encoder import DualEncoder
-    from samtone_tf.models import SmallTransformer
+    from tests.helpers.builders import tiny_spec
 
     keras.utils.set_random_seed(0)
-    spec = SmallTransformer(vocab_size=500, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=64)
+    spec = tiny_spec(vocab_size=500, max_length=64)
     single = DualEncoder(spec, architecture="ade")
     with strategy.scope():
         distributed = DualEncoder(spec, architecture="ade")

@@ -28,29 +28,15 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
 
     from samtone_tf.losses.samtone import SamToNeLoss
     from samtone_tf.models.dual_encoder import DualEncoder
-    from samtone_tf.models import SmallTransformer
+    from tests.helpers.builders import contrastive_batch, tiny_spec
 
     keras.utils.set_random_seed(0)
 
-    spec = SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=1, num_heads=2,
-                            intermediate_dim=32, max_length=8)
+    spec = tiny_spec(max_length=8)
     global_batch = global_batch_override or per_replica_batch * replicas
-    rng = np.random.default_rng(global_batch)
-
-    def tokens(*shape):
-        ids = rng.integers(1, 64, size=shape).astype("int32")
-        mask = np.ones(shape, "int32")
-        mask[..., -2:] = rng.integers(0, 2, size=shape[:-1] + (2,))
-        return {"token_ids": ids * mask, "padding_mask": mask}
-
-    query_ids = np.arange(global_batch) % (global_batch - 1)  # one duplicate query
-    document_ids = 100 + np.arange(global_batch)
-    document_ids[-1] = document_ids[0]  # one duplicate positive
-    hard_negative_ids = 1000 + np.arange(global_batch * 2).reshape(global_batch, 2)
-    hard_negative_ids[1, 0] = document_ids[2]  # another row's positive, mined as hard
-    batch = {"query": tokens(global_batch, 6), "document": tokens(global_batch, 8),
-             "hard_negatives": tokens(global_batch, 2, 8), "query_ids": query_ids,
-             "document_ids": document_ids, "hard_negative_ids": hard_negative_ids}
+    # a duplicate query, a duplicate positive, another row's positive mined as hard
+    batch = contrastive_batch(np.random.default_rng(global_batch), global_batch, 6, 8,
+                              negatives=2, padded_tail=2, duplicates=True)
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(global_batch, drop_remainder=True)
 
     results = {}

@@ -18,24 +18,13 @@ def one_step_updates(architecture, strategy=None):
     import tensorflow as tf
 
     from samtone_tf.losses import SamToNeLoss
-    from samtone_tf.models import DualEncoder, SmallTransformer
+    from samtone_tf.models import DualEncoder
+    from tests.helpers.builders import contrastive_batch, tiny_spec
 
     strategy = strategy or tf.distribute.get_strategy()
-    rng = np.random.default_rng(3)
-
-    def tokens(*shape):
-        ids = rng.integers(1, 64, size=shape).astype("int32")
-        mask = np.ones(shape, "int32")
-        mask[..., -2:] = rng.integers(0, 2, size=shape[:-1] + (2,))
-        return {"token_ids": ids * mask, "padding_mask": mask}
-
-    batch = {"query": tokens(ROWS, 7), "document": tokens(ROWS, 9),
-             "hard_negatives": tokens(ROWS, 2, 9), "query_ids": np.arange(ROWS),
-             "document_ids": 100 + np.arange(ROWS),
-             "hard_negative_ids": 1000 + np.arange(ROWS * 2).reshape(ROWS, 2)}
+    batch = contrastive_batch(np.random.default_rng(3), ROWS, 7, 9, negatives=2, padded_tail=2)
     dataset = tf.data.Dataset.from_tensor_slices(batch).batch(ROWS, drop_remainder=True)
-    spec = SmallTransformer(vocab_size=64, hidden_dim=16, num_layers=2, num_heads=2,
-                            intermediate_dim=32, max_length=10, dropout=0.1)
+    spec = tiny_spec(num_layers=2, max_length=10, dropout=0.1)
     updates, start = {}, None
     for name, chunk, remat in (("plain", None, False), ("cached", 2, False),
                                ("remat", None, True), ("cached+remat", 2, True)):
