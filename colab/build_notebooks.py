@@ -8,11 +8,22 @@ import sys
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-SETUP = '''# Colab: install samtone_tf (skipped when it is already importable, e.g. in CI)
+# The repository the notebooks open from and install from (a fork: change it here and
+# run this script again).
+REPOSITORY = "samtone-tf/samtone_tf"
+
+SETUP = f'''# Colab: install samtone_tf (skipped when it is already importable, e.g. in CI)
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("samtone_tf") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/samtone-tf/samtone_tf"], check=True)'''
+                    "git+https://github.com/{REPOSITORY}"], check=True)'''
+
+
+def badge(name):
+    """The "Open in Colab" badge of notebook ``name``, the first cell of each."""
+    return new_markdown_cell(
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{REPOSITORY}/blob/main/colab/{name})")
 
 SMALL = '''# SMALL = True runs in minutes on a CPU (small tower, a few steps); set False on a GPU/TPU
 # for the real thing (all-MiniLM-L6-v2, full epochs).
@@ -47,7 +58,7 @@ encoder = SavedModelEncoder(f"{workdir}/run/savedmodel")
 summary, per_query, run = evaluate_model(encoder, load_collection(scifact_path(), "test"))
 print(markdown_table({"fine-tuned (reloaded)": summary}))'''),
         new_markdown_cell("## Analyse: are the towers one space?"),
-        new_code_cell('''from samtone_tf.cli import main
+        new_code_cell('''from samtone_tf.cli.main import main
 main(["analyze", f"{workdir}/run", "--n", "100" if SMALL else "400", "--no-top1",
       "--output", f"{workdir}/analysis"])
 from IPython.display import Image
@@ -236,7 +247,7 @@ def main():
 
     here = os.path.dirname(os.path.abspath(__file__))
     for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=cells(), metadata={
+        notebook = new_notebook(cells=[badge(name)] + cells(), metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "colab": {"provenance": []}})
         path = os.path.join(here, name)
