@@ -78,3 +78,46 @@ def test_documented_python_block_runs(page, index, block, tmp_path, monkeypatch,
         assert isinstance(keras.models.load_model("retriever.keras"), DualEncoder)
     if "(1, 384)" in block:
         assert "(1, 384)" in capsys.readouterr().out
+
+
+def _quickstart_commands():
+    """The command lines of README's command-line quickstart (continuations joined)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("## Command-line quickstart"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    joined = re.sub(r"\\\n\s*", "", block)
+    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_command_line_quickstart_runs(tmp_path):
+    """Each command of README's command-line quickstart, as written, in a fresh folder;
+    only `samtone train` is shortened (small tower, 2 steps: the MiniLM job itself is
+    measured by benchmarks/memory.py --job, 11 minutes), so the rest reads its run."""
+    import shlex
+    import sys
+
+    from samtone_tf.models import minilm_path
+
+    commands = _quickstart_commands()
+    assert [c.split()[:2] for c in commands if c.startswith("samtone")] == [
+        ["samtone", "train"], ["samtone", "eval"], ["samtone", "eval"], ["samtone", "export"],
+        ["samtone", "index"], ["samtone", "mine"], ["samtone", "analyze"]]
+    for command in commands:
+        if "minilm" in command and minilm_path() is None:
+            continue  # needs the weights package (skipped lines are few: said by the asserts)
+        if command.startswith("samtone train"):
+            command += " --tower small --steps 2 --batch-size 8 --quiet"
+        if command.startswith("samtone "):
+            command = f"{shlex.quote(sys.executable)} -m samtone_tf.cli {command[8:]}"
+        else:
+            command = command.replace("python ", f"{shlex.quote(sys.executable)} ", 1)
+        done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=1200)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        if "search" in command:
+            assert "ids" in done.stdout and "scores" in done.stdout
+    for output in ("runs/default/metrics.json", "fine-tuned.json", "scifact-index",
+                   "mined.trec", "analysis/analysis.json"):
+        assert (tmp_path / output).exists(), output
