@@ -313,3 +313,10 @@ def test_every_subcommand_help_ends_with_an_example_that_parses():
         words = shlex.split(EXAMPLES[name].split("   (")[0])
         assert words[:2] == ["samtone", name]
         assert parser.parse_args(words[1:]).command == name
+
+
+def test_a_prompt_with_a_colon_must_be_quoted_and_the_error_says_how():
+    with pytest.raises(ConfigError, match=r"model.query_prompt must be a string, got the "
+                                          r"mapping \{'query': None\}: quote text"):
+        load_config(None, {"model.query_prompt": {"query": None}})
+    assert load_config(None, {"model.query_prompt": "query: "}).model.query_prompt == "query: "

@@ -141,3 +141,49 @@ def test_tiny_tower_trains_on_scifact(architecture, scifact_train):
     assert np.isfinite(history.history["loss"][0])
     assert after["loss"] < before["loss"] - 0.5, (before, after)
     assert after["in_batch_accuracy"] > before["in_batch_accuracy"] + 0.2, (before, after)
+
+
+def test_prompts_are_applied_inside_the_graph_in_training_encoding_and_export(tmp_path):
+    """``query_prompt`` / ``document_prompt``: the prompted model encodes "x" as the
+    plain model (same weights) encodes "query: x"; the export and a reloaded .keras
+    model do the same without client-side prompts; training batches carry the prompt."""
+    import keras
+    import tensorflow as tf
+
+    from samtone_tf.data.pipeline import Example, training_dataset
+    from samtone_tf.export.saved_model import SavedModelEncoder, export_saved_model
+
+    spec = tiny_spec(vocab_size=2048, max_length=32)
+    keras.utils.set_random_seed(0)
+    prompted = DualEncoder(spec, architecture="sde", query_prompt="query: ",
+                           document_prompt="passage: ")
+    plain = DualEncoder(spec, architecture="sde")
+    plain.set_weights(prompted.get_weights())
+    texts = ["what lowers blood pressure?", "T cells and B cells"]
+    np.testing.assert_allclose(prompted.encode_queries(texts),
+                               plain.encode_queries(["query: " + t for t in texts]), atol=1e-6)
+    np.testing.assert_allclose(prompted.encode_documents(texts),
+                               plain.encode_documents(["passage: " + t for t in texts]),
+                               atol=1e-6)
+    assert not np.allclose(prompted.encode_queries(texts), plain.encode_queries(texts))
+
+    export_saved_model(prompted, str(tmp_path / "export"))
+    served = SavedModelEncoder(str(tmp_path / "export"))
+    np.testing.assert_allclose(served.encode_queries(texts), prompted.encode_queries(texts),
+                               atol=1e-5)
+    np.testing.assert_allclose(served.encode_documents(texts),
+                               prompted.encode_documents(texts), atol=1e-5)
+    prompted.save(str(tmp_path / "m.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    assert (loaded.query_prompt, loaded.document_prompt) == ("query: ", "passage: ")
+    np.testing.assert_allclose(loaded.encode_documents(texts), prompted.encode_documents(texts),
+                               atol=1e-6)
+
+    examples = [Example(f"q{i}", f"d{i}", f"question {i}", f"answer {i}") for i in range(4)]
+    batch = next(iter(training_dataset(examples, prompted.query_tokenizer(),
+                                       prompted.document_tokenizer(), 4, seed=0)))
+    first = plain.query_tokenizer()(tf.constant(["query: question 0"]))["token_ids"][0]
+    rows = [r[:len(first)] for r in batch["query"]["token_ids"].numpy()]
+    assert any(np.array_equal(r, first.numpy()) for r in rows)
+    with pytest.raises(ValueError, match="query_prompt must be a string"):
+        DualEncoder(spec, query_prompt=None)

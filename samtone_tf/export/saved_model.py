@@ -145,6 +145,8 @@ def export_config(model, training_config=None):
         "pooling": model.pooling,
         "query_max_length": model.query_max_length,
         "document_max_length": model.document_max_length,
+        # applied inside the signatures: a client sends the raw text
+        "query_prompt": model.query_prompt, "document_prompt": model.document_prompt,
         "document_text": 'title + " " + text (text alone when the title is empty)',
         "temperature": None if loss is None else float(loss.temperature.numpy()),
         "loss": None if loss is None else loss.get_config(),
@@ -165,8 +167,9 @@ def export_saved_model(model, output, training_config=None, overwrite=False):
     check_export_output(output, overwrite=overwrite)
     check_finite_weights(model, f"export to {output}")
     query_tokenizer = model.query_tokenizer()
-    document_tokenizer = (query_tokenizer if model.query_max_length == model.document_max_length
-                          else model.document_tokenizer())  # both: the backbone's, at a length
+    same = (model.query_max_length == model.document_max_length
+            and model.query_prompt == model.document_prompt)
+    document_tokenizer = query_tokenizer if same else model.document_tokenizer()
 
     def fill(folder):
         with _without_remat(model):  # saving traces the functions again

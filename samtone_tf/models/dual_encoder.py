@@ -60,6 +60,7 @@ from samtone_tf.models.encoding import check_jit_compile, encode_side
 from samtone_tf.models.gradient_cache import cached_train_step
 from samtone_tf.models.memory_policy import check_chunk, check_remat, resolve_chunk, resolve_remat
 from samtone_tf.tokenizers.padding import check_padding
+from samtone_tf.tokenizers.prompted import check_prompt, with_prompt
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -96,28 +97,20 @@ class DualEncoder(keras.Model):
             fraction of the activation memory, for one more forward pass (measured in
             docs/RESULTS.md); "auto": on a host without a GPU or TPU
             (:mod:`samtone_tf.models.memory_policy`).
+        query_prompt, document_prompt: text put before every query / document inside
+            the tokenizer (e.g. "query: ", "passage: "), so training, encoding and the
+            export all see it (:mod:`samtone_tf.tokenizers.prompted`); default none.
 
-    Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``
-    on batches of the form in the module docstring. Keras' own ``train_step`` runs;
-    this model supplies the documented hooks:
-
-    * :meth:`compute_loss`: SamToNe on the outputs of ``call`` (ids from the batch),
-      plus the regularisers divided by the model's own replica count;
-    * :meth:`compute_metrics`: compiled metrics see ``y_true`` = the row of each
-      query's positive and ``y_pred`` = the replica's query × document cosine matrix,
-      so ``metrics=["sparse_categorical_accuracy"]`` is in-batch accuracy; the loss
-      object adds ``in_batch_accuracy`` and ``in_batch_mrr`` over the global batch.
-
-    ``jit_compile``, ``steps_per_execution``, optimizer ``gradient_accumulation_steps``
-    and loss scaling behave as in any Keras model. ``model.save("m.keras")`` /
-    ``keras.models.load_model("m.keras")`` round-trip the model, its loss and its
-    optimizer state; a pretrained backbone is stored as its source (folder, preset or
-    "minilm") and dimensions, never as arrays outside the weights.
+    Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``;
+    Keras' own ``train_step`` runs through the documented hooks :meth:`compute_loss` and
+    :meth:`compute_metrics` (docs/guides/loss.md); ``save`` / ``load_model`` round-trip
+    the model, its loss and its optimizer state.
     """
 
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
                  query_max_length=None, document_max_length=None, padding="dynamic",
-                 encode_jit_compile="auto", remat=False, dropout_seed=None, **kwargs):
+                 encode_jit_compile="auto", remat=False, dropout_seed=None, query_prompt="",
+                 document_prompt="", **kwargs):
         initialize = kwargs.pop("_initialize_from_backbone", True)
         super().__init__(**kwargs)
         if isinstance(backbone, dict):  # from a config
@@ -130,6 +123,9 @@ class DualEncoder(keras.Model):
         self.check_arguments(architecture, pooling, projection_dim, query_max_length,
                              document_max_length, backbone.max_length, padding,
                              encode_jit_compile, remat)
+        check_prompt("query_prompt", query_prompt)
+        check_prompt("document_prompt", document_prompt)
+        self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.padding, self.encode_jit_compile = padding, encode_jit_compile
         self.query_max_length = query_max_length
         self.document_max_length = document_max_length
@@ -212,6 +208,7 @@ class DualEncoder(keras.Model):
             "document_max_length": self.document_max_length,
             "padding": self.padding, "encode_jit_compile": self.encode_jit_compile,
             "dropout_seed": self.dropout_seed,
+            "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
         }
 
     def save_assets(self, folder):
@@ -379,12 +376,16 @@ class DualEncoder(keras.Model):
 
     # ---------------------------------------------------------------- encoding
     def query_tokenizer(self):
-        """The backbone's tokenizer for queries (``query_max_length`` tokens)."""
-        return self.backbone.make_tokenizer(self.query_max_length)
+        """The backbone's tokenizer for queries (``query_max_length`` tokens, after
+        ``query_prompt``)."""
+        return with_prompt(self.backbone.make_tokenizer(self.query_max_length),
+                           self.query_prompt)
 
     def document_tokenizer(self):
-        """The backbone's tokenizer for documents (``document_max_length`` tokens)."""
-        return self.backbone.make_tokenizer(self.document_max_length)
+        """The backbone's tokenizer for documents (``document_max_length`` tokens,
+        after ``document_prompt``)."""
+        return with_prompt(self.backbone.make_tokenizer(self.document_max_length),
+                           self.document_prompt)
 
     def encode_queries(self, inputs, batch_size=64):
         """Strings or a token dict of arrays → float32 numpy [N, dim], L2-normalised."""

@@ -98,6 +98,8 @@ class ModelConfig(_Section):
     projection_dim: typing.Optional[int]
     query_max_length: typing.Optional[int]
     document_max_length: typing.Optional[int]
+    query_prompt: typing.Optional[str]
+    document_prompt: typing.Optional[str]
 
 
 @dataclasses.dataclass
@@ -229,6 +231,9 @@ def _check_type(field, value, hint):
         if number is None or not math.isfinite(number):
             raise ConfigError(f"{field} must be a finite number, got {value!r}")
         return float(number) if isinstance(number, float) else number
+    if hint is str and isinstance(value, dict):  # YAML read "query: x" as a mapping
+        raise ConfigError(f"{field} must be a string, got the mapping {value!r}: quote text "
+                          f"that holds ': ' (--set '{field}=\"query: \"')")
     if hint is str and (not isinstance(value, str) or not value):
         raise ConfigError(f"{field} must be a non-empty string, got {value!r}")
     return value

@@ -40,6 +40,7 @@ from samtone_tf.runs.config import dump, load_config, validate
 from samtone_tf.runs.folder import RunFolderError, check_usable, claim
 from samtone_tf.runs.memory import memory_options, release_optimizer_state, release_training_memory
 from samtone_tf.runs.plots import write_plots
+from samtone_tf.tokenizers.prompted import with_prompt
 from samtone_tf.training.alignment import sample_pairs
 from samtone_tf.training.callbacks import TowerAlignment
 from samtone_tf.training.distribute import get_strategy
@@ -66,7 +67,8 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None, paddi
                                 padding=padding or config["data"]["padding"],
                                 encode_jit_compile=training["jit_compile"],
                                 dtype=training["mixed_precision"],
-                                remat=remat)
+                                remat=remat, query_prompt=model_cfg["query_prompt"] or "",
+                                document_prompt=model_cfg["document_prompt"] or "")
         except ValueError as error:
             raise ConfigError(f"model.{error}") from error
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,
@@ -125,8 +127,11 @@ def run_training(config, output, verbose=1, log=print):
     backbone = get_backbone(model_cfg["tower"], log)
     query_length = model_cfg["query_max_length"] or own_max_length(backbone)
     document_length = model_cfg["document_max_length"] or own_max_length(backbone)
-    dataset = training_dataset(examples, backbone.make_tokenizer(query_length),
-                               backbone.make_tokenizer(document_length),
+    dataset = training_dataset(examples,  # the model's tokenizers, before the model exists
+                               with_prompt(backbone.make_tokenizer(query_length),
+                                           model_cfg["query_prompt"] or ""),
+                               with_prompt(backbone.make_tokenizer(document_length),
+                                           model_cfg["document_prompt"] or ""),
                                training["global_batch_size"], seed=training["seed"],
                                epochs=training["epochs"], padding=padding)
     steps = int(dataset.cardinality())  # full batches over all epochs, known without a pass
