@@ -34,6 +34,9 @@ def _assert_quiet_start_up(stderr):
 @pytest.mark.parametrize("overrides,match", [
     ({"model.architecture": "two-tower"}, "model.architecture must be one of"),
     ({"training.global_batch_size": 0}, "training.global_batch_size must be a positive"),
+    ({"training.remat": "yes"}, "training.remat must be 'auto', true or false, got 'yes'"),
+    ({"training.gradient_cache_chunk_size": 0},
+     "training.gradient_cache_chunk_size must be 'auto', None or a positive integer, got 0"),
     ({"training.global_batch_size": -4}, "training.global_batch_size must be a positive"),
     ({"data.path": "/no/such/folder"}, "data.path '/no/such/folder' does not exist"),
     ({"training.batchsize": 3}, "unknown key training.batchsize"),

@@ -326,10 +326,14 @@ class DualEncoder(keras.Model):
         a tape, loss gradient w.r.t. the embeddings, re-embed and back-propagate chunk by
         chunk) need their own step: :func:`samtone_tf.models.gradient_cache.cached_train_step`.
         That is the only place this model replaces a Keras step."""
+        chunk = self.gradient_cache_chunk_size
+        if chunk is None:
+            return super().train_step(data)
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        rows = x["query"]["token_ids"].shape[0]  # static, or None
-        chunk = resolve_chunk(self.gradient_cache_chunk_size, rows, rows and rows * (
-            self.distribute_strategy.num_replicas_in_sync))
+        if chunk == "auto":  # the batch's static rows (or None) decide
+            rows = x["query"]["token_ids"].shape[0]
+            chunk = resolve_chunk(chunk, rows, rows and rows * (
+                self.distribute_strategy.num_replicas_in_sync))
         if not chunk:
             return super().train_step(data)
         return cached_train_step(self, x, chunk)

@@ -34,6 +34,7 @@ from samtone_tf.losses.samtone import SamToNeLoss
 from samtone_tf.models.backbones import TOWER_NAMES, is_known_tower
 from samtone_tf.models.dual_encoder import DualEncoder
 from samtone_tf.models.encoding import check_jit_compile
+from samtone_tf.models.memory_policy import check_chunk, check_remat
 from samtone_tf.tokenizers.padding import check_padding
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package
@@ -303,14 +304,11 @@ def validate(config, replicas=None):
         SamToNeLoss.check_arguments(**loss)
     except ValueError as error:
         raise ConfigError(f"loss.{error}") from None
-    if not (training.remat == "auto" or isinstance(training.remat, bool)):
-        raise ConfigError(f"training.remat must be auto, true or false, got "
-                          f"{training.remat!r}")
-    chunk = training.gradient_cache_chunk_size
-    if not (chunk is None or chunk == "auto"
-            or (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0)):
-        raise ConfigError(f"training.gradient_cache_chunk_size must be auto, null or a "
-                          f"positive integer, got {chunk!r}")
+    try:  # the model's own checks of its memory options
+        check_remat(training.remat)
+        check_chunk(training.gradient_cache_chunk_size)
+    except ValueError as error:
+        raise ConfigError(f"training.{error}") from None
     for field in ("global_batch_size", "epochs", "checkpoint_every", "steps",
                   "steps_per_execution"):
         _positive(f"training.{field}", training[field])
