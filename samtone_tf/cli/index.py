@@ -24,7 +24,7 @@ def index_command(args):
                        rescore_vectors=args.rescore_vectors,
                        shard_size=args.shard_size, batch_size=args.batch_size,
                        overwrite=args.overwrite, wait_timeout=args.wait_timeout,
-                       block_rows=args.block_rows)
+                       block_rows=args.block_rows, role=args.shard)
     if "task" in info:
         print(f"{info['task']}: encoded shards {info['shards']} into {args.output}.shards; "
               "the chief writes the index")

@@ -7,6 +7,7 @@ command's module, and turn user and storage errors into one line (exit code 2).
     samtone export --pretrained HF_FOLDER --architecture sde --output DIR
     samtone index --model M --data C --output DIR [--quantization none|int8|binary] [--dims D]
     samtone mine --model M --data C --split train --output RUN_FILE --num N --range 0-100
+    samtone prepare DATA --output STORE
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from samtone_tf.native_log import native_start_up
 # ``samtone --help`` starts without TensorFlow).
 COMMANDS = {"train": ("train", "train_command"), "eval": ("evaluate", "eval_command"),
             "export": ("export", "export_command"), "index": ("index", "index_command"),
-            "mine": ("mine", "mine_command"), "analyze": ("analyze", "analyze_command")}
+            "mine": ("mine", "mine_command"), "analyze": ("analyze", "analyze_command"),
+            "prepare": ("prepare", "prepare_command")}
 
 
 def _fail(message, debug=False):

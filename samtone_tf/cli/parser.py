@@ -47,6 +47,17 @@ def _finite_float(text):
     return value
 
 
+def _shard(text):
+    index, sep, count = str(text).partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = -1
+    if not sep or count <= 0 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return index, count
+
+
 # One example per subcommand, shown at the end of its --help (each runs as written
 # after `samtone train --output runs/default`; tests/test_cli.py checks they parse).
 EXAMPLES = {
@@ -56,6 +67,7 @@ EXAMPLES = {
     "index": "samtone index --model runs/default --output scifact-index --quantization int8",
     "mine": "samtone mine --model minilm --split train --output mined.trec --num 8 --range 10-100",
     "analyze": "samtone analyze runs/default --output analysis",
+    "prepare": "samtone prepare path/to/msmarco --data-format msmarco --output msmarco-store",
 }
 
 
@@ -176,6 +188,27 @@ def build_parser():
                             "another worker before it gives up")
     index.add_argument("--overwrite", action="store_true",
                        help="replace an index written earlier by samtone index")
+    index.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="encode only shards I, I+N, I+2N, ... (0-based I) into "
+                            "OUTPUT.shards and stop; the process with 0/N also waits for the "
+                            "others' shards and writes the index (instead of TF_CONFIG)")
+
+    prepare = commands.add_parser(
+        "prepare", epilog="example: " + EXAMPLES["prepare"],
+        help="read a collection once into an on-disk store (memory-mapped corpus)",
+        description="Streams the corpus of a BEIR or MS MARCO folder into Apache Arrow files "
+                    "read by memory map, so training, evaluation, mining and indexing hold "
+                    "no copy of it; a killed build resumes after its last finished part, "
+                    "and a store is reused while its source file hashes the same. Use the "
+                    "store as --data (queries and judgements are read from the folder it "
+                    "was built from). Collections whose corpus file holds 64 MB or more go "
+                    "through a store by themselves ($SAMTONE_STORE_DIR, default "
+                    "~/.cache/samtone_tf/stores).")
+    prepare.add_argument("data", metavar="DATA", help="BEIR or MS MARCO folder")
+    prepare.add_argument("--data-format", default="beir", choices=("beir", "msmarco"))
+    prepare.add_argument("--output", required=True, help="store folder (new, or a store)")
+    prepare.add_argument("--overwrite", action="store_true",
+                         help="rebuild a store written earlier by samtone prepare")
 
     mine = commands.add_parser(
         "mine", epilog="example: " + EXAMPLES["mine"],

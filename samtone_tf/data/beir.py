@@ -28,12 +28,15 @@ from typing import Iterator
 
 from samtone_tf.data.common import (BeirCollection, Collection, DataError, Document,  # noqa: F401
                                     add_text, check_duplicate_judgement, check_encodable,
-                                    document_text, find_file, open_lines, require_judgements)
+                                    document_text, find_file, open_lines, present_in,
+                                    require_judgements)
 
 
-def read_jsonl(path: str, required: tuple, optional: tuple = ()) -> Iterator[tuple[int, dict]]:
-    """Yields (line number, record) with ``required`` string fields checked."""
-    for number, line in open_lines(path):
+def read_jsonl(path: str, required: tuple, optional: tuple = (),
+               skip_lines: int = 0) -> Iterator[tuple[int, dict]]:
+    """Yields (line number, record) with ``required`` string fields checked (after the
+    first ``skip_lines`` lines)."""
+    for number, line in open_lines(path, skip_lines):
         if not line.strip():
             continue
         try:
@@ -102,31 +105,36 @@ def read_qrels(path: str) -> Iterator[tuple[int, str, str, int]]:
         yield number, fields[0], fields[1], score
 
 
-def load_beir(folder: str, split: str = "test", on_missing: str = "error") -> Collection:
+def load_beir(folder: str, split: str = "test", on_missing: str = "error",
+              corpus=None) -> Collection:
     """Loads a BEIR folder; ``queries`` keeps the queries judged in ``split``.
 
     on_missing: "error" (default) raises on a qrels id absent from the corpus or
     the queries, naming file, line and id; "skip" skips such qrels lines and warns
-    with the counts.
+    with the counts. ``corpus``: the corpus already read (a stored corpus,
+    :mod:`samtone_tf.data.store`) instead of reading ``corpus.jsonl``.
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"BEIR folder {folder!r} does not exist")
-    corpus_path = find_file(folder, "corpus.jsonl")
-    corpus = read_corpus(corpus_path)
-    if not corpus:
-        raise DataError(f"{corpus_path}: the corpus holds no document")
+    if corpus is None:
+        corpus_path = find_file(folder, "corpus.jsonl")
+        corpus = read_corpus(corpus_path)
+        if not corpus:
+            raise DataError(f"{corpus_path}: the corpus holds no document")
     all_queries = read_queries(find_file(folder, "queries.jsonl"))
     qrels_path = find_file(os.path.join(folder, "qrels"), f"{split}.tsv")
     qrels: dict = {}
     skipped = {"query": 0, "document": 0}
     seen: dict = {}
-    for number, query_id, doc_id, score in read_qrels(qrels_path):
+    lines = list(read_qrels(qrels_path))
+    known = present_in(corpus, [doc_id for _, _, doc_id, _ in lines])
+    for (number, query_id, doc_id, score), doc_known in zip(lines, known):
         check_duplicate_judgement(seen, qrels_path, number, query_id, doc_id)
-        for kind, known, the_id in (("query", all_queries, query_id),
-                                    ("document", corpus, doc_id)):
-            if the_id not in known:
+        for kind, is_known, the_id in (("query", query_id in all_queries, query_id),
+                                       ("document", doc_known, doc_id)):
+            if not is_known:
                 if on_missing == "error":
                     raise DataError(f"{qrels_path}:{number}: {kind} id {the_id!r} is not in "
                                     f"the {'queries' if kind == 'query' else 'corpus'}")

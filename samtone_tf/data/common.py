@@ -59,6 +59,31 @@ class Collection:
 BeirCollection = Collection  # the earlier name
 
 
+class CorpusRows:
+    """Row-wise access to a corpus, in its order, whether it is an in-memory dict or a
+    stored corpus (:class:`samtone_tf.data.store.StoredCorpus`): what bulk work (encoding,
+    search, mining) uses, so it never lists an 8.8M-passage corpus as Python objects."""
+
+    def __init__(self, corpus):
+        self.corpus = corpus
+        self._stored = hasattr(corpus, "texts")
+        self._ids = None if self._stored else list(corpus)
+        self.fingerprint = getattr(corpus, "fingerprint", None)
+
+    def __len__(self):
+        return len(self.corpus)
+
+    def texts(self, start, stop):
+        if self._stored:
+            return self.corpus.texts(start, stop)
+        return [self.corpus[doc_id].full_text for doc_id in self._ids[start:stop]]
+
+    def ids_at(self, rows):
+        if self._stored:
+            return self.corpus.ids_at(rows)
+        return [self._ids[int(row)] for row in rows]
+
+
 def find_file(folder: str, name: str) -> str:
     for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
         if os.path.exists(candidate):
@@ -66,12 +91,15 @@ def find_file(folder: str, name: str) -> str:
     raise FileNotFoundError(f"{os.path.join(folder, name)}(.gz) not found")
 
 
-def open_lines(path: str) -> Iterator[tuple[int, str]]:
+def open_lines(path: str, skip_lines: int = 0) -> Iterator[tuple[int, str]]:
     """Yields (line number, decoded line) of a text file, gzipped when it ends in
-    ``.gz``; a UTF-8 byte-order mark is dropped, invalid UTF-8 names file and line."""
+    ``.gz``; a UTF-8 byte-order mark is dropped, invalid UTF-8 names file and line.
+    The first ``skip_lines`` lines are read past without decoding (a resumed read)."""
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number <= skip_lines:
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -109,15 +137,23 @@ def check_duplicate_judgement(seen: dict, path: str, number: int, query_id: str,
                         f"judged twice (first at line {first}); which judgement holds?")
 
 
+def present_in(corpus, ids):
+    """[bool] per id: whether it is a document of ``corpus`` (a dict, or a stored corpus,
+    asked once for all ids)."""
+    if hasattr(corpus, "rows_of"):
+        return [bool(row >= 0) for row in corpus.rows_of(ids)]
+    return [the_id in corpus for the_id in ids]
+
+
 def require_judgements(qrels: dict, path: str, split: str):
     if not qrels:
         raise DataError(f"{path}: split {split!r} has no judged query")
 
 
-def rows(path, columns, separator="\t"):
+def rows(path, columns, separator="\t", skip_lines=0):
     """Yields (line number, fields) of a tab- (or, with separator=None, whitespace-)
     separated file, refusing a line with another field count; blank lines skipped."""
-    for number, line in open_lines(path):
+    for number, line in open_lines(path, skip_lines):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue

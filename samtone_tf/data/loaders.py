@@ -28,6 +28,15 @@ FORMATS = ("beir", "msmarco", "multireqa", "tfds")
 
 
 def load_collection(path, split="test", data_format="beir"):
+    """A :class:`Collection` of ``path`` with the queries judged in ``split``. A path that
+    is a collection store (``samtone prepare``), or a BEIR / MS MARCO folder whose corpus
+    file holds 64 MB or more, is read through a store: the corpus stays on disk,
+    memory-mapped (:mod:`samtone_tf.data.store`)."""
+    from samtone_tf.data.store import is_store, wants_store
+    from samtone_tf.data.store_build import load_stored
+
+    if is_store(path) or wants_store(path, data_format):
+        return load_stored(path, split, data_format)
     if data_format == "beir":
         return load_beir(path, split)
     if data_format == "msmarco":

@@ -14,7 +14,8 @@ Every malformed line raises :class:`~samtone_tf.data.beir.DataError` naming file
 from __future__ import annotations
 
 from samtone_tf.data.common import (Collection, DataError, Document, add_text,
-                                    check_duplicate_judgement, find_file, require_judgements, rows)
+                                    check_duplicate_judgement, find_file, present_in,
+                                    require_judgements, rows)
 
 
 def read_id_text(path, kind):
@@ -33,20 +34,24 @@ def read_trec_qrels(path):
             raise DataError(f"{path}:{number}: relevance {fields[3]!r} is not an integer") from None
 
 
-def load_msmarco(folder, split="dev", on_missing="error"):
-    """MS MARCO passage ranking as a :class:`Collection` (queries judged in ``split``)."""
-    collection_path = find_file(folder, "collection.tsv")
-    corpus = {pid: Document("", text) for pid, text in
-              read_id_text(collection_path, "passage").items()}
-    if not corpus:
-        raise DataError(f"{collection_path}: the collection holds no passage")
+def load_msmarco(folder, split="dev", on_missing="error", corpus=None):
+    """MS MARCO passage ranking as a :class:`Collection` (queries judged in ``split``);
+    ``corpus``: the passages already read (a stored corpus) instead of collection.tsv."""
+    if corpus is None:
+        collection_path = find_file(folder, "collection.tsv")
+        corpus = {pid: Document("", text) for pid, text in
+                  read_id_text(collection_path, "passage").items()}
+        if not corpus:
+            raise DataError(f"{collection_path}: the collection holds no passage")
     all_queries = read_id_text(find_file(folder, f"queries.{split}.tsv"), "query")
     qrels_path = find_file(folder, f"qrels.{split}.tsv")
     qrels, skipped, seen = {}, 0, {}
-    for number, qid, pid, relevance in read_trec_qrels(qrels_path):
+    lines = list(read_trec_qrels(qrels_path))
+    known = present_in(corpus, [pid for _, _, pid, _ in lines])
+    for (number, qid, pid, relevance), pid_known in zip(lines, known):
         check_duplicate_judgement(seen, qrels_path, number, qid, pid)
         missing = ("query", qid) if qid not in all_queries else (
-            ("passage", pid) if pid not in corpus else None)
+            ("passage", pid) if not pid_known else None)
         if missing:
             if on_missing == "error":
                 raise DataError(f"{qrels_path}:{number}: {missing[0]} id {missing[1]!r} is unknown")

@@ -2,7 +2,8 @@
 search, IR metrics, BM25, hard-negative mining, and the retrieval SavedModel (index)."""
 
 from samtone_tf.retrieval.bm25 import bm25_run, bm25_scores
-from samtone_tf.retrieval.corpus import encode_corpus, encode_in_shards, model_fingerprint
+from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
+from samtone_tf.retrieval.encoder import encode_in_shards
 from samtone_tf.retrieval.evaluation import evaluate_index, evaluate_model
 from samtone_tf.retrieval.index import build_index, load_index
 from samtone_tf.retrieval.metrics import evaluate_run, markdown_table

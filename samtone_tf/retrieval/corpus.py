@@ -1,5 +1,5 @@
-"""Corpus encoding: chunked, verified against NaN/Inf, cached by a model fingerprint,
-and in shards that a killed run resumes and several processes split."""
+"""Corpus encoding in memory: chunked, verified against NaN/Inf, cached by a model
+fingerprint (the sharded, memory-mapped encoder is :mod:`samtone_tf.retrieval.encoder`)."""
 
 from __future__ import annotations
 
@@ -185,61 +185,3 @@ def model_fingerprint(model):
     for weight in getattr(model, "weights", []):
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()
-
-
-def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, progress=True,
-                     ids=None, role=(0, 1), wait_timeout=1800.0, poll_s=2.0,
-                     concatenate=True):
-    """Document embeddings [N, D], ``shard_size`` texts at a time, each shard cached and
-    verified in ``work_dir`` (:func:`samtone_tf.retrieval.corpus.encode_corpus`): a killed run
-    re-encodes only the shards it had not finished.
-
-    Across a cluster, ``role`` = (slot, slots) (:func:`samtone_tf.devices.encoding_role`):
-    this process encodes shards slot, slot + slots, slot + 2·slots, … (each split across
-    its local replicas, :func:`samtone_tf.models.encoding.tower_encode_function`) into
-    ``work_dir``, which must be storage every process reaches. Slot 0 (the chief) then
-    waits for the other shards to appear there, verified, and returns all [N, D]; the
-    other slots return None once their shards are written. The chief gives up with
-    TimeoutError, naming a missing shard and its slot, after ``wait_timeout`` seconds
-    without a new shard; rerun the missing worker (its finished shards are kept).
-    ``concatenate=False``: the chief returns the list of shard arrays instead of one
-    array (no second copy of the corpus' vectors)."""
-    import time
-
-    slot, slots = role
-    fingerprint = model_fingerprint(model)
-    starts = list(range(0, len(texts), shard_size))
-    parts = {}
-    for number, start in enumerate(starts):
-        if number % slots != slot:
-            continue
-        if progress:
-            print(f"shard {number + 1} of {len(starts)} (documents {start}.."
-                  f"{min(start + shard_size, len(texts)) - 1})", flush=True)
-        parts[number] = encode_corpus(model, texts[start:start + shard_size], batch_size,
-                                      cache_dir=work_dir, fingerprint=fingerprint,
-                                      progress=progress, side="document",
-                                      ids=None if ids is None else ids[start:start + shard_size])
-    if slot != 0:
-        return None
-    dim = getattr(model, "embedding_dim", None)
-    waiting = {number: (embedding_cache_path(work_dir, fingerprint, "document",
-                                             texts[start:start + shard_size]),
-                        len(texts[start:start + shard_size]))
-               for number, start in enumerate(starts) if number not in parts}
-    last_new = time.monotonic()
-    while waiting:
-        for number, (path, rows) in list(waiting.items()):
-            found = read_embedding_cache(path, rows, dim)
-            if found is not None:
-                parts[number], last_new = found, time.monotonic()
-                del waiting[number]
-        if waiting and time.monotonic() - last_new > wait_timeout:
-            first = min(waiting)
-            raise TimeoutError(f"{work_dir}: shard {first + 1} of {len(starts)} (slot "
-                               f"{first % slots} of {slots}) did not appear within "
-                               f"{wait_timeout:g} s")
-        if waiting:
-            time.sleep(poll_s)
-    parts = [parts.pop(n) for n in range(len(starts))]
-    return np.concatenate(parts) if concatenate else parts

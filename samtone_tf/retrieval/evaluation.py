@@ -7,11 +7,16 @@ SavedModel serves, through its own ``search`` signature.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+
 import numpy as np
 import tensorflow as tf
 
+from samtone_tf.data.common import CorpusRows
 from samtone_tf.errors import DataError
 from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
+from samtone_tf.retrieval.encoder import encode_in_shards
 from samtone_tf.retrieval.index import load_index
 from samtone_tf.retrieval.metrics import CUTOFFS, cut_run, evaluate_run
 from samtone_tf.retrieval.quantization import truncate
@@ -30,11 +35,15 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
     if not collection.qrels:
         raise DataError(f"{collection.path}: split {collection.split!r} has no judged query; "
                          "nothing to evaluate")
-    doc_ids = list(collection.corpus)
+    rows = CorpusRows(collection.corpus)
     query_ids = list(collection.queries)
     fingerprint = model_fingerprint(model) if cache_dir else None
-    documents = encode_corpus(model, [collection.corpus[d].full_text for d in doc_ids],
-                              batch_size, cache_dir, fingerprint, progress, "document", doc_ids)
+    with contextlib.ExitStack() as stack:
+        work_dir = cache_dir or stack.enter_context(tempfile.TemporaryDirectory(
+            prefix=".samtone-encode-"))
+        # whole batches per shard: the batches (and vectors) of one pass over the corpus
+        documents = encode_in_shards(model, rows, work_dir, shard_size=int(batch_size) * 1024,
+                                     batch_size=batch_size, progress=progress)
     queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
                             cache_dir, fingerprint, progress, "query", query_ids)
     if dims is not None:
@@ -44,7 +53,7 @@ def evaluate_model(model, collection, k=100, batch_size=64, ignore_identical_ids
     depth = max(int(k), max(CUTOFFS))
     extra = 1 if ignore_identical_ids else 0
     scores, indices = exact_search(queries, documents, k=depth + extra, backend=backend)
-    run = cut_run(run_from_search(query_ids, doc_ids, scores, indices, ignore_identical_ids),
+    run = cut_run(run_from_search(query_ids, rows, scores, indices, ignore_identical_ids),
                depth)
     summary, per_query = evaluate_run(collection.qrels, run)
     summary["ignore_identical_ids"] = bool(ignore_identical_ids)

@@ -49,7 +49,8 @@ from samtone_tf.export.saved_model import (CONFIG_ASSET, SavedModelEncoder, _Enc
                                            export_config, write_assets)
 from samtone_tf.files import FolderLock, check_replaceable, refuse_link, write_folder_atomic
 from samtone_tf.internals import AutoTrackable
-from samtone_tf.retrieval.corpus import encode_in_shards
+from samtone_tf.data.common import CorpusRows
+from samtone_tf.retrieval.encoder import encode_in_shards
 from samtone_tf.retrieval.quantization import (QUANTIZATIONS, RESCORE_VECTORS, _unpack, int8_scales,
                                                quantize, truncate)
 from samtone_tf.tokenizers.text_ops import tensorflow_text
@@ -102,10 +103,11 @@ def _div_sizes(rows, blocks):
     return [rows // blocks + (1 if b < rows % blocks else 0) for b in range(blocks)]
 
 
-def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None):
+def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None, dims=None):
     """Yields the stored arrays (:func:`quantize`) of each block of ``sizes`` rows, cut
-    from ``parts`` (a list of [rows, D] arrays in corpus order, e.g. the cached shards),
-    which it empties as it goes: a part is released once its last row is in a block."""
+    from ``parts`` (a list of [rows, D] arrays in corpus order, e.g. the memory-mapped
+    shards), which it empties as it goes, and cut to their first ``dims`` coordinates
+    re-normalised (:func:`truncate`): one block's rows are in memory at a time."""
     for size in sizes:
         pieces, need = [], size
         while need:
@@ -116,7 +118,7 @@ def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None
             else:
                 parts[0] = head[need:]
             need -= len(pieces[-1])
-        block = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        block = truncate(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), dims)
         del pieces
         stored = quantize(block, quantization, rescore_vectors, scales)
         stored.pop("scales", None)
@@ -280,24 +282,21 @@ def _build(model, collection, output, document_ids, work_dir, role, task, dims, 
            max_k, rescore, shard_size, batch_size, progress, shard_dir, rescore_vectors,
            wait_timeout, block_rows, lock):
     slot, slots = role
-    texts = [collection.corpus[d].full_text for d in document_ids]
-    parts = encode_in_shards(model, texts, work_dir, shard_size, batch_size, progress,
-                             document_ids, (slot, slots), wait_timeout, concatenate=False)
+    parts = encode_in_shards(model, CorpusRows(collection.corpus), work_dir, shard_size,
+                             batch_size, progress, None, (slot, slots), wait_timeout,
+                             concatenate=False)
     if parts is None:  # not the chief: its shards are in work_dir
-        count = -(-len(texts) // shard_size)
+        count = -(-len(document_ids) // shard_size)
         return {"task": task, "shards": [n + 1 for n in range(count) if n % slots == slot]}
-    del texts
-    for number, part in enumerate(parts):
-        parts[number] = truncate(part, dims)
-    del part
-    dim = int(parts[0].shape[1])
+    dim = int(truncate(parts[0][:1], dims).shape[1])  # parts: memory-mapped shard views
     scales = None
     if quantization == "int8" or (quantization == "binary" and rescore_vectors == "int8"):
-        scales = int8_scales(parts)
+        scales = int8_scales(truncate(part, dims) for part in parts)  # one part at a time
     encoder, config = _encoder_module(model)
     max_k = int(min(max_k, len(document_ids)))
     sizes = block_sizes(len(document_ids), block_rows)
-    index = _Index(encoder, index_blocks(parts, sizes, quantization, rescore_vectors, scales),
+    index = _Index(encoder, index_blocks(parts, sizes, quantization, rescore_vectors, scales,
+                                       dims),
                    document_ids, dim, dims, max_k, int(rescore), scales)
     description = {
         "format": "samtone_tf retrieval SavedModel v1", "documents": len(document_ids),
@@ -332,13 +331,15 @@ def _check_output(output, overwrite):
 
 
 def _remove_shards(work_dir, lock):
-    """Removes the shard caches this module wrote (sha256-named .npy/.json) and its
-    lock, then the folder if nothing else is in it."""
+    """Removes the shard folders the encoder wrote (sha256-named,
+    :mod:`samtone_tf.retrieval.encoder`) and its lock, then the folder if nothing else is
+    in it."""
     import re
+    import shutil
 
     for name in os.listdir(work_dir):
-        if re.fullmatch(r"[0-9a-f]{64}\.(npy|json)", name):
-            os.remove(os.path.join(work_dir, name))
+        if re.fullmatch(r"[0-9a-f]{64}", name):
+            shutil.rmtree(os.path.join(work_dir, name))
     lock.release(remove=True)
     if not os.listdir(work_dir):
         os.rmdir(work_dir)

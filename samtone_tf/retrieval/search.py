@@ -27,7 +27,7 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
         (scores [Q, k] float32, indices [Q, k] int64), best first.
     """
     queries = np.asarray(queries, np.float32)
-    documents = np.asarray(documents, np.float32)
+    documents = np.asarray(documents, np.float32)  # a float32 memory map stays one
     if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
         raise ValueError(f"queries [Q, D] and documents [N, D] must share D; got "
                          f"{queries.shape} and {documents.shape}")
@@ -43,23 +43,25 @@ def exact_search(queries, documents, k=100, query_chunk=1024, document_chunk=655
                 np.zeros((len(queries), max(k, 0)), np.int64))
     if backend == "faiss":
         return _faiss_search(queries, documents, k)
-    doc_chunks = [(start, tf.constant(documents[start:start + document_chunk]))
-                  for start in range(0, len(documents), document_chunk)]
-    all_scores, all_indices = [], []
-    for q_start in range(0, len(queries), query_chunk):
-        q = tf.constant(queries[q_start:q_start + query_chunk])
-        best_scores = best_indices = None
-        for d_start, d in doc_chunks:
+    # Document blocks outside, query chunks inside: each block of a memory-mapped corpus
+    # is read once and only one is held as a tensor; every query chunk merges the blocks
+    # in corpus order, as a loop over all blocks per chunk would.
+    q_starts = list(range(0, len(queries), query_chunk))
+    best = [None] * len(q_starts)
+    for d_start in range(0, len(documents), document_chunk):
+        d = tf.constant(documents[d_start:d_start + document_chunk])
+        for number, q_start in enumerate(q_starts):
+            q = tf.constant(queries[q_start:q_start + query_chunk])
             scores, indices = _chunk_top_k(q, d, min(k, int(d.shape[0])), d_start)
-            if best_scores is not None:  # earlier (lower-index) results first: ties keep them
-                scores = tf.concat([best_scores, scores], axis=1)
-                indices = tf.concat([best_indices, indices], axis=1)
+            if best[number] is not None:  # earlier (lower-index) results first: ties keep them
+                scores = tf.concat([best[number][0], scores], axis=1)
+                indices = tf.concat([best[number][1], indices], axis=1)
                 scores, position = tf.math.top_k(scores, k=min(k, int(scores.shape[1])))
                 indices = tf.gather(indices, position, batch_dims=1)
-            best_scores, best_indices = scores, indices
-        all_scores.append(best_scores.numpy())
-        all_indices.append(best_indices.numpy())
-    return np.concatenate(all_scores), np.concatenate(all_indices).astype(np.int64)
+            best[number] = (scores, indices)
+        del d
+    return (np.concatenate([scores.numpy() for scores, _ in best]),
+            np.concatenate([indices.numpy() for _, indices in best]).astype(np.int64))
 
 
 def _faiss_search(queries, documents, k):
@@ -81,12 +83,18 @@ def _chunk_top_k(q, d, k, offset):
 
 
 def run_from_search(query_ids, document_ids, scores, indices, ignore_identical_ids=False):
-    """{query id: {document id: score}} from search results."""
+    """{query id: {document id: score}} from search results; ``document_ids``: a list,
+    or row-wise ids (``ids_at``, :class:`samtone_tf.data.common.CorpusRows`)."""
+    if hasattr(document_ids, "ids_at"):  # only the ids found, not the whole corpus' list
+        flat = document_ids.ids_at(np.asarray(indices).ravel())
+        width = np.asarray(indices).shape[1] if len(query_ids) else 0
+        document_ids = None
+        names = [flat[row * width:(row + 1) * width] for row in range(len(query_ids))]
     run = {}
     for row, query_id in enumerate(query_ids):
         ranked = {}
-        for score, index in zip(scores[row], indices[row]):
-            doc_id = document_ids[index]
+        for position, (score, index) in enumerate(zip(scores[row], indices[row])):
+            doc_id = names[row][position] if document_ids is None else document_ids[index]
             if ignore_identical_ids and doc_id == query_id:
                 continue
             ranked[doc_id] = float(score)

@@ -1,0 +1,227 @@
+"""The collection store and the sharded memory-mapped encoder, against the in-memory
+readers and a one-pass in-memory evaluation."""
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from samtone_tf.data import store_build
+from samtone_tf.data.beir import load_beir
+from samtone_tf.data.msmarco import load_msmarco
+from samtone_tf.data.store import is_store, read_manifest
+from samtone_tf.data.store_build import load_stored
+from samtone_tf.errors import DataError
+from samtone_tf.resources import scifact_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _beir_copy(tmp_path, documents=None):
+    """The shipped SciFact as a plain (not gzipped) BEIR folder, optionally cut."""
+    folder = tmp_path / "scifact"
+    shutil.copytree(scifact_path(), folder)
+    with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        lines = handle.readlines()
+    os.remove(folder / "corpus.jsonl.gz")
+    (folder / "corpus.jsonl").write_text("".join(lines[:documents] if documents else lines),
+                                         encoding="utf-8")
+    return folder
+
+
+def _same_collection(stored, plain):
+    assert list(stored.corpus) == list(plain.corpus)
+    assert all(stored.corpus[d] == plain.corpus[d] for d in list(plain.corpus)[::7])
+    assert stored.queries == plain.queries and stored.qrels == plain.qrels
+    ids = list(plain.corpus)
+    assert stored.corpus.texts(3, 9) == [plain.corpus[d].full_text for d in ids[3:9]]
+    assert stored.corpus.ids_at([5, 0, 5]) == [ids[5], ids[0], ids[5]]
+    assert stored.corpus.rows_of([ids[4], "no such id"]).tolist() == [4, -1]
+    assert "no such id" not in stored.corpus and ids[-1] in stored.corpus
+
+
+def test_a_stored_beir_collection_equals_the_in_memory_one(tmp_path):
+    for split in ("test", "train"):
+        stored = load_stored(scifact_path(), split, store=str(tmp_path / "store"))
+        _same_collection(stored, load_beir(scifact_path(), split))
+    assert is_store(str(tmp_path / "store"))
+    again = load_stored(str(tmp_path / "store"), "test")  # the store itself as the data
+    _same_collection(again, load_beir(scifact_path(), "test"))
+
+
+def test_a_stored_msmarco_collection_equals_the_in_memory_one(tmp_path):
+    folder = tmp_path / "msmarco"
+    folder.mkdir()
+    (folder / "collection.tsv").write_text("".join(f"{p}\tpassage number {p} é\n"
+                                                   for p in range(40)), encoding="utf-8")
+    (folder / "queries.dev.tsv").write_text("10\tfirst\n11\tsecond\n12\tunjudged\n")
+    (folder / "qrels.dev.tsv").write_text("10 0 1 1\n11\t0\t39\t1\n")
+    stored = load_stored(str(folder), "dev", "msmarco", store=str(tmp_path / "store"))
+    _same_collection(stored, load_msmarco(str(folder), "dev"))
+    (folder / "qrels.dev.tsv").write_text("10 0 1 1\n11\t0\t40\t1\n")
+    with pytest.raises(DataError, match=r"qrels.dev.tsv:2: passage id '40' is unknown"):
+        load_stored(str(folder), "dev", "msmarco", store=str(tmp_path / "store"))
+
+
+def test_a_killed_build_resumes_after_its_last_part(tmp_path, monkeypatch):
+    """A child builds with parts of 1,000 rows and is SIGKILLed right after its second
+    part; the rebuild reads only the lines after it and equals a build from scratch."""
+    folder = _beir_copy(tmp_path)
+    store = tmp_path / "store"
+    child = textwrap.dedent(f"""
+        import os, signal
+        from samtone_tf.data import store_build
+        store_build.PART_ROWS = 1000
+        finish = store_build._finish_part
+        def finish_then_die(*args):
+            finish(*args)
+            if args[1]["parts"] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        store_build._finish_part = finish_then_die
+        store_build.build_store({str(folder)!r}, {str(store)!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    assert read_manifest(str(store)) is None
+    progress = json.loads((store / "building.json").read_text())
+    assert (progress["parts"], progress["rows"]) == (2, 2000)
+
+    monkeypatch.setattr(store_build, "PART_ROWS", 1000)
+    read, records = [], store_build.corpus_records
+
+    def counting(*args):
+        for record in records(*args):
+            read.append(record[0])
+            yield record
+
+    monkeypatch.setattr(store_build, "corpus_records", counting)
+    store_build.build_store(str(folder), str(store))
+    plain = load_beir(str(folder), "test")
+    assert len(read) == len(plain.corpus) - 2000 and read[0] == 2001
+    assert sorted(os.listdir(store / "corpus")) == [f"part-{n:05d}.arrow" for n in range(6)]
+    _same_collection(load_stored(str(store), "test"), plain)
+
+
+def test_a_store_is_reused_while_its_source_hashes_the_same(tmp_path):
+    folder = _beir_copy(tmp_path, documents=300)
+    store = str(tmp_path / "store")
+    logged = []
+    store_build.build_store(str(folder), store, log=logged.append)
+    part = os.path.join(store, "corpus", "part-00000.arrow")
+    written = os.stat(part).st_mtime_ns
+    store_build.build_store(str(folder), store, log=logged.append)
+    assert os.stat(part).st_mtime_ns == written and logged == []
+    with open(folder / "corpus.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"_id": "new", "title": "", "text": "added"}) + "\n")
+    with pytest.raises(DataError, match="changed since the store"):
+        load_stored(store, "test")  # a store as data never mixes old texts with new files
+    manifest = store_build.build_store(str(folder), store, log=logged.append)
+    assert manifest["corpus"]["documents"] == 301 and "changed" in logged[0]
+
+
+def test_a_duplicate_id_names_both_lines_across_parts(tmp_path, monkeypatch):
+    folder = _beir_copy(tmp_path, documents=50)
+    with open(folder / "corpus.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"_id": "4983", "text": "again"}) + "\n")
+    monkeypatch.setattr(store_build, "PART_ROWS", 20)
+    with pytest.raises(DataError, match=r"corpus.jsonl:51: duplicate document id '4983' "
+                                        r"\(first at line 1\)"):
+        store_build.build_store(str(folder), str(tmp_path / "store"))
+
+
+def _tiny_model():
+    import keras
+
+    from samtone_tf.models import DualEncoder
+    from tests.helpers.builders import tiny_spec
+
+    keras.utils.set_random_seed(3)
+    return DualEncoder(tiny_spec(vocab_size=512, max_length=48), query_max_length=16,
+                       document_max_length=48)
+
+
+def test_evaluation_through_a_store_equals_one_in_memory_pass(tmp_path):
+    """Store → memory-mapped shards → block search gives the metrics of encoding the
+    whole corpus in one pass and ranking it with one full-matrix top-k."""
+    import tensorflow as tf
+
+    from samtone_tf.retrieval.corpus import encode_corpus
+    from samtone_tf.retrieval.evaluation import evaluate_model
+    from samtone_tf.retrieval.metrics import cut_run, evaluate_run
+
+    model = _tiny_model()
+    plain = load_beir(scifact_path(), "test")
+    ids = list(plain.corpus)
+    docs = encode_corpus(model, [plain.corpus[d].full_text for d in ids], 16, progress=False)
+    queries = encode_corpus(model, list(plain.queries.values()), 16, progress=False,
+                            side="query")
+    scores, top = tf.math.top_k(tf.matmul(queries, docs, transpose_b=True), k=100)
+    run = {q: {ids[i]: float(s) for s, i in zip(row_s, row_i)}
+           for q, row_s, row_i in zip(plain.queries, scores.numpy(), top.numpy())}
+    want, _ = evaluate_run(plain.qrels, cut_run(run, 100))
+    stored = load_stored(scifact_path(), "test", store=str(tmp_path / "store"))
+    got, _, got_run = evaluate_model(model, stored, batch_size=16,
+                                     cache_dir=str(tmp_path / "cache"))
+    got.pop("ignore_identical_ids")
+    assert got == want  # every digit
+    assert got_run == cut_run(run, 100)
+
+
+def test_sharded_encoding_resumes_and_splits_across_processes(tmp_path, monkeypatch):
+    from samtone_tf.retrieval.corpus import encode_corpus
+    from samtone_tf.retrieval.encoder import encode_in_shards
+
+    model = _tiny_model()
+    corpus = load_stored(scifact_path(), "test", store=str(tmp_path / "store")).corpus
+    texts = corpus.texts(0, 700)
+    want = encode_corpus(model, texts, 16, progress=False)  # one pass
+    calls, real = [], model.encode_documents
+
+    def counting(batch, batch_size=64):
+        calls.append(len(batch))
+        if len(calls) == 3 and kill[0]:
+            raise KeyboardInterrupt
+        return real(batch, batch_size=batch_size)
+
+    monkeypatch.setattr(model, "encode_documents", counting)
+    kill = [True]
+    with pytest.raises(KeyboardInterrupt):
+        encode_in_shards(model, texts, str(tmp_path / "one"), shard_size=160, batch_size=16,
+                         progress=False)
+    kill[0], calls[:] = False, []
+    one = encode_in_shards(model, texts, str(tmp_path / "one"), shard_size=160, batch_size=16,
+                           progress=False)
+    assert calls == [160, 160, 60]  # the two finished shards were not encoded again
+    assert isinstance(one, np.memmap) and np.array_equal(one, want)
+    work = str(tmp_path / "two")
+    assert encode_in_shards(model, texts, work, 160, 16, False, role=(1, 2)) is None
+    two = encode_in_shards(model, texts, work, 160, 16, False, role=(0, 2), poll_s=0.01)
+    assert np.array_equal(two, want)
+
+
+def test_prepare_command_writes_a_store_that_eval_reads(tmp_path, small_savedmodel, capsys):
+    from samtone_tf.cli.main import main
+
+    store = str(tmp_path / "store")
+    assert main(["prepare", scifact_path(), "--output", store]) == 0
+    assert "5183 documents" in capsys.readouterr().out
+    outputs = []
+    for data in (store, scifact_path()):
+        outputs.append(str(tmp_path / f"{len(outputs)}.json"))
+        assert main(["eval", "--model", small_savedmodel, "--data", data,
+                     "--output", outputs[-1]]) == 0
+    first, second = (json.loads(open(path).read()) for path in outputs)
+    assert first.pop("data") == store and second.pop("data") == scifact_path()
+    assert first == second
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep")
+    assert main(["prepare", scifact_path(), "--output", str(tmp_path / "notes")]) == 2
+    assert "not a collection store" in capsys.readouterr().err
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep"
