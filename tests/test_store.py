@@ -225,3 +225,54 @@ def test_prepare_command_writes_a_store_that_eval_reads(tmp_path, small_savedmod
     assert main(["prepare", scifact_path(), "--output", str(tmp_path / "notes")]) == 2
     assert "not a collection store" in capsys.readouterr().err
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("negatives", [0, 2])
+def test_streaming_batches_equal_the_in_memory_pipeline(tmp_path, negatives):
+    """A stored corpus' examples (int rows, texts fetched per batch) give the in-memory
+    pipeline's batches: the same tokens, and ids equal exactly where those ids are equal."""
+    from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+    from samtone_tf.data.streaming import example_columns
+
+    model = _tiny_model()
+    plain = load_beir(scifact_path(), "train")
+    stored = load_stored(scifact_path(), "train", store=str(tmp_path / "store"))
+    ids = list(plain.corpus)
+    mined = {q: [ids[(i * 7 + j) % len(ids)] for j in range(negatives)]
+             for i, q in enumerate(sorted(plain.qrels))} if negatives else None
+    made = [training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
+                             32, seed=5, epochs=2)
+            for examples in (examples_from_qrels(plain, mined, negatives),
+                             example_columns(stored, mined, negatives))]
+    assert int(made[0].cardinality()) == int(made[1].cardinality()) > 40
+    for want, got in zip(*made):
+        for side in ["query", "document"] + (["hard_negatives"] if negatives else []):
+            for key in ("token_ids", "padding_mask"):
+                np.testing.assert_array_equal(got[side][key], want[side][key])
+        pool = lambda b: np.concatenate([b["document_ids"].numpy()] + (  # noqa: E731
+            [b["hard_negative_ids"].numpy().ravel()] if negatives else []))
+        for a, b in ((want["query_ids"].numpy(), got["query_ids"].numpy()),
+                     (pool(want), pool(got))):
+            np.testing.assert_array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
+
+
+def test_a_job_through_a_store_trains_and_scores_as_the_in_memory_job(tmp_path, small_scifact,
+                                                                     monkeypatch):
+    """samtone train with the corpus read through a store (forced by a 0-byte threshold)
+    writes the metrics of the same job with the corpus in memory."""
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import run_training
+
+    config = load_config(overrides={
+        "data.path": small_scifact, "model.tower": "small", "training.steps": 3,
+        "training.global_batch_size": 8, "evaluation.zero_shot": False})
+    metrics = []
+    for threshold in (None, "0"):
+        if threshold is not None:
+            monkeypatch.setenv("SAMTONE_STORE_MIN_BYTES", threshold)
+            monkeypatch.setenv("SAMTONE_STORE_DIR", str(tmp_path / "stores"))
+        run = tmp_path / f"run-{threshold}"
+        run_training(config, str(run), verbose=0, log=lambda *a: None)
+        metrics.append(json.loads((run / "metrics.json").read_text())["fine_tuned"])
+    assert len(os.listdir(tmp_path / "stores")) == 1  # train and eval splits share one store
+    assert metrics[0] == metrics[1]

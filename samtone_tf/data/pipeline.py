@@ -23,7 +23,9 @@ from samtone_tf.data.common import Collection
 from samtone_tf.data.loaders import load_collection
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
 from samtone_tf.errors import DataError
-from samtone_tf.tokenizers.padding import check_padding, pad_tokens
+from samtone_tf.data.batches import batch_order, dataset_options, tokenize_function
+from samtone_tf.data.streaming import ExampleColumns, example_columns, streaming_dataset
+from samtone_tf.tokenizers.padding import check_padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,29 +82,8 @@ def no_duplicate_batches(examples, batch_size: int, seed: int) -> list:
     batch can be formed are dropped (at most the size of one batch plus the
     examples that collide with every other, e.g. one query with many positives).
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be > 0, got {batch_size}")
-    pending = list(range(len(examples)))
-    random.Random(seed).shuffle(pending)
-    batches = []
-    while len(pending) >= batch_size:
-        current, queries, documents, deferred = [], set(), set(), []
-        for index in pending:
-            example = examples[index]
-            if example.query_id in queries or example.document_id in documents:
-                deferred.append(index)
-                continue
-            current.append(index)
-            queries.add(example.query_id)
-            documents.add(example.document_id)
-            if len(current) == batch_size:
-                batches.append(current)
-                current, queries, documents = [], set(), set()
-        left = current + deferred  # the partial batch and the collisions try again
-        if len(left) == len(pending):
-            break  # no batch completed in this pass: the rest cannot fill one
-        pending = left
-    return batches
+    return batch_order([e.query_id for e in examples], [e.document_id for e in examples],
+                       batch_size, seed)
 
 
 def _index(values):
@@ -112,7 +93,9 @@ def _index(values):
 
 def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch_size: int,
                      seed: int = 0, epochs: int = 1, padding: str = "dynamic") -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` of token batches for ``DualEncoder.fit``.
+    """A ``tf.data.Dataset`` of token batches for ``DualEncoder.fit``; ``examples``: a
+    list of :class:`Example`, or :class:`~samtone_tf.data.streaming.ExampleColumns` (a
+    stored corpus' rows, whose texts are fetched per batch).
 
     Each epoch is a fresh seeded no-duplicate batching (seed + epoch). Tokenizers
     are callables mapping a [N] string tensor to {"token_ids", "padding_mask"} with a
@@ -120,9 +103,12 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     longest text), "buckets" or "max_length" (see :mod:`samtone_tf.tokenizers.padding`; each
     side padded to its own tokenizer's buckets). tf.data's autotuner is off for these
     batches (with it on, ``fit`` waited at its end for the tuner's thread; see
-    ``_options``); a dataset derived from this one keeps that option.
+    ``samtone_tf.data.batches.dataset_options``); a dataset derived from this one keeps that option.
     """
     check_padding(padding)
+    if isinstance(examples, ExampleColumns):  # rows of a stored corpus: texts per batch
+        return streaming_dataset(examples, query_tokenizer, document_tokenizer,
+                                 global_batch_size, seed, epochs, padding)
     if not examples:
         raise DataError("no training examples")
     query_index = _index(e.query_id for e in examples)
@@ -151,43 +137,12 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
         columns["hard_negative_ids"] = np.array(
             [[doc_index[d] for d in examples[i].hard_negative_ids] for i in order], np.int64)
 
-    def pad(tokens, tokenizer):
-        return pad_tokens(tokens, padding, tokenizer.max_length)
-
-    def tokenize(batch):
-        out = {
-            "query": pad(query_tokenizer(batch["query"]), query_tokenizer),
-            "document": pad(document_tokenizer(batch["document"]), document_tokenizer),
-            "query_ids": batch["query_ids"],
-            "document_ids": batch["document_ids"],
-        }
-        if num_negatives:
-            flat = pad(document_tokenizer(tf.reshape(batch["hard_negatives"], [-1])),
-                       document_tokenizer)
-            out["hard_negatives"] = {
-                k: tf.reshape(v, [global_batch_size, num_negatives, -1]) for k, v in flat.items()}
-            out["hard_negative_ids"] = batch["hard_negative_ids"]
-        return out
-
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
+                                 global_batch_size, num_negatives)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(2).with_options(_options())
-
-
-def _options():
-    """tf.data's autotuning off: the map keeps tf.data's default parallelism, untuned,
-    and two batches are prefetched (a fixed buffer: ``AUTOTUNE`` there needs the tuner).
-
-    With it on, ``fit`` over these batches often returned long after its last step: the
-    iterator's teardown waited for the autotuner's background thread, which wakes at
-    10 ms × (2**n − 1) after the iterator starts, so a 4-step pass of 21 s returned at
-    exactly 40.95 s (5 of 10 passes; 0 of 8 with autotuning off, the same step times;
-    docs/RESULTS.md). Tokenizing a batch takes milliseconds next to
-    a training step's seconds: there is nothing for the autotuner to win."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
+    return dataset.prefetch(2).with_options(dataset_options())
 
 
 def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
@@ -228,6 +183,9 @@ def dataset_for(model, data, split="train", batch_size=32, epochs=1, seed=0,
         if run is None:
             raise DataError("num_hard_negatives > 0 needs hard_negatives (a run or run file)")
         negatives = mine_hard_negatives(run, collection.qrels, num_hard_negatives)
-    examples = examples_from_qrels(collection, negatives, num_hard_negatives)
+    if hasattr(collection.corpus, "rows_of"):  # a stored corpus: rows, texts per batch
+        examples = example_columns(collection, negatives, num_hard_negatives)
+    else:
+        examples = examples_from_qrels(collection, negatives, num_hard_negatives)
     return training_dataset(examples, model.query_tokenizer(), model.document_tokenizer(),
                             batch_size, seed=seed, epochs=epochs, padding=model.padding)

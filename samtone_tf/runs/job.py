@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from samtone_tf.data.loaders import load_collection
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+from samtone_tf.data.streaming import example_columns
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
 from samtone_tf.devices import is_chief, task_name
 from samtone_tf.errors import ConfigError
@@ -160,6 +161,8 @@ def training_examples(config, train_set):
         source = config["data"]["hard_negatives"]
         run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
         negatives = mine_hard_negatives(run, train_set.qrels, num)
+    if hasattr(train_set.corpus, "rows_of"):  # a stored corpus: rows, texts per batch
+        return example_columns(train_set, negatives, num)
     return examples_from_qrels(train_set, negatives, num)
 
 

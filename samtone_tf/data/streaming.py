@@ -1,0 +1,127 @@
+"""Training input from a stored corpus (:mod:`samtone_tf.data.store`): examples as int
+arrays, texts fetched and tokenized per batch inside tf.data.
+
+:func:`example_columns` gives one row per judged (query, relevant document) pair, in
+:func:`~samtone_tf.data.pipeline.examples_from_qrels`' order: the query's index into the
+split's judged queries, the positive's corpus row and the hard negatives' rows. The
+batch order is :func:`~samtone_tf.data.batches.batch_order` on those ints, which name
+queries and documents one-to-one as their ids do, so the batches are the in-memory
+pipeline's batches, example for example. The dataset holds only the order (ints); each
+batch's texts are taken from the memory-mapped corpus by row when tf.data reaches it,
+so memory does not grow with the corpus and nothing is materialised before the first
+step. The ids the loss compares are the query indices and corpus rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from samtone_tf.data.batches import batch_order, dataset_options, tokenize_function
+from samtone_tf.errors import DataError
+
+
+@dataclasses.dataclass
+class ExampleColumns:
+    """Training examples as arrays: ``query`` [E] indexes ``query_texts`` (the judged
+    queries, ``query_ids`` their ids), ``document`` [E] and ``negatives`` [E, k] are rows
+    of ``corpus`` (a stored corpus: ``texts_at``)."""
+
+    query_ids: list
+    query_texts: np.ndarray
+    query: np.ndarray
+    document: np.ndarray
+    negatives: np.ndarray
+    corpus: object
+
+    def __len__(self):
+        return len(self.query)
+
+
+def example_columns(collection, hard_negatives=None, num_hard_negatives=0):
+    """:class:`ExampleColumns` of ``collection`` (whose corpus is stored): one per
+    (query, document) pair with relevance > 0; ``hard_negatives`` {query id: [document
+    id, ...]} gives each example its first ``num_hard_negatives`` (queries with fewer
+    are skipped with a warning, as :func:`~samtone_tf.data.pipeline.examples_from_qrels`
+    does)."""
+    corpus = collection.corpus
+    query_ids, query_of, documents, negatives, short = [], [], [], [], 0
+    for query_id in sorted(collection.qrels):
+        mined = ()
+        if num_hard_negatives:
+            mined = list((hard_negatives or {}).get(query_id, []))[:num_hard_negatives]
+            if len(mined) < num_hard_negatives:
+                short += 1
+                continue
+        positives = [d for d, score in sorted(collection.qrels[query_id].items()) if score > 0]
+        if not positives:
+            continue
+        number = len(query_ids)
+        query_ids.append(query_id)
+        for doc_id in positives:
+            query_of.append(number)
+            documents.append(doc_id)
+            negatives.append(mined)
+    if short:
+        warnings.warn(f"{short} query(ies) skipped: fewer than {num_hard_negatives} hard "
+                      "negatives", stacklevel=2)
+    rows = corpus.rows_of(documents)
+    flat = [d for mined in negatives for d in mined]
+    negative_rows = corpus.rows_of(flat).reshape(len(negatives), num_hard_negatives)
+    if (negative_rows < 0).any():
+        position = int(np.flatnonzero(negative_rows.ravel() < 0)[0])
+        raise DataError(f"hard negative {flat[position]!r} of query "
+                        f"{query_ids[query_of[position // num_hard_negatives]]!r} is not in "
+                        "the corpus")
+    return ExampleColumns(query_ids, np.array([collection.queries[q] for q in query_ids],
+                                              dtype=object),
+                          np.array(query_of, np.int64), rows, negative_rows, corpus)
+
+
+def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch_size,
+                      seed=0, epochs=1, padding="dynamic"):
+    """:func:`~samtone_tf.data.pipeline.training_dataset` for :class:`ExampleColumns`."""
+    if not len(columns):
+        raise DataError("no training examples")
+    order = [i for epoch in range(epochs)
+             for batch in batch_order(columns.query, columns.document, global_batch_size,
+                                      seed + epoch)
+             for i in batch]
+    if not order:
+        raise DataError(f"{len(columns)} examples cannot fill one batch of "
+                        f"{global_batch_size} without duplicates")
+    order = np.asarray(order, np.int64)
+    num_negatives = columns.negatives.shape[1]
+    items = {"query_ids": columns.query[order], "document_ids": columns.document[order]}
+    if num_negatives:
+        items["hard_negative_ids"] = columns.negatives[order]
+    query_texts, corpus = columns.query_texts, columns.corpus
+
+    def texts(rows):  # corpus rows → UTF-8 texts, read from the memory map
+        return np.array([t.encode("utf-8") for t in corpus.texts_at(rows)], dtype=object)
+
+    def fetch(batch):
+        out = dict(batch)
+        out["query"] = tf.numpy_function(
+            lambda q: np.array([query_texts[i].encode("utf-8") for i in q], dtype=object),
+            [batch["query_ids"]], tf.string, stateful=False)
+        out["document"] = tf.numpy_function(texts, [batch["document_ids"]], tf.string,
+                                            stateful=False)
+        for name in ("query", "document"):
+            out[name].set_shape([global_batch_size])
+        if num_negatives:
+            flat = tf.numpy_function(texts, [tf.reshape(batch["hard_negative_ids"], [-1])],
+                                     tf.string, stateful=False)
+            out["hard_negatives"] = tf.reshape(flat, [global_batch_size, num_negatives])
+        return out
+
+    dataset = tf.data.Dataset.from_tensor_slices(items)
+    dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
+                                 global_batch_size, num_negatives)
+    dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(2).with_options(dataset_options())
