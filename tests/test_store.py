@@ -71,14 +71,14 @@ def test_a_stored_msmarco_collection_equals_the_in_memory_one(tmp_path):
 
 
 def test_a_killed_build_resumes_after_its_last_part(tmp_path, monkeypatch):
-    """A child builds with parts of 1,000 rows and is SIGKILLed right after its second
-    part; the rebuild reads only the lines after it and equals a build from scratch."""
+    """A child builds with parts of 1,000 rows (written 300 at a time) and is SIGKILLed
+    right after its second part; the rebuild reads only the lines after it and equals a build from scratch."""
     folder = _beir_copy(tmp_path)
     store = tmp_path / "store"
     child = textwrap.dedent(f"""
         import os, signal
         from samtone_tf.data import store_build
-        store_build.PART_ROWS = 1000
+        store_build.PART_ROWS, store_build.BATCH_ROWS = 1000, 300
         finish = store_build._finish_part
         def finish_then_die(*args):
             finish(*args)
@@ -94,6 +94,7 @@ def test_a_killed_build_resumes_after_its_last_part(tmp_path, monkeypatch):
     assert (progress["parts"], progress["rows"]) == (2, 2000)
 
     monkeypatch.setattr(store_build, "PART_ROWS", 1000)
+    monkeypatch.setattr(store_build, "BATCH_ROWS", 300)  # parts written in batches
     read, records = [], store_build.corpus_records
 
     def counting(*args):

@@ -20,7 +20,7 @@ import warnings
 from samtone_tf.data.common import DataError
 from samtone_tf.data.store import (FORMAT, corpus_source, default_store_path, is_store,
                                    open_corpus, read_manifest, stored_corpus)
-from samtone_tf.files import FolderLock, atomic_path, remove_leftovers, write_json_atomic
+from samtone_tf.files import FolderLock, remove_leftovers, write_json_atomic
 
 VERSION = 1
 PART_ROWS = 1_000_000
@@ -60,14 +60,32 @@ def _schema():
                       ("text", pa.string())])
 
 
-def _write_part(path, columns):
-    import pyarrow as pa
+class _PartWriter:
+    """One part file, written batch by batch under a temporary name and renamed into
+    place when closed: memory holds one batch of records, not one part."""
 
-    table = pa.Table.from_pydict(columns, schema=_schema())
-    with atomic_path(path, suffix=".arrow") as temporary:
-        with pa.ipc.new_file(temporary, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-                writer.write_batch(batch)
+    def __init__(self, path):
+        import pyarrow as pa
+
+        from samtone_tf.files import temporary_name
+
+        self.path, self.rows = path, 0
+        self.temporary = temporary_name(path, ".arrow")
+        self.writer = pa.ipc.new_file(self.temporary, _schema())
+
+    def write(self, columns):
+        import pyarrow as pa
+
+        self.writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=_schema()))
+        self.rows += len(columns["id"])
+
+    def close(self):
+        self.writer.close()
+        os.replace(self.temporary, self.path)
+
+    def abandon(self):
+        self.writer.close()
+        os.remove(self.temporary)
 
 
 def build_corpus(folder, store, data_format, log=print):
@@ -90,21 +108,34 @@ def build_corpus(folder, store, data_format, log=print):
     for name in os.listdir(parts_dir):  # parts past the recorded progress: unfinished
         if name.startswith("part-") and int(name[5:10]) >= progress["parts"]:
             os.remove(os.path.join(parts_dir, name))
-    columns = {key: [] for key in ("line", "id", "title", "text")}
-    last_line = progress["lines"]
-    for number, doc_id, title, text in corpus_records(source, data_format, progress["lines"]):
-        last_line = number
-        columns["line"].append(number)
-        columns["id"].append(doc_id)
-        columns["title"].append(title)
-        columns["text"].append(text)
-        if not (title.strip() or text.strip()) and len(progress["empty"]) < 6:
-            progress["empty"].append(f"line {number} (id {doc_id!r})")
-        if len(columns["id"]) == PART_ROWS:
-            _finish_part(parts_dir, progress, columns, number, progress_path)
-            columns = {key: [] for key in columns}
-    if columns["id"]:
-        _finish_part(parts_dir, progress, columns, last_line, progress_path)
+    fresh = lambda: {key: [] for key in ("line", "id", "title", "text")}  # noqa: E731
+    columns, part, last = fresh(), None, progress["lines"]
+    try:
+        for number, doc_id, title, text in corpus_records(source, data_format,
+                                                          progress["lines"]):
+            last = number
+            for key, value in (("line", number), ("id", doc_id), ("title", title),
+                               ("text", text)):
+                columns[key].append(value)
+            if not (title.strip() or text.strip()) and len(progress["empty"]) < 6:
+                progress["empty"].append(f"line {number} (id {doc_id!r})")
+            room = PART_ROWS - (part.rows if part is not None else 0)
+            if len(columns["id"]) == min(BATCH_ROWS, room):  # a batch, or the part's end
+                part = part or _PartWriter(_part_path(parts_dir, progress))
+                part.write(columns)
+                columns = fresh()
+                if part.rows == PART_ROWS:
+                    _finish_part(part, progress, number, progress_path)
+                    part = None
+        if columns["id"]:
+            part = part or _PartWriter(_part_path(parts_dir, progress))
+            part.write(columns)
+        if part is not None:
+            _finish_part(part, progress, last, progress_path)
+            part = None
+    finally:
+        if part is not None:
+            part.abandon()
     if not progress["rows"]:
         raise DataError(f"{source}: the corpus holds no document")
     if progress["empty"]:
@@ -114,10 +145,14 @@ def build_corpus(folder, store, data_format, log=print):
     return fingerprint, progress["rows"]
 
 
-def _finish_part(parts_dir, progress, columns, last_line, progress_path):
-    _write_part(os.path.join(parts_dir, f"part-{progress['parts']:05d}.arrow"), columns)
+def _part_path(parts_dir, progress):
+    return os.path.join(parts_dir, f"part-{progress['parts']:05d}.arrow")
+
+
+def _finish_part(part, progress, last_line, progress_path):
+    part.close()
     progress.update(parts=progress["parts"] + 1, lines=last_line,
-                    rows=progress["rows"] + len(columns["id"]))
+                    rows=progress["rows"] + part.rows)
     write_json_atomic(progress_path, progress)
 
 

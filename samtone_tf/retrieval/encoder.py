@@ -45,7 +45,8 @@ class _TextRows:
 
 def as_rows(texts, ids=None):
     """CorpusRows for a corpus mapping, a stored corpus or a list of texts."""
-    if isinstance(texts, (CorpusRows, _TextRows)):
+    if hasattr(texts, "texts") and hasattr(texts, "ids_at") and not isinstance(
+            texts, collections.abc.Mapping):  # CorpusRows or anything with its interface
         return texts
     if isinstance(texts, collections.abc.Mapping):
         return CorpusRows(texts)

@@ -1,0 +1,216 @@
+"""MS MARCO-shaped collections on one machine: the collection store, the training input
+and corpus encoding, with memory measured per stage in a fresh process.
+
+    python benchmarks/scale.py --passages 1000000 3000000 --queries 500000 --dev 7000 \\
+        --work /tmp/scale [--in-memory] [--encode 50000 200000]
+
+For each corpus size it writes (seeded, once) an MS MARCO folder in ``--work``:
+``collection.tsv`` (passages of ~390 characters of random words), ``queries.train.tsv``,
+``qrels.train.tsv`` (one positive per query), ``queries.dev.tsv``, ``qrels.dev.tsv``. Then,
+each in a child process: ``store`` (``samtone prepare``'s build: time, peak anonymous
+memory); ``data`` (what ``samtone train`` does before its model exists: the train and
+dev splits through the store, the examples, the dataset, and its first batch: peak
+anonymous memory and seconds to the first batch; then batches/s of the input pipeline
+alone); with ``--in-memory`` the same with the corpus in Python dicts (today's path for
+small collections); with ``--encode N ...`` the small tower encoding the first N passages
+into the memory-mapped shards (peak anonymous memory, passages/s).
+
+Anonymous memory (``RssAnon``, sampled every 20 ms) is what a process owns; the store's
+and the shards' pages are file-backed (``RssFile``) and the kernel can drop them.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import print_result, run_child  # noqa: E402
+
+
+def _anon_gb():
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1e6
+    return float("nan")
+
+
+class PeakAnon:
+    """The highest RssAnon seen while it runs (a sampling thread)."""
+
+    def __init__(self, every=0.02):
+        self.peak, self.every, self._stop = _anon_gb(), every, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _anon_gb())
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _anon_gb())
+
+
+def generate(folder, passages, queries, dev, seed=0):
+    """The synthetic MS MARCO folder (skipped when its marker says it is complete)."""
+    marker = os.path.join(folder, "generated.json")
+    spec = {"passages": passages, "queries": queries, "dev": dev, "seed": seed}
+    if os.path.exists(marker) and json.load(open(marker)) == spec:
+        return
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array(["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"),
+                                              size=rng.integers(2, 10)))
+                           for _ in range(30_000)])
+    with open(os.path.join(folder, "collection.tsv"), "w", encoding="utf-8") as out:
+        for start in range(0, passages, 100_000):
+            rows = min(100_000, passages - start)
+            words = vocabulary[rng.integers(0, len(vocabulary), size=(rows, 60))]
+            out.write("".join(f"{start + i}\t{' '.join(row)[:390]}\n"
+                              for i, row in enumerate(words)))
+    for split, count, offset in (("train", queries, 0), ("dev", dev, queries)):
+        words = vocabulary[rng.integers(0, len(vocabulary), size=(count, 8))]
+        positives = rng.integers(0, passages, size=count)
+        with open(os.path.join(folder, f"queries.{split}.tsv"), "w", encoding="utf-8") as out:
+            out.write("".join(f"{offset + i}\t{' '.join(w)}\n" for i, w in enumerate(words)))
+        with open(os.path.join(folder, f"qrels.{split}.tsv"), "w", encoding="utf-8") as out:
+            out.write("".join(f"{offset + i}\t0\t{p}\t1\n" for i, p in enumerate(positives)))
+    json.dump(spec, open(marker, "w"))
+
+
+def stage_store(folder, store):
+    from samtone_tf.data.store_build import build_store
+
+    started = time.monotonic()
+    with PeakAnon() as peak:
+        manifest = build_store(folder, store, "msmarco", log=lambda *a: None)
+    print_result({"stage": "store", "documents": manifest["corpus"]["documents"],
+                  "seconds": round(time.monotonic() - started, 1),
+                  "peak_anon_gb": round(peak.peak, 3)})
+
+
+def stage_data(folder, store_dir, in_memory, batches=50):
+    """What samtone train does with its data before building the model."""
+    os.environ["SAMTONE_STORE_DIR"] = store_dir
+    os.environ["SAMTONE_STORE_MIN_BYTES"] = str(1 << 60) if in_memory else "0"
+    started = time.monotonic()
+    with PeakAnon() as peak:
+        import tensorflow as tf  # noqa: F401  (imported before the clock's data part)
+
+        base = _anon_gb()
+        loaded = time.monotonic()
+        from samtone_tf.data.loaders import load_collection
+        from samtone_tf.data.pipeline import training_dataset
+        from samtone_tf.models import SmallTransformer
+        from samtone_tf.runs.config import load_config
+        from samtone_tf.runs.job import training_examples
+
+        train = load_collection(folder, "train", "msmarco")
+        dev = load_collection(folder, "dev", "msmarco")
+        examples = training_examples(load_config(), train)
+        tokenizer = SmallTransformer().make_tokenizer(128)
+        dataset = training_dataset(examples, tokenizer, tokenizer, 64, seed=0)
+        iterator = iter(dataset)
+        next(iterator)
+        first = time.monotonic() - loaded
+        timed = time.monotonic()
+        for _ in range(batches):
+            next(iterator)
+        rate = batches / (time.monotonic() - timed)
+    print_result({"stage": "data (in memory)" if in_memory else "data (store)",
+                  "documents": len(train.corpus), "examples": len(examples),
+                  "dev_queries": len(dev.queries),
+                  "tensorflow_anon_gb": round(base, 3), "peak_anon_gb": round(peak.peak, 3),
+                  "data_side_gb": round(peak.peak - base, 3),
+                  "seconds_to_first_batch": round(first, 1),
+                  "input_batches_per_s": round(rate, 1), "batch": 64,
+                  "total_seconds": round(time.monotonic() - started, 1)})
+
+
+def stage_encode(folder, store_dir, count, work):
+    import keras
+
+    from samtone_tf.data.store_build import load_stored
+    from samtone_tf.models import DualEncoder, SmallTransformer
+    from samtone_tf.retrieval.encoder import encode_in_shards
+
+    os.environ["SAMTONE_STORE_DIR"] = store_dir
+    keras.utils.set_random_seed(0)
+    model = DualEncoder(SmallTransformer(), document_max_length=128)
+    corpus = load_stored(folder, "dev", "msmarco").corpus
+
+    class First:  # the first `count` passages of the stored corpus
+        fingerprint = f"{corpus.fingerprint}:{count}"
+
+        def __len__(self):
+            return count
+
+        def texts(self, start, stop):
+            return corpus.texts(start, stop)
+
+        def ids_at(self, rows):
+            return corpus.ids_at(rows)
+
+    with PeakAnon() as peak:
+        base = _anon_gb()
+        started = time.monotonic()
+        vectors = encode_in_shards(model, First(), work, shard_size=50_000, batch_size=128,
+                                   progress=False)
+        seconds = time.monotonic() - started
+    print_result({"stage": "encode", "passages": count, "dim": int(vectors.shape[1]),
+                  "before_gb": round(base, 3), "peak_anon_gb": round(peak.peak, 3),
+                  "passages_per_s": round(count / seconds, 1)})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    parser.add_argument("--queries", type=int, default=500_000)
+    parser.add_argument("--dev", type=int, default=7_000)
+    parser.add_argument("--work", default="/tmp/samtone-scale")
+    parser.add_argument("--in-memory", action="store_true")
+    parser.add_argument("--encode", type=int, nargs="*", default=[])
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    stores = os.path.join(args.work, "stores")
+    if args.stage == "store":
+        return stage_store(args.folder, os.path.join(stores, os.path.basename(args.folder)))
+    if args.stage in ("data", "data-in-memory"):
+        return stage_data(args.folder, stores, args.stage == "data-in-memory")
+    if args.stage == "encode":
+        return stage_encode(args.folder, stores, args.count, os.path.join(args.work, "shards"))
+    print(f"# python benchmarks/scale.py {' '.join(sys.argv[1:])}", flush=True)
+    me = os.path.abspath(__file__)
+    for passages in args.passages:
+        folder = os.path.join(args.work, f"msmarco-{passages}")
+        started = time.monotonic()
+        generate(folder, passages, args.queries, args.dev)
+        print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
+        stages = ["store", "data"] + (["data-in-memory"] if args.in_memory else [])
+        for stage in stages:
+            result = run_child([me, "--stage", stage, "--folder", folder, "--work", args.work],
+                               {"stage": stage}, stderr_lines=5)
+            print(json.dumps(result), flush=True)
+        for count in args.encode:
+            result = run_child([me, "--stage", "encode", "--folder", folder, "--count",
+                                str(count), "--work", args.work], {"stage": "encode"},
+                               stderr_lines=5)
+            print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
