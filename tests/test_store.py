@@ -277,3 +277,16 @@ def test_a_job_through_a_store_trains_and_scores_as_the_in_memory_job(tmp_path, 
         metrics.append(json.loads((run / "metrics.json").read_text())["fine_tuned"])
     assert len(os.listdir(tmp_path / "stores")) == 1  # train and eval splits share one store
     assert metrics[0] == metrics[1]
+
+
+def test_mining_through_a_store_equals_mining_in_memory(tmp_path):
+    from samtone_tf.retrieval.mining import mine_from_model
+
+    model = _tiny_model()
+    plain = load_beir(scifact_path(), "train")
+    stored = load_stored(scifact_path(), "train", store=str(tmp_path / "store"))
+    want = mine_from_model(model, plain, num=3, window=(5, 60), absolute_margin=0.01,
+                           batch_size=16)
+    got = mine_from_model(model, stored, num=3, window=(5, 60), absolute_margin=0.01,
+                          batch_size=16)
+    assert got == want and want[1]["kept"] > 0

@@ -83,6 +83,15 @@ class CorpusRows:
             return self.corpus.ids_at(rows)
         return [self._ids[int(row)] for row in rows]
 
+    def rows_of(self, ids):
+        """Rows of ``ids`` (int64 array), -1 for an id not in the corpus."""
+        import numpy as np
+
+        if self._stored:
+            return self.corpus.rows_of(ids)
+        position = {doc_id: row for row, doc_id in enumerate(self._ids)}
+        return np.array([position.get(doc_id, -1) for doc_id in ids], np.int64)
+
 
 def find_file(folder: str, name: str) -> str:
     for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):

@@ -40,7 +40,9 @@ import numpy as np
 
 from samtone_tf.errors import ConfigError, DataError
 from samtone_tf.retrieval.bm25 import bm25_scores
+from samtone_tf.data.common import CorpusRows
 from samtone_tf.retrieval.corpus import encode_corpus
+from samtone_tf.retrieval.encoder import encode_in_shards
 from samtone_tf.retrieval.search import exact_search
 
 RULES = ("positive", "absolute_margin", "relative_margin", "max_score")
@@ -107,7 +109,9 @@ def mine_ranked(query_ids, document_ids, indices, scores, positive_scores, qrels
     negatives, short = {}, 0
     for row, query_id in enumerate(query_ids):
         positives = {d for d, r in qrels.get(query_id, {}).items() if r > 0}
-        ranked = [(document_ids[i], s) for i, s in zip(indices[row, start:], scores[row, start:])]
+        names = (document_ids.ids_at(indices[row, start:]) if hasattr(document_ids, "ids_at")
+                 else [document_ids[i] for i in indices[row, start:]])
+        ranked = list(zip(names, scores[row, start:]))
         kept, _ = select(ranked, positives, float(positive_scores[row]), num,
                          absolute_margin, relative_margin, max_score, counts)
         negatives[query_id] = kept
@@ -119,18 +123,23 @@ def mine_ranked(query_ids, document_ids, indices, scores, positive_scores, qrels
 
 def _judged(query_ids, document_ids, qrels):
     """Rows of judged queries with at least one positive in the corpus, and for each
-    the corpus indices of its positives."""
-    position = {d: i for i, d in enumerate(document_ids)}
-    rows, positives = [], []
-    for row, query_id in enumerate(query_ids):
-        found = [position[d] for d, r in qrels.get(query_id, {}).items()
-                 if r > 0 and d in position]
-        if found:
-            rows.append(row)
-            positives.append(found)
-    if not rows:
+    the corpus indices of its positives (``document_ids``: a list, or row-wise ids with
+    ``rows_of``, :class:`samtone_tf.data.common.CorpusRows`)."""
+    wanted = [(row, d) for row, query_id in enumerate(query_ids)
+              for d, r in qrels.get(query_id, {}).items() if r > 0]
+    if hasattr(document_ids, "rows_of"):
+        found = document_ids.rows_of([d for _, d in wanted])
+    else:
+        position = {d: i for i, d in enumerate(document_ids)}
+        found = [position.get(d, -1) for _, d in wanted]
+    by_row = {}
+    for (row, _), index in zip(wanted, found):
+        if index >= 0:
+            by_row.setdefault(row, []).append(int(index))
+    if not by_row:
         raise DataError("no judged query has a relevant document in the corpus: nothing to mine")
-    return rows, positives
+    rows = sorted(by_row)
+    return rows, [by_row[row] for row in rows]
 
 
 def mine_from_embeddings(query_embeddings, document_embeddings, query_ids, document_ids,
@@ -175,9 +184,20 @@ def encode_for_mining(model, collection, batch_size=64, progress=False):
     queries of ``collection`` and its whole corpus, the inputs of
     :func:`mine_from_embeddings` (encode once, mine with several filters)."""
     query_ids = [q for q in collection.queries if q in collection.qrels]
-    document_ids = list(collection.corpus)
-    documents = encode_corpus(model, [collection.corpus[d].full_text for d in document_ids],
-                              batch_size, progress=progress, side="document", ids=document_ids)
+    if hasattr(collection.corpus, "rows_of"):  # a stored corpus: memory-mapped shards
+        import tempfile
+
+        document_ids = CorpusRows(collection.corpus)
+        with tempfile.TemporaryDirectory(prefix=".samtone-encode-") as work_dir:
+            documents = encode_in_shards(model, document_ids, work_dir,
+                                         shard_size=int(batch_size) * 1024,
+                                         batch_size=batch_size, progress=progress)
+    else:
+        document_ids = list(collection.corpus)
+        documents = encode_corpus(model, [collection.corpus[d].full_text
+                                          for d in document_ids],
+                                  batch_size, progress=progress, side="document",
+                                  ids=document_ids)
     queries = encode_corpus(model, [collection.queries[q] for q in query_ids], batch_size,
                             progress=progress, side="query", ids=query_ids)
     return queries, documents, query_ids, document_ids
