@@ -2,7 +2,7 @@
 and corpus encoding, with memory measured per stage in a fresh process.
 
     python benchmarks/scale.py --passages 1000000 3000000 --queries 500000 --dev 7000 \\
-        --work /tmp/scale [--in-memory] [--encode 50000 200000]
+        --work /tmp/scale [--in-memory] [--encode 50000 200000] [--stages store data]
 
 For each corpus size it writes (seeded, once) an MS MARCO folder in ``--work``:
 ``collection.tsv`` (passages of ~390 characters of random words), ``queries.train.tsv``,
@@ -182,6 +182,8 @@ def main():
     parser.add_argument("--work", default="/tmp/samtone-scale")
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--encode", type=int, nargs="*", default=[])
+    parser.add_argument("--stages", nargs="+", default=["store", "data"],
+                        choices=("store", "data"), help="which of the stages to run")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -200,7 +202,7 @@ def main():
         started = time.monotonic()
         generate(folder, passages, args.queries, args.dev)
         print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
-        stages = ["store", "data"] + (["data-in-memory"] if args.in_memory else [])
+        stages = list(args.stages) + (["data-in-memory"] if args.in_memory else [])
         for stage in stages:
             result = run_child([me, "--stage", stage, "--folder", folder, "--work", args.work],
                                {"stage": stage}, stderr_lines=5)
