@@ -14,7 +14,10 @@ step. The ids the loss compares are the query indices and corpus rows.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -22,6 +25,47 @@ import tensorflow as tf
 
 from samtone_tf.data.batches import batch_order, dataset_options, tokenize_function
 from samtone_tf.errors import DataError
+
+
+_CALLS = {"active": 0, "last": 0.0}
+_LOCK = threading.Lock()
+
+
+def _tracked(function):
+    """``function`` counted while it runs (see :func:`_quiesce`)."""
+
+    def call(*args):
+        with _LOCK:
+            _CALLS["active"] += 1
+        try:
+            return function(*args)
+        finally:
+            with _LOCK:
+                _CALLS["active"] -= 1
+                _CALLS["last"] = time.monotonic()
+
+    return call
+
+
+@atexit.register
+def _quiesce(idle=0.2, limit=10.0):
+    """Lets the fetches of a live iterator finish before the interpreter finalizes.
+
+    tf.data runs the fetch on its own threads; one that starts while Python is
+    finalizing waits for the GIL forever, and the iterator's destructor waits for it (a
+    process that read a few batches and exited hung: measured with TensorFlow 2.21,
+    tests/test_store.py). Before finalization the pipeline fills its fixed buffers and
+    goes idle; this waits, at most ``limit`` seconds, until no fetch has run for
+    ``idle`` seconds."""
+    if not _CALLS["last"]:
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with _LOCK:
+            quiet = not _CALLS["active"] and time.monotonic() - _CALLS["last"] >= idle
+        if quiet:
+            return
+        time.sleep(idle / 4)
 
 
 @dataclasses.dataclass
@@ -100,14 +144,18 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
         items["hard_negative_ids"] = columns.negatives[order]
     query_texts, corpus = columns.query_texts, columns.corpus
 
+    @_tracked
     def texts(rows):  # corpus rows → UTF-8 texts, read from the memory map
         return np.array([t.encode("utf-8") for t in corpus.texts_at(rows)], dtype=object)
 
+    @_tracked
+    def queries(indices):
+        return np.array([query_texts[i].encode("utf-8") for i in indices], dtype=object)
+
     def fetch(batch):
         out = dict(batch)
-        out["query"] = tf.numpy_function(
-            lambda q: np.array([query_texts[i].encode("utf-8") for i in q], dtype=object),
-            [batch["query_ids"]], tf.string, stateful=False)
+        out["query"] = tf.numpy_function(queries, [batch["query_ids"]], tf.string,
+                                         stateful=False)
         out["document"] = tf.numpy_function(texts, [batch["document_ids"]], tf.string,
                                             stateful=False)
         for name in ("query", "document"):
