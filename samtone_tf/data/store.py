@@ -152,12 +152,26 @@ class StoredCorpus(collections.abc.Mapping):
                         self._table.column("text")[row].as_py())
 
     def rows_of(self, ids):
-        """Rows of ``ids`` (a list of strings) as int64, -1 for an id not in the corpus."""
+        """Rows of ``ids`` (a list of strings) as int64, -1 for an id not in the corpus.
+
+        The hash table is built over the distinct ids asked for, and the corpus' id
+        column is probed against it: with the table over the corpus instead, each call
+        on an 8.8M-passage corpus took 2.6 s and 0.65 GB (measured)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        found = pc.index_in(pa.array(list(ids), pa.string()), value_set=self._ids)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        wanted = pa.array(list(ids), pa.string())
+        if not len(wanted):
+            return np.zeros(0, np.int64)
+        distinct = pc.unique(wanted)
+        found = np.full(len(distinct), -1, np.int64)
+        where = pc.index_in(self._ids.combine_chunks(), value_set=distinct)  # one table
+        where = where.fill_null(-1).to_numpy(zero_copy_only=False)
+        hits = np.flatnonzero(where >= 0)
+        found[where[hits]] = hits
+        del where, hits
+        pa.default_memory_pool().release_unused()
+        return found[pc.index_in(wanted, value_set=distinct).to_numpy(zero_copy_only=False)]
 
     def ids_at(self, rows):
         """The ids at ``rows`` (any int array), as a list of strings."""
