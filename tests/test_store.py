@@ -110,7 +110,7 @@ def test_a_killed_build_resumes_after_its_last_part(tmp_path, monkeypatch):
     _same_collection(load_stored(str(store), "test"), plain)
 
 
-def test_a_store_is_reused_while_its_source_hashes_the_same(tmp_path):
+def test_a_store_is_reused_while_its_source_stays_the_same(tmp_path):
     folder = _beir_copy(tmp_path, documents=300)
     store = str(tmp_path / "store")
     logged = []
@@ -119,6 +119,13 @@ def test_a_store_is_reused_while_its_source_hashes_the_same(tmp_path):
     written = os.stat(part).st_mtime_ns
     store_build.build_store(str(folder), store, log=logged.append)
     assert os.stat(part).st_mtime_ns == written and logged == []
+    source = folder / "corpus.jsonl"
+    stat, data = os.stat(source), bytearray(source.read_bytes())
+    data[10] = ord("X") if data[10] != ord("X") else ord("Y")  # same size, same time
+    source.write_bytes(bytes(data))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    store_build.build_store(str(folder), store, log=logged.append)
+    assert "changed" in logged.pop()  # the sampled content caught it
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"_id": "new", "title": "", "text": "added"}) + "\n")
     with pytest.raises(DataError, match="changed since the store"):

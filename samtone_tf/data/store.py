@@ -2,8 +2,9 @@
 
 A store is a folder: ``corpus/part-*.arrow`` (Apache Arrow IPC files with the columns
 ``line``, ``id``, ``title``, ``text``, built streaming by
-:mod:`samtone_tf.data.store_build`) and ``manifest.json`` (the source file's size and
-sha256, the row count). Arrow IPC files are memory-mapped without decoding, so opening an
+:mod:`samtone_tf.data.store_build`) and ``manifest.json`` (the source file's size,
+modification time and a sampled sha256, the row count). Arrow IPC files are
+memory-mapped without decoding, so opening an
 8.8M-passage corpus costs page cache, not anonymous memory, and a batch of texts is a
 vectorised ``take`` by row. (Parquet would decode into memory; ArrayRecord reads one
 record per call.)
@@ -99,7 +100,7 @@ class StoredCorpus(collections.abc.Mapping):
     def __init__(self, table, fingerprint):
         self._table = table
         self._ids = table.column("id")
-        self.fingerprint = fingerprint  # the source's sha256: what identifies the texts
+        self.fingerprint = fingerprint  # the source's identity (size, mtime, sampled hash)
         self._order = None
         self._starts = np.cumsum([0] + [len(c) for c in self._ids.chunks])
 
@@ -194,4 +195,6 @@ def stored_corpus(store):
     if manifest is None:
         raise FileNotFoundError(f"{store} is not a finished collection store (no manifest; "
                                 "build it with: samtone prepare DATA --output STORE)")
-    return StoredCorpus(open_corpus(store), manifest["corpus"]["source"]["sha256"]), manifest
+    source = manifest["corpus"]["source"]
+    identity = f"{source['size']}:{source['mtime_ns']}:{source['sample_sha256']}"
+    return StoredCorpus(open_corpus(store), identity), manifest

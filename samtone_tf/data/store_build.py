@@ -27,28 +27,25 @@ PART_ROWS = 1_000_000
 BATCH_ROWS = 65_536
 
 
-_HASHED = {}
+SAMPLES = 64
+SAMPLE_BYTES = 1 << 16
 
 
 def file_fingerprint(path):
-    """{"path", "size", "sha256"} of a source file, the hash over every byte: a store is
-    reused only when its sources still hash the same (checked, not trusted). Hashed once
-    per process while the file's size, modification time and inode stay the same (a job
-    opens its collection for the train and the evaluation split: 3 s each at 3.4 GB)."""
+    """{"path", "size", "mtime_ns", "sample_sha256"} of a source file: a store is reused
+    only while its source has the same size and modification time and the same bytes in
+    64 blocks of 64 KiB spread evenly over it, first and last included (checked at every
+    use: 4 MiB read, not the whole file, so that opening an 8.8M-passage collection
+    whose 3.4 GB file is not in the page cache does not cost a full read, measured 34 s)."""
     stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if key not in _HASHED:
-        _HASHED[key] = _hash_file(path)
-    return dict(_HASHED[key])
-
-
-def _hash_file(path):
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{stat.st_size}".encode())
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return {"path": os.path.abspath(path), "size": os.path.getsize(path),
-            "sha256": digest.hexdigest()}
+        last = max(stat.st_size - SAMPLE_BYTES, 0)
+        for number in range(SAMPLES):
+            handle.seek(last * number // (SAMPLES - 1))
+            digest.update(handle.read(SAMPLE_BYTES))
+    return {"path": os.path.abspath(path), "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns, "sample_sha256": digest.hexdigest()}
 
 
 def corpus_records(path, data_format, skip_lines=0):
