@@ -160,3 +160,40 @@ def test_mine_command_rejects_bad_flags_in_one_line(argv, needle, capsys, tmp_pa
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.trec").exists()
+
+
+def _bm25_reference(docs, queries, k1=0.9, b=0.4):
+    """Lucene's BM25 from its definition, float64, one query term at a time."""
+    import math
+    import re
+
+    tokens = [re.findall(r"\w+", d.lower()) for d in docs]
+    mean = sum(map(len, tokens)) / len(tokens)
+    scores = np.zeros((len(queries), len(docs)))
+    for i, query in enumerate(queries):
+        for term in re.findall(r"\w+", query.lower()):  # a repeated term counts again
+            n = sum(term in t for t in tokens)
+            idf = math.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
+            for j, t in enumerate(tokens):
+                tf = t.count(term)
+                scores[i, j] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(t) / mean))
+    return scores
+
+
+def test_bm25_scores_and_the_blocked_top_k_equal_the_definition(monkeypatch):
+    from samtone_tf.retrieval import bm25
+
+    docs = ["the cat sat on the mat", "a dog", "the cat sat on the mat", "cat cat dog mat",
+            "nothing here at all", "Dog and cat: friends?", "mat", "the the the"]
+    queries = ["cat on mat", "dog dog", "the", "zebra", "Cat friends"]
+    collection = Collection({f"d{i}": Document("", d) for i, d in enumerate(docs)},
+                            {f"q{i}": q for i, q in enumerate(queries)}, {}, "test", "inline")
+    want = _bm25_reference(docs, queries)
+    _, _, got = bm25.bm25_scores(collection)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    monkeypatch.setattr(bm25, "BLOCK_SCORES", 2 * len(docs))  # blocks of two queries
+    run = bm25.bm25_run(collection, k=3)
+    for i, query_id in enumerate(collection.queries):
+        top = np.argsort(-want[i], kind="stable")[:3]  # ties: corpus order
+        assert list(run[query_id]) == [f"d{j}" for j in top]
+        np.testing.assert_allclose(list(run[query_id].values()), want[i, top], atol=1e-12)

@@ -317,3 +317,13 @@ def test_a_process_that_reads_a_few_streamed_batches_exits(tmp_path):
     done = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "read" in done.stdout, done.stderr[-1000:]
+
+
+def test_bm25_through_a_store_equals_bm25_in_memory(tmp_path):
+    from samtone_tf.retrieval.bm25 import bm25_run
+    from samtone_tf.retrieval.mining import mine_bm25
+
+    plain = load_beir(scifact_path(), "test")
+    stored = load_stored(scifact_path(), "test", store=str(tmp_path / "store"))
+    assert bm25_run(stored, k=20) == bm25_run(plain, k=20)
+    assert mine_bm25(stored, num=2, window=(3, 40)) == mine_bm25(plain, num=2, window=(3, 40))

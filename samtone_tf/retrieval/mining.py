@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from samtone_tf.errors import ConfigError, DataError
-from samtone_tf.retrieval.bm25 import bm25_scores
+from samtone_tf.retrieval.bm25 import score_blocks, top_k_rows
 from samtone_tf.data.common import CorpusRows
 from samtone_tf.retrieval.corpus import encode_corpus
 from samtone_tf.retrieval.encoder import encode_in_shards
@@ -205,21 +205,26 @@ def encode_for_mining(model, collection, batch_size=64, progress=False):
 
 def mine_bm25(collection, num=1, window=(0, None), absolute_margin=None,
               relative_margin=None, max_score=None):
-    """As :func:`mine_from_embeddings` with BM25 scores
-    (:func:`samtone_tf.retrieval.bm25.bm25_scores`) instead of a model's."""
+    """As :func:`mine_from_embeddings` with BM25 scores instead of a model's, scored a
+    block of queries at a time (:func:`samtone_tf.retrieval.bm25.score_blocks`)."""
     start, end = window
     _check(num, start, end, absolute_margin, relative_margin, max_score,
            len(collection.corpus))
-    query_ids, document_ids, scores = bm25_scores(collection)
+    query_ids = list(collection.queries)
+    document_ids = CorpusRows(collection.corpus)
     rows, positives = _judged(query_ids, document_ids, collection.qrels)
-    scores = scores[rows]
-    depth = scores.shape[1] if end is None else min(end, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
-    ranked = np.take_along_axis(scores, order, axis=1)
-    positive_scores = np.array([scores[i, p].min() for i, p in enumerate(positives)])
-    negatives, report = mine_ranked([query_ids[r] for r in rows], document_ids, order, ranked,
-                                    positive_scores, collection.qrels, num, start,
-                                    absolute_margin, relative_margin, max_score)
+    judged = [query_ids[r] for r in rows]
+    depth = len(document_ids) if end is None else min(end, len(document_ids))
+    order, ranked, positive_scores = [], [], []
+    for first, scores in score_blocks(collection, judged):  # a block of queries at a time
+        indices, values = top_k_rows(scores, depth)
+        order.append(indices)
+        ranked.append(values)
+        positive_scores += [scores[i, positives[first + i]].min() for i in range(len(scores))]
+    negatives, report = mine_ranked(judged, document_ids, np.concatenate(order),
+                                    np.concatenate(ranked), np.array(positive_scores),
+                                    collection.qrels, num, start, absolute_margin,
+                                    relative_margin, max_score)
     report.update(window=[start, end], source="bm25")
     return negatives, report
 
