@@ -2,7 +2,7 @@
 and corpus encoding, with memory measured per stage in a fresh process.
 
     python benchmarks/scale.py --passages 1000000 3000000 --queries 500000 --dev 7000 \\
-        --work /tmp/scale [--in-memory] [--encode 50000 200000] [--stages store data]
+        --work /tmp/scale [--in-memory] [--encode 50000 200000] [--stages store data job]
 
 For each corpus size it writes (seeded, once) an MS MARCO folder in ``--work``:
 ``collection.tsv`` (passages of ~390 characters of random words), ``queries.train.tsv``,
@@ -174,6 +174,43 @@ def stage_encode(folder, store_dir, count, work):
                   "passages_per_s": round(count / seconds, 1)})
 
 
+JOB = ["--tower", "small", "--steps", "10", "--batch-size", "32", "--quiet",
+       "--set", "data.eval_split=dev", "--set", "evaluation.zero_shot=false",
+       "--set", "model.document_max_length=64", "--set", "model.query_max_length=32"]
+
+
+def whole_job(folder, work):
+    """Peak anonymous memory of a whole ``samtone train`` on ``folder`` (store, training,
+    fine-tuned evaluation of the whole corpus, export), sampled from the child's /proc."""
+    import subprocess
+
+    output = os.path.join(work, "runs", os.path.basename(folder))
+    env = dict(os.environ, SAMTONE_STORE_DIR=os.path.join(work, "stores"))
+    command = [sys.executable, "-m", "samtone_tf.cli", "train", "--data", folder,
+               "--data-format", "msmarco", "--output", output, *JOB]
+    started, peak = time.monotonic(), 0.0
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    while child.poll() is None:
+        try:
+            with open(f"/proc/{child.pid}/status", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("RssAnon:"):
+                        peak = max(peak, int(line.split()[1]) / 1e6)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    result = {"stage": "whole job", "command": " ".join(["samtone", *command[3:]]),
+              "exit_code": child.returncode, "peak_anon_gb": round(peak, 3),
+              "seconds": round(time.monotonic() - started, 1)}
+    if child.returncode == 0:
+        with open(os.path.join(output, "metrics.json"), encoding="utf-8") as handle:
+            result["fine_tuned_ndcg@10"] = json.load(handle)["fine_tuned"]["ndcg@10"]
+    else:
+        result["stderr"] = child.stderr.read()[-500:]
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, nargs="+", default=[1_000_000, 3_000_000])
@@ -183,7 +220,9 @@ def main():
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--encode", type=int, nargs="*", default=[])
     parser.add_argument("--stages", nargs="+", default=["store", "data"],
-                        choices=("store", "data"), help="which of the stages to run")
+                        choices=("store", "data", "job"),
+                        help="which of the stages to run (job: a whole samtone train with "
+                             "the small tower, fine-tuned evaluation of the whole corpus)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -202,7 +241,10 @@ def main():
         started = time.monotonic()
         generate(folder, passages, args.queries, args.dev)
         print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
-        stages = list(args.stages) + (["data-in-memory"] if args.in_memory else [])
+        stages = [s for s in args.stages if s != "job"] + (
+            ["data-in-memory"] if args.in_memory else [])
+        if "job" in args.stages:
+            print(json.dumps(whole_job(folder, args.work)), flush=True)
         for stage in stages:
             result = run_child([me, "--stage", stage, "--folder", folder, "--work", args.work],
                                {"stage": stage}, stderr_lines=5)
