@@ -78,6 +78,11 @@ class CorpusRows:
             return self.corpus.texts(start, stop)
         return [self.corpus[doc_id].full_text for doc_id in self._ids[start:stop]]
 
+    def texts_at(self, rows):
+        if self._stored:
+            return self.corpus.texts_at(rows)
+        return [self.corpus[self._ids[int(row)]].full_text for row in rows]
+
     def ids_at(self, rows):
         if self._stored:
             return self.corpus.ids_at(rows)

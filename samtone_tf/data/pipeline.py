@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 
 import numpy as np
 import tensorflow as tf

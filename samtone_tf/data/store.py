@@ -102,6 +102,7 @@ class StoredCorpus(collections.abc.Mapping):
         self._ids = table.column("id")
         self.fingerprint = fingerprint  # the source's identity (size, mtime, sampled hash)
         self._order = None
+        self.store = None  # the store's folder (stored_corpus sets it)
         self._starts = np.cumsum([0] + [len(c) for c in self._ids.chunks])
 
     def _take(self, name, rows):
@@ -153,7 +154,8 @@ class StoredCorpus(collections.abc.Mapping):
                         self._table.column("text")[row].as_py())
 
     def rows_of(self, ids):
-        """Rows of ``ids`` (a list of strings) as int64, -1 for an id not in the corpus.
+        """Rows of ``ids`` (strings, or a pyarrow string array) as int64, -1 for an id not
+        in the corpus.
 
         The hash table is built over the distinct ids asked for, and the corpus' id
         column is probed against it: with the table over the corpus instead, each call
@@ -161,7 +163,8 @@ class StoredCorpus(collections.abc.Mapping):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        wanted = pa.array(list(ids), pa.string())
+        wanted = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(
+            list(ids), pa.string())
         if not len(wanted):
             return np.zeros(0, np.int64)
         distinct = pc.unique(wanted)
@@ -197,4 +200,6 @@ def stored_corpus(store):
                                 "build it with: samtone prepare DATA --output STORE)")
     source = manifest["corpus"]["source"]
     identity = f"{source['size']}:{source['mtime_ns']}:{source['sample_sha256']}"
-    return StoredCorpus(open_corpus(store), identity), manifest
+    corpus = StoredCorpus(open_corpus(store), identity)
+    corpus.store = store
+    return corpus, manifest

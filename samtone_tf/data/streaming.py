@@ -80,6 +80,7 @@ class ExampleColumns:
     document: np.ndarray
     negatives: np.ndarray
     corpus: object
+    order: str = "greedy"  # or "vectorized" (streaming_dataset)
 
     def __len__(self):
         return len(self.query)
@@ -127,49 +128,87 @@ def example_columns(collection, hard_negatives=None, num_hard_negatives=0):
 
 def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch_size,
                       seed=0, epochs=1, padding="dynamic"):
-    """:func:`~samtone_tf.data.pipeline.training_dataset` for :class:`ExampleColumns`."""
+    """:func:`~samtone_tf.data.pipeline.training_dataset` for :class:`ExampleColumns`:
+    the dataset holds the batches' example numbers ([batches, B] int32); each batch's
+    ids and texts are gathered from the columns (memory-mapped or not) and the corpus
+    when tf.data reaches it. The order is :func:`~samtone_tf.data.batches.batch_order`'s
+    (the in-memory pipeline's batches), or for ``columns.order == "vectorized"`` (the
+    tens of millions of MS MARCO triples) :func:`vectorized_batch_order`'s."""
     if not len(columns):
         raise DataError("no training examples")
-    order = [i for epoch in range(epochs)
-             for batch in batch_order(columns.query, columns.document, global_batch_size,
-                                      seed + epoch)
-             for i in batch]
-    if not order:
+    if columns.order == "vectorized":
+        batches = [vectorized_batch_order(columns.query, columns.document, global_batch_size,
+                                          seed + epoch) for epoch in range(epochs)]
+        order = np.concatenate(batches) if batches else np.zeros((0, global_batch_size))
+    else:
+        order = np.array([batch for epoch in range(epochs)
+                          for batch in batch_order(columns.query, columns.document,
+                                                   global_batch_size, seed + epoch)],
+                         np.int32).reshape(-1, global_batch_size)
+    if not len(order):
         raise DataError(f"{len(columns)} examples cannot fill one batch of "
                         f"{global_batch_size} without duplicates")
-    order = np.asarray(order, np.int64)
     num_negatives = columns.negatives.shape[1]
-    items = {"query_ids": columns.query[order], "document_ids": columns.document[order]}
-    if num_negatives:
-        items["hard_negative_ids"] = columns.negatives[order]
     query_texts, corpus = columns.query_texts, columns.corpus
 
-    @_tracked
-    def texts(rows):  # corpus rows → UTF-8 texts, read from the memory map
-        return np.array([t.encode("utf-8") for t in corpus.texts_at(rows)], dtype=object)
+    def encoded(texts):
+        return np.array([t.encode("utf-8") for t in texts], dtype=object)
 
     @_tracked
-    def queries(indices):
-        return np.array([query_texts[i].encode("utf-8") for i in indices], dtype=object)
+    def gather(numbers):  # example numbers → ids and texts, read from the memory maps
+        queries = np.asarray(columns.query[numbers], np.int64)
+        documents = np.asarray(columns.document[numbers], np.int64)
+        negatives = np.asarray(columns.negatives[numbers], np.int64).reshape(-1)
+        return (queries, documents, negatives, encoded(query_texts[queries]),
+                encoded(corpus.texts_at(documents)), encoded(corpus.texts_at(negatives)))
 
-    def fetch(batch):
-        out = dict(batch)
-        out["query"] = tf.numpy_function(queries, [batch["query_ids"]], tf.string,
-                                         stateful=False)
-        out["document"] = tf.numpy_function(texts, [batch["document_ids"]], tf.string,
-                                            stateful=False)
-        for name in ("query", "document"):
+    def fetch(numbers):
+        found = tf.numpy_function(gather, [numbers], [tf.int64, tf.int64, tf.int64, tf.string,
+                                                      tf.string, tf.string], stateful=False)
+        out = {"query_ids": found[0], "document_ids": found[1], "query": found[3],
+               "document": found[4]}
+        for name in out:
             out[name].set_shape([global_batch_size])
         if num_negatives:
-            flat = tf.numpy_function(texts, [tf.reshape(batch["hard_negative_ids"], [-1])],
-                                     tf.string, stateful=False)
-            out["hard_negatives"] = tf.reshape(flat, [global_batch_size, num_negatives])
+            out["hard_negative_ids"] = tf.reshape(found[2], [global_batch_size, num_negatives])
+            out["hard_negatives"] = tf.reshape(found[5], [global_batch_size, num_negatives])
         return out
 
-    dataset = tf.data.Dataset.from_tensor_slices(items)
-    dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    dataset = tf.data.Dataset.from_tensor_slices(order)
     dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
                                  global_batch_size, num_negatives)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2).with_options(dataset_options())
+
+
+def _later_repeats(keys):
+    """[batches, B] bool: True where a key repeats one earlier in its batch."""
+    order = np.argsort(keys, axis=1, kind="stable")
+    ordered = np.take_along_axis(keys, order, axis=1)
+    repeat = np.zeros_like(keys, dtype=bool)
+    same = ordered[:, 1:] == ordered[:, :-1]  # with a stable sort, the later one is second
+    np.put_along_axis(repeat, order[:, 1:], same, axis=1)
+    return repeat
+
+
+def vectorized_batch_order(query_keys, document_keys, batch_size, seed, rounds=8):
+    """[batches, B] int32 example numbers with no query or document repeated in a batch,
+    computed with NumPy for tens of millions of examples (the Python greedy of
+    :func:`~samtone_tf.data.batches.batch_order` would hold them as Python ints): a
+    seeded permutation is cut into batches; the examples that repeat a key of their
+    batch go to the end and the rest is cut again, for up to ``rounds`` rounds; batches
+    that still repeat a key are dropped. Another order than the greedy one (same
+    guarantee); for large example sets only."""
+    numbers = np.random.default_rng(seed).permutation(len(query_keys)).astype(np.int32)
+    for _ in range(rounds):
+        full = len(numbers) // batch_size * batch_size
+        batches = numbers[:full].reshape(-1, batch_size)
+        bad = (_later_repeats(np.asarray(query_keys)[batches])
+               | _later_repeats(np.asarray(document_keys)[batches]))
+        if not bad.any():
+            return batches
+        numbers = np.concatenate([batches[~bad], batches[bad], numbers[full:]])
+    clean = ~(_later_repeats(np.asarray(query_keys)[batches])
+              | _later_repeats(np.asarray(document_keys)[batches])).any(axis=1)
+    return batches[clean]

@@ -88,6 +88,7 @@ class DataConfig(_Section):
     ignore_identical_ids: bool
     hard_negatives: typing.Optional[str]
     num_hard_negatives: int
+    triples: typing.Optional[str]
     padding: str
 
 
@@ -280,7 +281,14 @@ def validate(config, replicas=None):
     if data.num_hard_negatives < 0:
         raise ConfigError(f"data.num_hard_negatives must be an integer >= 0, got "
                           f"{data.num_hard_negatives!r}")
-    if data.num_hard_negatives and data.hard_negatives is None:
+    if data.triples is not None:
+        if not os.path.isfile(data.triples):
+            raise ConfigError(f"data.triples must be null or an id triples file, got "
+                              f"{data.triples!r}")
+        if data.hard_negatives is not None or data.num_hard_negatives > 1:
+            raise ConfigError("data.triples gives each example its one negative: use "
+                              "data.num_hard_negatives 0 or 1 and data.hard_negatives null")
+    elif data.num_hard_negatives and data.hard_negatives is None:
         raise ConfigError("data.num_hard_negatives > 0 needs data.hard_negatives")
     if not is_known_tower(model.tower):
         raise ConfigError(f"model.tower must be one of {', '.join(TOWER_NAMES)} (a folder with "

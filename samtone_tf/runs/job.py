@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from samtone_tf.data.loaders import load_collection
 from samtone_tf.data.pipeline import examples_from_qrels, training_dataset
+from samtone_tf.data.store import default_store_path
 from samtone_tf.data.streaming import example_columns
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
 from samtone_tf.devices import is_chief, task_name
@@ -100,7 +101,8 @@ def run_training(config, output, verbose=1, log=print):
         raise ConfigError(f"training.strategy: {error}") from error
     validate(config, replicas=strategy.num_replicas_in_sync)
     chief, task = is_chief(strategy), task_name(strategy)
-    inputs = [config["data"]["path"], config["model"]["tower"], config["data"]["hard_negatives"]]
+    inputs = [config["data"]["path"], config["model"]["tower"], config["data"]["hard_negatives"],
+              config["data"]["triples"]]
     check_output(output, [path for path in inputs if path and os.path.exists(path)])
     if chief and check_usable(output):  # writes nothing; refuses a foreign folder
         if os.path.exists(os.path.join(output, "metrics.json")):
@@ -156,6 +158,13 @@ def training_examples(config, train_set):
     100, or a TREC run), judged positives excluded; queries with fewer are skipped
     (:func:`samtone_tf.data.pipeline.examples_from_qrels`)."""
     num = config["data"]["num_hard_negatives"]
+    if config["data"]["triples"]:  # MS MARCO id triples, memory-mapped beside the store
+        from samtone_tf.data.triples import triple_columns
+
+        store = getattr(train_set.corpus, "store", None)
+        cache = os.path.join(store, "triples") if store else os.path.join(
+            default_store_path(train_set.path), "triples")
+        return triple_columns(config["data"]["triples"], train_set, cache, num == 1)
     negatives = None
     if num:
         source = config["data"]["hard_negatives"]
