@@ -90,6 +90,25 @@ def generate(folder, passages, queries, dev, seed=0):
     json.dump(spec, open(marker, "w"))
 
 
+def generate_triples(folder, triples, passages, seed=1):
+    """``qidpidtriples.train.full.tsv``: ``triples`` rows of a training query, its
+    positive and a random negative passage (skipped when its marker matches)."""
+    marker = os.path.join(folder, "triples.json")
+    if os.path.exists(marker) and json.load(open(marker)) == {"triples": triples, "seed": seed}:
+        return
+    pairs = np.loadtxt(os.path.join(folder, "qrels.train.tsv"), dtype=np.int64,
+                       usecols=(0, 2))
+    rng = np.random.default_rng(seed)
+    with open(os.path.join(folder, "qidpidtriples.train.full.tsv"), "w") as out:
+        for start in range(0, triples, 1_000_000):
+            rows = min(1_000_000, triples - start)
+            pick = pairs[rng.integers(0, len(pairs), size=rows)]
+            negatives = rng.integers(0, passages, size=rows)
+            out.write("".join(f"{q}\t{p}\t{n}\n" for q, p, n in
+                              zip(pick[:, 0].tolist(), pick[:, 1].tolist(), negatives.tolist())))
+    json.dump({"triples": triples, "seed": seed}, open(marker, "w"))
+
+
 def stage_store(folder, store):
     from samtone_tf.data.store_build import build_store
 
@@ -101,7 +120,7 @@ def stage_store(folder, store):
                   "peak_anon_gb": round(peak.peak, 3)})
 
 
-def stage_data(folder, store_dir, in_memory, batches=50):
+def stage_data(folder, store_dir, in_memory, batches=50, triples=False):
     """What samtone train does with its data before building the model."""
     os.environ["SAMTONE_STORE_DIR"] = store_dir
     os.environ["SAMTONE_STORE_MIN_BYTES"] = str(1 << 60) if in_memory else "0"
@@ -119,7 +138,9 @@ def stage_data(folder, store_dir, in_memory, batches=50):
 
         train = load_collection(folder, "train", "msmarco")
         dev = load_collection(folder, "dev", "msmarco")
-        examples = training_examples(load_config(), train)
+        overrides = {"data.triples": os.path.join(folder, "qidpidtriples.train.full.tsv"),
+                     "data.num_hard_negatives": 1} if triples else {}
+        examples = training_examples(load_config(overrides=overrides), train)
         tokenizer = SmallTransformer().make_tokenizer(128)
         dataset = training_dataset(examples, tokenizer, tokenizer, 64, seed=0)
         iterator = iter(dataset)
@@ -129,7 +150,8 @@ def stage_data(folder, store_dir, in_memory, batches=50):
         for _ in range(batches):
             next(iterator)
         rate = batches / (time.monotonic() - timed)
-    print_result({"stage": "data (in memory)" if in_memory else "data (store)",
+    print_result({"stage": "data (in memory)" if in_memory else (
+                      "data (store, triples)" if triples else "data (store)"),
                   "documents": len(train.corpus), "examples": len(examples),
                   "dev_queries": len(dev.queries),
                   "tensorflow_anon_gb": round(base, 3), "peak_anon_gb": round(peak.peak, 3),
@@ -216,11 +238,13 @@ def main():
     parser.add_argument("--passages", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--queries", type=int, default=500_000)
     parser.add_argument("--dev", type=int, default=7_000)
+    parser.add_argument("--triples", type=int, default=0,
+                        help="also write qidpidtriples.train.full.tsv with this many rows")
     parser.add_argument("--work", default="/tmp/samtone-scale")
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--encode", type=int, nargs="*", default=[])
     parser.add_argument("--stages", nargs="+", default=["store", "data"],
-                        choices=("store", "data", "job"),
+                        choices=("store", "data", "triples", "job"),
                         help="which of the stages to run (job: a whole samtone train with "
                              "the small tower, fine-tuned evaluation of the whole corpus)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
@@ -230,8 +254,9 @@ def main():
     stores = os.path.join(args.work, "stores")
     if args.stage == "store":
         return stage_store(args.folder, os.path.join(stores, os.path.basename(args.folder)))
-    if args.stage in ("data", "data-in-memory"):
-        return stage_data(args.folder, stores, args.stage == "data-in-memory")
+    if args.stage in ("data", "data-in-memory", "triples"):
+        return stage_data(args.folder, stores, args.stage == "data-in-memory",
+                          triples=args.stage == "triples")
     if args.stage == "encode":
         return stage_encode(args.folder, stores, args.count, os.path.join(args.work, "shards"))
     print(f"# python benchmarks/scale.py {' '.join(sys.argv[1:])}", flush=True)
@@ -240,6 +265,8 @@ def main():
         folder = os.path.join(args.work, f"msmarco-{passages}")
         started = time.monotonic()
         generate(folder, passages, args.queries, args.dev)
+        if args.triples:
+            generate_triples(folder, args.triples, passages)
         print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
         stages = [s for s in args.stages if s != "job"] + (
             ["data-in-memory"] if args.in_memory else [])
