@@ -129,7 +129,7 @@ def example_columns(collection, hard_negatives=None, num_hard_negatives=0):
 def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch_size,
                       seed=0, epochs=1, padding="dynamic"):
     """:func:`~samtone_tf.data.pipeline.training_dataset` for :class:`ExampleColumns`:
-    the dataset holds the batches' example numbers ([batches, B] int32); each batch's
+    the dataset holds batch numbers into a NumPy [batches, B] int32 order; each batch's
     ids and texts are gathered from the columns (memory-mapped or not) and the corpus
     when tf.data reaches it. The order is :func:`~samtone_tf.data.batches.batch_order`'s
     (the in-memory pipeline's batches), or for ``columns.order == "vectorized"`` (the
@@ -155,15 +155,16 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
         return np.array([t.encode("utf-8") for t in texts], dtype=object)
 
     @_tracked
-    def gather(numbers):  # example numbers → ids and texts, read from the memory maps
+    def gather(batch):  # a batch's example numbers → ids and texts, from the memory maps
+        numbers = order[int(batch)]
         queries = np.asarray(columns.query[numbers], np.int64)
         documents = np.asarray(columns.document[numbers], np.int64)
         negatives = np.asarray(columns.negatives[numbers], np.int64).reshape(-1)
         return (queries, documents, negatives, encoded(query_texts[queries]),
                 encoded(corpus.texts_at(documents)), encoded(corpus.texts_at(negatives)))
 
-    def fetch(numbers):
-        found = tf.numpy_function(gather, [numbers], [tf.int64, tf.int64, tf.int64, tf.string,
+    def fetch(batch):
+        found = tf.numpy_function(gather, [batch], [tf.int64, tf.int64, tf.int64, tf.string,
                                                       tf.string, tf.string], stateful=False)
         out = {"query_ids": found[0], "document_ids": found[1], "query": found[3],
                "document": found[4]}
@@ -174,7 +175,7 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
             out["hard_negatives"] = tf.reshape(found[5], [global_batch_size, num_negatives])
         return out
 
-    dataset = tf.data.Dataset.from_tensor_slices(order)
+    dataset = tf.data.Dataset.range(len(order))  # the order stays a NumPy array
     dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
                                  global_batch_size, num_negatives)
@@ -182,13 +183,16 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
     return dataset.prefetch(2).with_options(dataset_options())
 
 
-def _later_repeats(keys):
-    """[batches, B] bool: True where a key repeats one earlier in its batch."""
-    order = np.argsort(keys, axis=1, kind="stable")
-    ordered = np.take_along_axis(keys, order, axis=1)
-    repeat = np.zeros_like(keys, dtype=bool)
-    same = ordered[:, 1:] == ordered[:, :-1]  # with a stable sort, the later one is second
-    np.put_along_axis(repeat, order[:, 1:], same, axis=1)
+def _later_repeats(keys, batches, rows=65_536):
+    """[batches, B] bool: True where ``keys[batches]`` repeats a key earlier in its batch
+    (``rows`` batches at a time: the sort's int64 indices of 40M examples are 320 MB)."""
+    repeat = np.zeros(batches.shape, dtype=bool)
+    for start in range(0, len(batches), rows):
+        part = np.asarray(keys[batches[start:start + rows]])
+        order = np.argsort(part, axis=1, kind="stable")
+        ordered = np.take_along_axis(part, order, axis=1)
+        same = ordered[:, 1:] == ordered[:, :-1]  # stable: the later one comes second
+        np.put_along_axis(repeat[start:start + rows], order[:, 1:], same, axis=1)
     return repeat
 
 
@@ -204,11 +208,10 @@ def vectorized_batch_order(query_keys, document_keys, batch_size, seed, rounds=8
     for _ in range(rounds):
         full = len(numbers) // batch_size * batch_size
         batches = numbers[:full].reshape(-1, batch_size)
-        bad = (_later_repeats(np.asarray(query_keys)[batches])
-               | _later_repeats(np.asarray(document_keys)[batches]))
+        bad = _later_repeats(query_keys, batches) | _later_repeats(document_keys, batches)
         if not bad.any():
             return batches
         numbers = np.concatenate([batches[~bad], batches[bad], numbers[full:]])
-    clean = ~(_later_repeats(np.asarray(query_keys)[batches])
-              | _later_repeats(np.asarray(document_keys)[batches])).any(axis=1)
+    clean = ~(_later_repeats(query_keys, batches)
+              | _later_repeats(document_keys, batches)).any(axis=1)
     return batches[clean]
