@@ -264,6 +264,7 @@ def test_streaming_batches_equal_the_in_memory_pipeline(tmp_path, negatives):
             np.testing.assert_array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
 
 
+@pytest.mark.slow  # two whole jobs
 def test_a_job_through_a_store_trains_and_scores_as_the_in_memory_job(tmp_path, small_scifact,
                                                                      monkeypatch):
     """samtone train with the corpus read through a store (forced by a 0-byte threshold)
@@ -329,6 +330,7 @@ def test_bm25_through_a_store_equals_bm25_in_memory(tmp_path):
     assert mine_bm25(stored, num=2, window=(3, 40)) == mine_bm25(plain, num=2, window=(3, 40))
 
 
+@pytest.mark.slow  # ends with a whole job
 def test_training_from_id_triples(tmp_path):
     """MS MARCO id triples become memory-mapped int rows (checked against the file), the
     batches carry each triple's texts with no repeated query or document, a bad id names
