@@ -29,6 +29,7 @@ setup(
         "safetensors",  # keras-hub reads Hugging Face checkpoints with it
         "setuptools<81",  # tensorflow_hub needs pkg_resources
         "numpy",
+        "pyarrow>=14",  # the collection store (memory-mapped Arrow IPC files)
         "pyyaml",
         "tensorboard",
         "pytrec-eval-terrier",

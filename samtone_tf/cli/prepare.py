@@ -29,8 +29,6 @@ def prepare_command(args):
                               "refusing to write into it (choose a new folder)")
         if args.overwrite and read_manifest(args.output) is not None:
             os.remove(os.path.join(args.output, "manifest.json"))  # rebuilt from the start
-            os.remove(os.path.join(args.output, "building.json")) if os.path.exists(
-                os.path.join(args.output, "building.json")) else None
     started = time.monotonic()
     manifest = build_store(args.data, args.output, args.data_format)
     size = sum(os.path.getsize(os.path.join(root, name))

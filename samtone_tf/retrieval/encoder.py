@@ -146,6 +146,7 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
     if slot == 0 or os.path.exists(path):
         _create(path, count, dim)
     vectors = _open(path, count, dim)
+    written = set()  # shards this call wrote: not read back to verify them again
     for number, start in enumerate(starts):
         stop = min(start + shard_size, count)
         if number % slots != slot or _finished(folder, vectors, start, stop):
@@ -162,11 +163,12 @@ def encode_in_shards(model, texts, work_dir, shard_size=50_000, batch_size=64, p
         vectors.flush()
         write_json_atomic(_marker(folder, start, stop),
                           {"rows": [start, stop], "sha256": _checksum(part)})
+        written.add(number)
         del part
     if slot != 0:
         return None
-    waiting = {n for n in range(len(starts))
-               if not _finished(folder, vectors, starts[n], min(starts[n] + shard_size, count))}
+    waiting = {n for n in range(len(starts)) if n not in written and
+               not _finished(folder, vectors, starts[n], min(starts[n] + shard_size, count))}
     last_new = time.monotonic()
     while waiting:
         time.sleep(poll_s)
