@@ -191,9 +191,46 @@ def test_bm25_scores_and_the_blocked_top_k_equal_the_definition(monkeypatch):
     want = _bm25_reference(docs, queries)
     _, _, got = bm25.bm25_scores(collection)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    monkeypatch.setattr(bm25, "BLOCK_SCORES", 2 * len(docs))  # blocks of two queries
+    monkeypatch.setattr(bm25, "BLOCK_QUERIES", 2)  # blocks of two queries
     run = bm25.bm25_run(collection, k=3)
     for i, query_id in enumerate(collection.queries):
         top = np.argsort(-want[i], kind="stable")[:3]  # ties: corpus order
         assert list(run[query_id]) == [f"d{j}" for j in top]
         np.testing.assert_allclose(list(run[query_id].values()), want[i, top], atol=1e-12)
+
+
+def test_bm25_index_built_in_small_chunks_equals_one_chunk():
+    """The two streaming passes give the same postings whatever the chunk size (terms
+    first seen in a later chunk, a chunk with no token), and the sparse per-query scores
+    equal the definition."""
+    from samtone_tf.retrieval.bm25 import BM25Index
+
+    docs = ["the cat sat", "", "zebra cat", "...", "mat mat mat the", "Ünïcode zebra", "a"]
+    corpus = {f"d{i}": Document("", d) for i, d in enumerate(docs)}
+    whole, pieces = BM25Index.build(corpus), BM25Index.build(corpus, chunk=2)
+    assert whole.vocabulary == pieces.vocabulary
+    for name in BM25Index.ARRAYS:
+        np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
+    want = _bm25_reference(docs, ["zebra the", "ünïcode", "nothing"])
+    matrix = whole.query_terms(["zebra the", "ünïcode", "nothing"])
+    for row in range(3):
+        span = slice(matrix.indptr[row], matrix.indptr[row + 1])
+        rows, scores = whole.scores(matrix.indices[span], matrix.data[span])
+        dense = np.zeros(len(docs))
+        dense[rows] = scores
+        np.testing.assert_allclose(dense, want[row], rtol=0, atol=1e-12)
+        assert (scores > 0).all()  # a matched document always scores above 0
+        top, values = whole.top_k(rows, scores, 5)  # zeros follow in corpus order
+        assert list(top) == list(np.argsort(-want[row], kind="stable")[:5])
+
+
+def test_bm25_hard_negatives_equal_mining_the_top_100_run():
+    """The job's ``data.hard_negatives: bm25`` (one query's top 100 at a time) equals the
+    run-based rule on the whole BM25 run."""
+    from samtone_tf.data.beir import load_beir
+    from samtone_tf.resources import scifact_path
+    from samtone_tf.retrieval.bm25 import bm25_hard_negatives, bm25_run
+
+    collection = load_beir(scifact_path(), "test")
+    want = mine_hard_negatives(bm25_run(collection, k=100), collection.qrels, 3)
+    assert bm25_hard_negatives(collection, 3, depth=100) == want

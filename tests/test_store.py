@@ -327,7 +327,10 @@ def test_bm25_through_a_store_equals_bm25_in_memory(tmp_path):
     plain = load_beir(scifact_path(), "test")
     stored = load_stored(scifact_path(), "test", store=str(tmp_path / "store"))
     assert bm25_run(stored, k=20) == bm25_run(plain, k=20)
+    index = tmp_path / "store" / "bm25-k1_0.9-b_0.4"  # written once into the store
+    written = (index / "docs.npy").stat().st_mtime_ns
     assert mine_bm25(stored, num=2, window=(3, 40)) == mine_bm25(plain, num=2, window=(3, 40))
+    assert (index / "docs.npy").stat().st_mtime_ns == written  # reused, memory-mapped
 
 
 @pytest.mark.slow  # ends with a whole job

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from samtone_tf.errors import ConfigError, DataError
-from samtone_tf.retrieval.bm25 import score_blocks, top_k_rows
+from samtone_tf.retrieval.bm25 import bm25_ranked, score_of
 from samtone_tf.data.common import CorpusRows
 from samtone_tf.retrieval.corpus import encode_corpus
 from samtone_tf.retrieval.encoder import encode_in_shards
@@ -204,9 +204,11 @@ def encode_for_mining(model, collection, batch_size=64, progress=False):
 
 
 def mine_bm25(collection, num=1, window=(0, None), absolute_margin=None,
-              relative_margin=None, max_score=None):
-    """As :func:`mine_from_embeddings` with BM25 scores instead of a model's, scored a
-    block of queries at a time (:func:`samtone_tf.retrieval.bm25.score_blocks`)."""
+              relative_margin=None, max_score=None, block=1024):
+    """As :func:`mine_from_embeddings` with BM25 scores instead of a model's, ranked one
+    query at a time from the inverted index and mined ``block`` queries at a time
+    (:func:`samtone_tf.retrieval.bm25.bm25_ranked`), so memory holds the index and one
+    block's rankings, whatever the number of queries."""
     start, end = window
     _check(num, start, end, absolute_margin, relative_margin, max_score,
            len(collection.corpus))
@@ -215,16 +217,33 @@ def mine_bm25(collection, num=1, window=(0, None), absolute_margin=None,
     rows, positives = _judged(query_ids, document_ids, collection.qrels)
     judged = [query_ids[r] for r in rows]
     depth = len(document_ids) if end is None else min(end, len(document_ids))
-    order, ranked, positive_scores = [], [], []
-    for first, scores in score_blocks(collection, judged):  # a block of queries at a time
-        indices, values = top_k_rows(scores, depth)
-        order.append(indices)
-        ranked.append(values)
-        positive_scores += [scores[i, positives[first + i]].min() for i in range(len(scores))]
-    negatives, report = mine_ranked(judged, document_ids, np.concatenate(order),
-                                    np.concatenate(ranked), np.array(positive_scores),
-                                    collection.qrels, num, start, absolute_margin,
-                                    relative_margin, max_score)
+    negatives, report = {}, None
+    pending = []
+
+    def flush():
+        nonlocal report
+        ids = [p[0] for p in pending]
+        part, counts = mine_ranked(ids, document_ids, np.stack([p[1] for p in pending]),
+                                   np.stack([p[2] for p in pending]),
+                                   np.array([p[3] for p in pending]), collection.qrels, num,
+                                   start, absolute_margin, relative_margin, max_score)
+        negatives.update(part)
+        if report is None:
+            report = counts
+        else:
+            for key in ("queries", "kept", "queries_with_fewer_than_num"):
+                report[key] += counts[key]
+            for rule, count in counts["removed"].items():
+                report["removed"][rule] += count
+        pending.clear()
+
+    for position, (query_id, top, values, matched) in enumerate(
+            bm25_ranked(collection, judged, depth)):
+        pending.append((query_id, top, values, score_of(matched, positives[position]).min()))
+        if len(pending) == block:
+            flush()
+    if pending:
+        flush()
     report.update(window=[start, end], source="bm25")
     return negatives, report
 

@@ -35,7 +35,7 @@ from samtone_tf.models.architectures import own_max_length
 from samtone_tf.models import get_backbone
 from samtone_tf.models.dual_encoder import DualEncoder
 from samtone_tf.resources import scifact_path
-from samtone_tf.retrieval.bm25 import bm25_run
+from samtone_tf.retrieval.bm25 import bm25_hard_negatives
 from samtone_tf.retrieval.evaluation import evaluate_model
 from samtone_tf.retrieval.metrics import markdown_table
 from samtone_tf.runs.config import dump, load_config, validate
@@ -168,8 +168,8 @@ def training_examples(config, train_set):
     negatives = None
     if num:
         source = config["data"]["hard_negatives"]
-        run = bm25_run(train_set, k=100) if source == "bm25" else read_trec_run(source)
-        negatives = mine_hard_negatives(run, train_set.qrels, num)
+        negatives = (bm25_hard_negatives(train_set, num, depth=100) if source == "bm25" else
+                     mine_hard_negatives(read_trec_run(source), train_set.qrels, num))
     if hasattr(train_set.corpus, "rows_of"):  # a stored corpus: rows, texts per batch
         return example_columns(train_set, negatives, num)
     return examples_from_qrels(train_set, negatives, num)
