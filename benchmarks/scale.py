@@ -20,6 +20,7 @@ and the shards' pages are file-backed (``RssFile``) and the kernel can drop them
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -196,6 +197,125 @@ def stage_encode(folder, store_dir, count, work):
                   "passages_per_s": round(count / seconds, 1)})
 
 
+def stage_bm25(folder, store_dir, count):
+    """BM25 hard-negative mining (``samtone mine --bm25 --num 8 --range 0-100``) of the
+    first ``count`` judged training queries over the stored corpus: the inverted index
+    built into the store (or opened when it is there), then the mining; peak anonymous
+    memory of the whole process (the training split's queries and qrels included)."""
+    from samtone_tf.data.common import Collection
+    from samtone_tf.data.store_build import load_stored
+    from samtone_tf.retrieval.bm25 import bm25_index
+    from samtone_tf.retrieval.mining import mine_bm25
+
+    os.environ["SAMTONE_STORE_DIR"] = store_dir
+    with PeakAnon() as peak:
+        train = load_stored(folder, "train", "msmarco")
+        loaded = _anon_gb()
+        started = time.monotonic()
+        index = bm25_index(train)
+        built = time.monotonic() - started
+        after_index = peak.peak
+        subset = Collection(train.corpus, dict(itertools.islice(train.queries.items(), count)),
+                            train.qrels, train.split, train.path)
+        started = time.monotonic()
+        negatives, report = mine_bm25(subset, num=8, window=(0, 100))
+        mined = time.monotonic() - started
+    print_result({"stage": "bm25 mining", "documents": len(train.corpus),
+                  "terms": len(index.vocabulary), "postings": int(index.indptr[-1]),
+                  "index_seconds": round(built, 1), "after_load_gb": round(loaded, 3),
+                  "peak_through_index_gb": round(after_index, 3),
+                  "queries": report["queries"], "kept": report["kept"],
+                  "mining_seconds": round(mined, 1),
+                  "queries_per_s": round(report["queries"] / mined, 1),
+                  "peak_anon_gb": round(peak.peak, 3)})
+
+
+def _small_384():
+    import keras
+
+    from samtone_tf.models import DualEncoder, SmallTransformer
+
+    keras.utils.set_random_seed(0)
+    return DualEncoder(SmallTransformer(hidden_dim=384, intermediate_dim=768),
+                       document_max_length=128)
+
+
+def stage_index(folder, store_dir, work):
+    """``samtone index --quantization int8`` of the whole stored corpus from cached
+    shards: the shards are filled with seeded random unit vectors (384 dimensions) in the
+    encoder's documented format (``samtone_tf.retrieval.encoder``: ``vectors.npy`` and a
+    ``rows-START-STOP.json`` record per shard), so the build's memory is measured without
+    hours of encoding; then the index is written (peak anonymous memory, size on disk)."""
+    import hashlib
+
+    from samtone_tf.data.common import CorpusRows
+    from samtone_tf.data.store_build import load_stored
+    from samtone_tf.retrieval.encoder import shards_folder
+    from samtone_tf.retrieval.index import build_index
+
+    os.environ["SAMTONE_STORE_DIR"] = store_dir
+    collection = load_stored(folder, "dev", "msmarco")
+    model = _small_384()
+    shard_dir, shard = os.path.join(work, "index-shards"), 50_000
+    rows = len(collection.corpus)
+    vectors_dir = shards_folder(shard_dir, model, CorpusRows(collection.corpus))
+    os.makedirs(vectors_dir, exist_ok=True)
+    path = os.path.join(vectors_dir, "vectors.npy")
+    if not os.path.exists(os.path.join(vectors_dir, f"rows-{(rows - 1) // shard * shard}-"
+                                                    f"{rows}.json")):
+        vectors = np.lib.format.open_memmap(path, "w+", np.float32, (rows, 384))
+        rng = np.random.default_rng(0)
+        for start in range(0, rows, shard):
+            part = rng.standard_normal((min(shard, rows - start), 384), np.float32)
+            part /= np.linalg.norm(part, axis=1, keepdims=True)
+            vectors[start:start + len(part)] = part
+            json.dump({"rows": [start, start + len(part)],
+                       "sha256": hashlib.sha256(part.tobytes()).hexdigest()},
+                      open(os.path.join(vectors_dir, f"rows-{start}-{start + len(part)}.json"),
+                           "w"))
+        vectors.flush()
+        del vectors
+    output = os.path.join(work, "index-int8")
+    with PeakAnon() as peak:
+        base = _anon_gb()
+        started = time.monotonic()
+        build_index(model, collection, output, quantization="int8", shard_size=shard,
+                    shard_dir=shard_dir, overwrite=True, progress=False)
+        seconds = time.monotonic() - started
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(output)
+               for f in files)
+    print_result({"stage": "index int8", "documents": rows, "dim": 384,
+                  "before_gb": round(base, 3), "peak_anon_gb": round(peak.peak, 3),
+                  "index_gb": round(size / 1e9, 3),
+                  "peak_minus_index_gb": round(peak.peak - size / 1e9, 3),
+                  "seconds": round(seconds, 1)})
+
+
+def stage_search(folder, work, queries=256, k=10):
+    """Loads the int8 index of :func:`stage_index` and searches (peak anonymous memory,
+    queries per second at batches of 64)."""
+    from samtone_tf.retrieval.index import load_index
+
+    texts = []
+    with open(os.path.join(folder, "queries.dev.tsv"), encoding="utf-8") as handle:
+        for line in itertools.islice(handle, queries):
+            texts.append(line.rstrip("\n").split("\t", 1)[1])
+    with PeakAnon() as peak:
+        started = time.monotonic()
+        module, description = load_index(os.path.join(work, "index-int8"))
+        loaded = time.monotonic() - started
+        module.search(texts[:64], 10)  # traced once
+        started = time.monotonic()
+        for start in range(0, len(texts), 64):
+            found = module.search(texts[start:start + 64], k)
+        seconds = time.monotonic() - started
+    print_result({"stage": "search int8", "documents": description["documents"],
+                  "load_seconds": round(loaded, 1), "queries": len(texts), "k": k,
+                  "queries_per_s": round(len(texts) / seconds, 2),
+                  "top_ids_shape": list(found["ids"].shape),
+                  "peak_anon_gb": round(peak.peak, 3)})
+
+
 JOB = ["--tower", "small", "--steps", "10", "--batch-size", "32", "--quiet",
        "--set", "data.eval_split=dev", "--set", "evaluation.zero_shot=false",
        "--set", "model.document_max_length=64", "--set", "model.query_max_length=32"]
@@ -244,12 +364,14 @@ def main():
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--encode", type=int, nargs="*", default=[])
     parser.add_argument("--stages", nargs="+", default=["store", "data"],
-                        choices=("store", "data", "triples", "job"),
+                        choices=("store", "data", "triples", "job", "bm25", "index"),
                         help="which of the stages to run (job: a whole samtone train with "
                              "the small tower, fine-tuned evaluation of the whole corpus)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mine", type=int, nargs="*", default=[2000, 8000],
+                        help="bm25 stage: judged training queries mined, per run")
     args = parser.parse_args()
     stores = os.path.join(args.work, "stores")
     if args.stage == "store":
@@ -257,6 +379,12 @@ def main():
     if args.stage in ("data", "data-in-memory", "triples"):
         return stage_data(args.folder, stores, args.stage == "data-in-memory",
                           triples=args.stage == "triples")
+    if args.stage == "bm25":
+        return stage_bm25(args.folder, stores, args.count)
+    if args.stage == "index":
+        return stage_index(args.folder, stores, args.work)
+    if args.stage == "search":
+        return stage_search(args.folder, args.work)
     if args.stage == "encode":
         return stage_encode(args.folder, stores, args.count, os.path.join(args.work, "shards"))
     print(f"# python benchmarks/scale.py {' '.join(sys.argv[1:])}", flush=True)
@@ -268,13 +396,19 @@ def main():
         if args.triples:
             generate_triples(folder, args.triples, passages)
         print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
-        stages = [s for s in args.stages if s != "job"] + (
-            ["data-in-memory"] if args.in_memory else [])
+        stages = [s for s in args.stages if s not in ("job", "bm25", "index")] + (
+            ["data-in-memory"] if args.in_memory else []) + (
+            ["index", "search"] if "index" in args.stages else [])
         if "job" in args.stages:
             print(json.dumps(whole_job(folder, args.work)), flush=True)
         for stage in stages:
             result = run_child([me, "--stage", stage, "--folder", folder, "--work", args.work],
                                {"stage": stage}, stderr_lines=5)
+            print(json.dumps(result), flush=True)
+        for count in (args.mine if "bm25" in args.stages else []):
+            result = run_child([me, "--stage", "bm25", "--folder", folder, "--count",
+                                str(count), "--work", args.work], {"stage": "bm25"},
+                               stderr_lines=5)
             print(json.dumps(result), flush=True)
         for count in args.encode:
             result = run_child([me, "--stage", "encode", "--folder", folder, "--count",
