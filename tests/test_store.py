@@ -390,3 +390,25 @@ def test_training_from_id_triples(tmp_path):
         "evaluation.zero_shot": False})
     run_training(config, str(tmp_path / "run"), verbose=0, log=lambda *a: None)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["fine_tuned"]["ndcg@10"] >= 0
+
+
+@pytest.mark.parametrize("queries, examples, batch", [(5_000, 200_000, 64), (40, 2_000, 16)])
+def test_vectorized_batch_order_never_repeats_a_key_in_a_batch(queries, examples, batch):
+    """Checked batch by batch with Python sets: no query and no document twice, no example
+    twice; with many queries every full batch is kept; with few (repeats everywhere) the
+    dropped batches stay few; the same seed gives the same order, another seed another."""
+    from samtone_tf.data.streaming import vectorized_batch_order
+
+    rng = np.random.default_rng(3)
+    query = rng.integers(0, queries, examples).astype(np.int32)
+    document = (rng.integers(0, 10 * queries, queries).astype(np.int32))[query]
+    order = vectorized_batch_order(query, document, batch, seed=7)
+    assert order.shape[1] == batch and order.dtype == np.int32
+    for row in order:
+        assert len(set(query[row].tolist())) == batch
+        assert len(set(document[row].tolist())) == batch
+    assert len(np.unique(order)) == order.size
+    kept = order.size / (examples // batch * batch)
+    assert kept > (0.999 if queries == 5_000 else 0.9)
+    np.testing.assert_array_equal(order, vectorized_batch_order(query, document, batch, 7))
+    assert not np.array_equal(order, vectorized_batch_order(query, document, batch, 8))

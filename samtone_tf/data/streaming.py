@@ -200,16 +200,23 @@ def vectorized_batch_order(query_keys, document_keys, batch_size, seed, rounds=8
     """[batches, B] int32 example numbers with no query or document repeated in a batch,
     computed with NumPy for tens of millions of examples (the Python greedy of
     :func:`~samtone_tf.data.batches.batch_order` would hold them as Python ints): a
-    seeded permutation is cut into batches; the examples that repeat a key of their
-    batch go to the end and the rest is cut again, for up to ``rounds`` rounds; batches
-    that still repeat a key are dropped. Another order than the greedy one (same
-    guarantee); for large example sets only."""
+    seeded permutation is cut into batches; the batches that repeat no key are kept, in
+    order; the others' examples are cut again (the ones that repeat a key of their batch
+    moved behind the rest), and only those are checked again, for up to ``rounds``
+    rounds; what still repeats a key is dropped. With MS MARCO's 40M triples of 500k
+    queries about 1 batch of 64 in 200 repeats a key, so only the first round sorts
+    every batch. Another order than the greedy one (same guarantee); for large example
+    sets only."""
     numbers = np.random.default_rng(seed).permutation(len(query_keys)).astype(np.int32)
+    kept = []
     for _ in range(rounds):
         full = len(numbers) // batch_size * batch_size
         batches = numbers[:full].reshape(-1, batch_size)
         bad = _later_repeats(query_keys, batches) | _later_repeats(document_keys, batches)
-        if not bad.any():
-            return batches
-        numbers = np.concatenate([batches[~bad], batches[bad], numbers[full:]])
-    return batches[~bad.any(axis=1)]  # the last round's cut, its repeats already known
+        dirty = bad.any(axis=1)
+        kept.append(batches[~dirty])
+        if not dirty.any():
+            break
+        rest, repeats = batches[dirty], bad[dirty]
+        numbers = np.concatenate([rest[~repeats], rest[repeats], numbers[full:]])
+    return np.concatenate(kept)
