@@ -155,9 +155,18 @@ def _tiny_model():
                        document_max_length=48)
 
 
-def test_evaluation_through_a_store_equals_one_in_memory_pass(tmp_path):
+def _collection_folder(name):
+    from tests.shared import shared
+
+    return scifact_path() if name == "scifact" else shared(name)
+
+
+@pytest.mark.parametrize("name", ["scifact", "cranfield",
+                                  pytest.param("reqa-squad", marks=pytest.mark.slow)])
+def test_evaluation_through_a_store_equals_one_in_memory_pass(tmp_path, name):
     """Store → memory-mapped shards → block search gives the metrics of encoding the
-    whole corpus in one pass and ranking it with one full-matrix top-k."""
+    whole corpus in one pass and ranking it with one full-matrix top-k (SciFact, and
+    the shared Cranfield and ReQA-SQuAD)."""
     import tensorflow as tf
 
     from samtone_tf.retrieval.corpus import encode_corpus
@@ -165,7 +174,8 @@ def test_evaluation_through_a_store_equals_one_in_memory_pass(tmp_path):
     from samtone_tf.retrieval.metrics import cut_run, evaluate_run
 
     model = _tiny_model()
-    plain = load_beir(scifact_path(), "test")
+    folder = _collection_folder(name)
+    plain = load_beir(folder, "test")
     ids = list(plain.corpus)
     docs = encode_corpus(model, [plain.corpus[d].full_text for d in ids], 16, progress=False)
     queries = encode_corpus(model, list(plain.queries.values()), 16, progress=False,
@@ -174,7 +184,7 @@ def test_evaluation_through_a_store_equals_one_in_memory_pass(tmp_path):
     run = {q: {ids[i]: float(s) for s, i in zip(row_s, row_i)}
            for q, row_s, row_i in zip(plain.queries, scores.numpy(), top.numpy())}
     want, _ = evaluate_run(plain.qrels, cut_run(run, 100))
-    stored = load_stored(scifact_path(), "test", store=str(tmp_path / "store"))
+    stored = load_stored(folder, "test", store=str(tmp_path / "store"))
     got, _, got_run = evaluate_model(model, stored, batch_size=16,
                                      cache_dir=str(tmp_path / "cache"))
     got.pop("ignore_identical_ids")
