@@ -90,3 +90,18 @@ def test_two_replicas_draw_one_devices_dropout_in_every_step_kind(tmp_path, arch
         for name in replicated.files:
             error = np.linalg.norm(replicated[name] - one_device) / np.linalg.norm(one_device)
             assert error <= 1e-5, (name, error)
+
+
+def test_per_worker_input_gives_each_replica_its_rows_of_the_global_batch():
+    """PerWorkerInput (each input pipeline builds only its rows, then per-replica
+    batches) gives every replica exactly what experimental_distribute_dataset cut from
+    the whole global batch, skipped steps included, for the in-memory and the streaming
+    pipeline (hard negatives); two shares are the global batch's two halves."""
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.per_worker_input", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:]
+    for name, result in json.loads(lines[-1][len("RESULT "):]).items():
+        assert result == {"steps": 4, "replicas": 2, "equal": True,
+                          "shares_are_halves": True, "share_rows": 4}, name

@@ -422,3 +422,29 @@ def test_vectorized_batch_order_never_repeats_a_key_in_a_batch(queries, examples
     assert kept > (0.999 if queries == 5_000 else 0.9)
     np.testing.assert_array_equal(order, vectorized_batch_order(query, document, batch, 7))
     assert not np.array_equal(order, vectorized_batch_order(query, document, batch, 8))
+
+
+@pytest.mark.parametrize("corpus_ids", [["7", "12", "3", "100"],  # numeric: binary search
+                                        ["7", "012", "3", "x9"]])  # not canonical: strings
+def test_triples_map_ids_to_rows_as_a_dict_does(tmp_path, corpus_ids):
+    """Query index and corpus rows of every triple equal a Python dict lookup, whichever
+    lookup the ids allow; "12" never matches a corpus id "012"."""
+    from samtone_tf.data.common import Collection, Document
+    from samtone_tf.data.triples import map_triples
+
+    corpus = {i: Document("", f"text {i}") for i in corpus_ids}
+    queries = {"5": "q five", "2": "q two"}
+    collection = Collection(corpus, queries, {}, "train", str(tmp_path))
+    triples = [("5", corpus_ids[0], corpus_ids[3]), ("2", corpus_ids[2], corpus_ids[1]),
+               ("5", corpus_ids[1], corpus_ids[2])]
+    path = tmp_path / "triples.tsv"
+    path.write_text("".join("\t".join(t) + "\n" for t in triples))
+    assert map_triples(str(path), collection, str(tmp_path / "out.int32")) == 3
+    got = np.fromfile(tmp_path / "out.int32", np.int32).reshape(-1, 3)
+    query_index = {q: i for i, q in enumerate(sorted(queries))}
+    row = {d: i for i, d in enumerate(corpus_ids)}
+    assert got.tolist() == [[query_index[q], row[p], row[n]] for q, p, n in triples]
+    path.write_text("5\t12\t3\n")
+    if "012" in corpus_ids:
+        with pytest.raises(DataError, match=r"triples.tsv:1: positive passage id '12' is not"):
+            map_triples(str(path), collection, str(tmp_path / "bad.int32"))

@@ -65,6 +65,19 @@ def tokenize_function(query_tokenizer, document_tokenizer, padding, global_batch
     return tokenize
 
 
+def share_rows(global_batch_size, share=None):
+    """The rows of a global batch that input pipeline ``share`` = (index, count) of
+    ``count`` builds: the index-th of ``count`` equal slices (all rows for None)."""
+    if share is None or share[1] == 1:
+        return slice(0, global_batch_size)
+    index, count = share
+    if global_batch_size % count:
+        raise ValueError(f"a global batch of {global_batch_size} cannot be split evenly "
+                         f"across {count} input pipelines")
+    size = global_batch_size // count
+    return slice(index * size, (index + 1) * size)
+
+
 def dataset_options():
     """tf.data's autotuning off: the map keeps tf.data's default parallelism, untuned,
     and two batches are prefetched (a fixed buffer: ``AUTOTUNE`` there needs the tuner).

@@ -22,7 +22,7 @@ from samtone_tf.data.common import Collection
 from samtone_tf.data.loaders import load_collection
 from samtone_tf.data.runs import mine_hard_negatives, read_trec_run
 from samtone_tf.errors import DataError
-from samtone_tf.data.batches import batch_order, dataset_options, tokenize_function
+from samtone_tf.data.batches import batch_order, dataset_options, share_rows, tokenize_function
 from samtone_tf.data.streaming import ExampleColumns, example_columns, streaming_dataset
 from samtone_tf.tokenizers.padding import check_padding
 
@@ -91,7 +91,8 @@ def _index(values):
 
 
 def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch_size: int,
-                     seed: int = 0, epochs: int = 1, padding: str = "dynamic") -> tf.data.Dataset:
+                     seed: int = 0, epochs: int = 1, padding: str = "dynamic",
+                     share=None) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of token batches for ``DualEncoder.fit``; ``examples``: a
     list of :class:`Example`, or :class:`~samtone_tf.data.streaming.ExampleColumns` (a
     stored corpus' rows, whose texts are fetched per batch).
@@ -103,11 +104,15 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
     side padded to its own tokenizer's buckets). tf.data's autotuner is off for these
     batches (with it on, ``fit`` waited at its end for the tuner's thread; see
     ``samtone_tf.data.batches.dataset_options``); a dataset derived from this one keeps that option.
+
+    ``share`` = (index, count): only rows ``[index · B / count, (index + 1) · B / count)``
+    of every global batch, fetched and tokenized (one input pipeline of several, see
+    :class:`samtone_tf.training.distribute.PerWorkerInput`).
     """
     check_padding(padding)
     if isinstance(examples, ExampleColumns):  # rows of a stored corpus: texts per batch
         return streaming_dataset(examples, query_tokenizer, document_tokenizer,
-                                 global_batch_size, seed, epochs, padding)
+                                 global_batch_size, seed, epochs, padding, share)
     if not examples:
         raise DataError("no training examples")
     query_index = _index(e.query_id for e in examples)
@@ -138,8 +143,11 @@ def training_dataset(examples, query_tokenizer, document_tokenizer, global_batch
 
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    rows = share_rows(global_batch_size, share)
+    if rows != slice(0, global_batch_size):
+        dataset = dataset.map(lambda batch: {name: value[rows] for name, value in batch.items()})
     tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
-                                 global_batch_size, num_negatives)
+                                 rows.stop - rows.start, num_negatives)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2).with_options(dataset_options())
 

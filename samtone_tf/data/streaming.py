@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from samtone_tf.data.batches import batch_order, dataset_options, tokenize_function
+from samtone_tf.data.batches import batch_order, dataset_options, share_rows, tokenize_function
 from samtone_tf.errors import DataError
 
 
@@ -127,13 +127,15 @@ def example_columns(collection, hard_negatives=None, num_hard_negatives=0):
 
 
 def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch_size,
-                      seed=0, epochs=1, padding="dynamic"):
+                      seed=0, epochs=1, padding="dynamic", share=None):
     """:func:`~samtone_tf.data.pipeline.training_dataset` for :class:`ExampleColumns`:
     the dataset holds batch numbers into a NumPy [batches, B] int32 order; each batch's
     ids and texts are gathered from the columns (memory-mapped or not) and the corpus
     when tf.data reaches it. The order is :func:`~samtone_tf.data.batches.batch_order`'s
     (the in-memory pipeline's batches), or for ``columns.order == "vectorized"`` (the
-    tens of millions of MS MARCO triples) :func:`vectorized_batch_order`'s."""
+    tens of millions of MS MARCO triples) :func:`vectorized_batch_order`'s. ``share`` =
+    (index, count): this input pipeline fetches and tokenizes only its slice of each
+    global batch (:func:`~samtone_tf.data.batches.share_rows`)."""
     if not len(columns):
         raise DataError("no training examples")
     if columns.order == "vectorized":
@@ -150,6 +152,9 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
                         f"{global_batch_size} without duplicates")
     num_negatives = columns.negatives.shape[1]
     query_texts, corpus = columns.query_texts, columns.corpus
+    rows = share_rows(global_batch_size, share)
+    order = order[:, rows]
+    size = rows.stop - rows.start
 
     def encoded(texts):
         return np.array([t.encode("utf-8") for t in texts], dtype=object)
@@ -169,16 +174,16 @@ def streaming_dataset(columns, query_tokenizer, document_tokenizer, global_batch
         out = {"query_ids": found[0], "document_ids": found[1], "query": found[3],
                "document": found[4]}
         for name in out:
-            out[name].set_shape([global_batch_size])
+            out[name].set_shape([size])
         if num_negatives:
-            out["hard_negative_ids"] = tf.reshape(found[2], [global_batch_size, num_negatives])
-            out["hard_negatives"] = tf.reshape(found[5], [global_batch_size, num_negatives])
+            out["hard_negative_ids"] = tf.reshape(found[2], [size, num_negatives])
+            out["hard_negatives"] = tf.reshape(found[5], [size, num_negatives])
         return out
 
     dataset = tf.data.Dataset.range(len(order))  # the order stays a NumPy array
     dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding,
-                                 global_batch_size, num_negatives)
+    tokenize = tokenize_function(query_tokenizer, document_tokenizer, padding, size,
+                                 num_negatives)
     dataset = dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2).with_options(dataset_options())
 

@@ -9,6 +9,7 @@ both towers with the linear-probe number, similarity histograms), ``metrics.json
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -45,7 +46,7 @@ from samtone_tf.runs.plots import write_plots
 from samtone_tf.tokenizers.prompted import with_prompt
 from samtone_tf.training.alignment import sample_pairs
 from samtone_tf.training.callbacks import TowerAlignment
-from samtone_tf.training.distribute import get_strategy
+from samtone_tf.training.distribute import PerWorkerInput, get_strategy
 from samtone_tf.training.resumable import fit_resumable
 from samtone_tf.training.schedules import WarmupLinearDecay
 
@@ -130,16 +131,20 @@ def run_training(config, output, verbose=1, log=print):
     backbone = get_backbone(model_cfg["tower"], log)
     query_length = model_cfg["query_max_length"] or own_max_length(backbone)
     document_length = model_cfg["document_max_length"] or own_max_length(backbone)
-    dataset = training_dataset(examples,  # the model's tokenizers, before the model exists
-                               with_prompt(backbone.make_tokenizer(query_length),
-                                           model_cfg["query_prompt"] or ""),
-                               with_prompt(backbone.make_tokenizer(document_length),
-                                           model_cfg["document_prompt"] or ""),
-                               training["global_batch_size"], seed=training["seed"],
-                               epochs=training["epochs"], padding=padding)
+    make_dataset = functools.partial(
+        training_dataset, examples,  # the model's tokenizers, before the model exists
+        with_prompt(backbone.make_tokenizer(query_length), model_cfg["query_prompt"] or ""),
+        with_prompt(backbone.make_tokenizer(document_length),
+                    model_cfg["document_prompt"] or ""),
+        training["global_batch_size"], seed=training["seed"], epochs=training["epochs"],
+        padding=padding)
+    dataset = make_dataset()
     steps = int(dataset.cardinality())  # full batches over all epochs, known without a pass
     if training["steps"]:
         steps = min(steps, training["steps"])
+    if strategy.num_replicas_in_sync > 1:  # each worker builds only its replicas' rows
+        dataset = PerWorkerInput(lambda share: make_dataset(share=share),
+                                 training["global_batch_size"])
     model = build_model(config, strategy, steps, log, backbone=backbone, padding=padding)
     trim()  # the weights file's copies, freed once loaded (samtone_tf.heap)
     log(f"model: {model.backbone!r}, architecture {model.architecture}, "

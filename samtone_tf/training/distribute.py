@@ -87,3 +87,31 @@ def _auto_strategy():
     return tf.distribute.get_strategy()
 
 
+
+
+class PerWorkerInput:
+    """Training input built once per input pipeline (one per worker) by
+    ``strategy.distribute_datasets_from_function``: ``make(share)`` returns the global
+    batches' tf.data pipeline restricted to ``share`` = (index, count), i.e. the rows of
+    each global batch this worker's replicas train on
+    (:func:`samtone_tf.data.batches.share_rows`), so each worker fetches and tokenizes
+    only its own rows; they are then cut into per-replica batches (``Dataset.rebatch``),
+    in replica order. Each replica sees the rows that ``experimental_distribute_dataset``
+    would give it from the whole global batch (test_distribute), but no worker builds
+    the others' rows, as it did under auto-sharding by data."""
+
+    def __init__(self, make, global_batch_size):
+        self.make, self.global_batch_size = make, int(global_batch_size)
+
+    def distribute(self, strategy, start=0, count=None):
+        """The distributed dataset of global batches ``start`` .. ``start + count``."""
+
+        def dataset_fn(context):
+            share = (context.input_pipeline_id, context.num_input_pipelines)
+            dataset = self.make(share if share[1] > 1 else None).skip(start)
+            if count is not None:
+                dataset = dataset.take(count)
+            return dataset.rebatch(context.get_per_replica_batch_size(self.global_batch_size),
+                                   drop_remainder=True)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)

@@ -115,7 +115,8 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
                   verbose=1, callbacks=(), on_step=None, max_to_keep=2, restore_dir=None,
                   log=print):
     """Trains ``model`` for ``total_steps`` batches of ``dataset`` (which must yield
-    the same batches in the same order on every run), resuming from
+    the same batches in the same order on every run; a tf.data.Dataset of global
+    batches, or a :class:`samtone_tf.training.distribute.PerWorkerInput`), resuming from
     ``checkpoint_dir`` when it holds a checkpoint. Returns the whole run's per-step
     history ({"step": [...], "loss": [...], ...}), the steps before a resume included.
 
@@ -144,7 +145,11 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
         log(f"resuming from {latest} (step {start} of {total_steps})")
     guard = _Guard(manager, steps_done, start, checkpoint_every, history,
                    os.path.join(checkpoint_dir, HISTORY), on_step)
-    model.fit(dataset.skip(start).take(total_steps - start), epochs=1, shuffle=False,
+    if hasattr(dataset, "distribute"):  # built per worker (PerWorkerInput)
+        window = dataset.distribute(model.distribute_strategy, start, total_steps - start)
+    else:
+        window = dataset.skip(start).take(total_steps - start)
+    model.fit(window, epochs=1, shuffle=False,
               verbose=verbose, callbacks=[guard, *callbacks])  # the dataset shuffles
     check_finite_weights(model, f"after the last update (step {total_steps})")
     if int(steps_done.numpy()) != total_steps:
