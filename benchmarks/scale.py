@@ -316,6 +316,59 @@ def stage_search(folder, work, queries=256, k=10):
                   "peak_anon_gb": round(peak.peak, 3)})
 
 
+def stage_hf(folder, work, fresh):
+    """Hugging Face ``datasets`` on the same ``collection.tsv`` (what sentence-transformers
+    and Tevatron users load): ``load_dataset("csv")`` into its Arrow cache (``fresh``:
+    the cache folder emptied first) or from it, then 64 random rows by index; time and
+    peak anonymous memory. ``datasets`` is not a dependency: install it to run this."""
+    import shutil
+
+    import datasets
+
+    cache = os.path.join(work, "hf-cache", os.path.basename(folder))
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
+    datasets.disable_progress_bars()
+    features = datasets.Features({"id": datasets.Value("string"),
+                                  "text": datasets.Value("string")})
+    with PeakAnon() as peak:
+        base = _anon_gb()
+        started = time.monotonic()
+        table = datasets.load_dataset("csv", data_files=os.path.join(folder, "collection.tsv"),
+                                      delimiter="\t", column_names=["id", "text"], quoting=3,
+                                      features=features, split="train", cache_dir=cache)
+        seconds = time.monotonic() - started
+        rows = np.random.default_rng(0).integers(0, len(table), 64)
+        fetched = table[rows.tolist()]["text"]
+    print_result({"stage": "hf datasets (build)" if fresh else "hf datasets (cached)",
+                  "documents": len(table), "seconds": round(seconds, 1),
+                  "before_gb": round(base, 3), "peak_anon_gb": round(peak.peak, 3),
+                  "added_gb": round(peak.peak - base, 3), "fetched": len(fetched),
+                  "datasets": datasets.__version__})
+
+
+def stage_store_open(folder, store_dir):
+    """Our side of :func:`stage_hf`: the stored corpus opened (built before if absent)
+    and 64 random rows read by index; peak anonymous memory."""
+    from samtone_tf.data.store import stored_corpus
+    from samtone_tf.data.store_build import build_store
+
+    store = os.path.join(store_dir, os.path.basename(folder))
+    if not os.path.exists(os.path.join(store, "manifest.json")):
+        build_store(folder, store, "msmarco", log=lambda *a: None)
+    with PeakAnon() as peak:
+        base = _anon_gb()
+        started = time.monotonic()
+        corpus, _ = stored_corpus(store)
+        seconds = time.monotonic() - started
+        rows = np.random.default_rng(0).integers(0, len(corpus), 64)
+        fetched = corpus.texts_at(rows)
+    print_result({"stage": "store (open)", "documents": len(corpus),
+                  "seconds": round(seconds, 2), "before_gb": round(base, 3),
+                  "peak_anon_gb": round(peak.peak, 3), "added_gb": round(peak.peak - base, 3),
+                  "fetched": len(fetched)})
+
+
 JOB = ["--tower", "small", "--steps", "10", "--batch-size", "32", "--quiet",
        "--set", "data.eval_split=dev", "--set", "evaluation.zero_shot=false",
        "--set", "model.document_max_length=64", "--set", "model.query_max_length=32"]
@@ -364,7 +417,7 @@ def main():
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--encode", type=int, nargs="*", default=[])
     parser.add_argument("--stages", nargs="+", default=["store", "data"],
-                        choices=("store", "data", "triples", "job", "bm25", "index"),
+                        choices=("store", "data", "triples", "job", "bm25", "index", "hf"),
                         help="which of the stages to run (job: a whole samtone train with "
                              "the small tower, fine-tuned evaluation of the whole corpus)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
@@ -383,6 +436,10 @@ def main():
         return stage_bm25(args.folder, stores, args.count)
     if args.stage == "index":
         return stage_index(args.folder, stores, args.work)
+    if args.stage == "store-open":
+        return stage_store_open(args.folder, stores)
+    if args.stage in ("hf-build", "hf-cached"):
+        return stage_hf(args.folder, args.work, args.stage == "hf-build")
     if args.stage == "search":
         return stage_search(args.folder, args.work)
     if args.stage == "encode":
@@ -396,9 +453,10 @@ def main():
         if args.triples:
             generate_triples(folder, args.triples, passages)
         print(f"# {folder}: generated in {time.monotonic() - started:.0f} s", flush=True)
-        stages = [s for s in args.stages if s not in ("job", "bm25", "index")] + (
+        stages = [s for s in args.stages if s not in ("job", "bm25", "index", "hf")] + (
             ["data-in-memory"] if args.in_memory else []) + (
-            ["index", "search"] if "index" in args.stages else [])
+            ["index", "search"] if "index" in args.stages else []) + (
+            ["hf-build", "hf-cached", "store-open"] if "hf" in args.stages else [])
         if "job" in args.stages:
             print(json.dumps(whole_job(folder, args.work)), flush=True)
         for stage in stages:
