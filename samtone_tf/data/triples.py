@@ -1,6 +1,7 @@
 """Training from MS MARCO's id triples (``qidpidtriples.train.full.tsv``: ``qid<TAB>positive
-pid<TAB>negative pid``, 40M rows), streamed: the file is parsed in blocks by
-``pyarrow.csv`` and its ids mapped to int32 (query index, positive row, negative row),
+pid<TAB>negative pid``, 40M rows), streamed: the file is parsed in 16 MB blocks by
+``pyarrow.csv`` (one thread: with threads, blocks read ahead held a gigabyte) and its ids
+mapped to int32 (query index, positive row, negative row),
 written to an int32 file beside the collection store (reused while the triples file
 keeps its size, time and sampled content) and memory-mapped; the examples are
 :class:`~samtone_tf.data.streaming.ExampleColumns` whose batch order is computed with
@@ -17,7 +18,7 @@ from samtone_tf.data.common import CorpusRows, DataError
 from samtone_tf.data.streaming import ExampleColumns
 from samtone_tf.files import atomic_path, write_json_atomic
 
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 16 << 20
 
 
 def _blocks(path):
@@ -28,7 +29,8 @@ def _blocks(path):
     names = ["q", "p", "n"]
     reader = csv.open_csv(
         pa.input_stream(path, compression="detect"),
-        read_options=csv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
+        read_options=csv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
+                                       use_threads=False),
         parse_options=csv.ParseOptions(delimiter="\t", quote_char=False),
         convert_options=csv.ConvertOptions(column_types={n: pa.string() for n in names}))
     try:
@@ -58,7 +60,9 @@ class _NumericIds:
             return None
         order = np.argsort(numbers, kind="stable")
         found = cls(numbers[order])
-        found.rows = order
+        found.rows = order.astype(np.int32)
+        del numbers, order
+        pa.default_memory_pool().release_unused()  # the casts' buffers
         return found
 
     def rows_of(self, ids):
