@@ -343,16 +343,9 @@ def test_bm25_through_a_store_equals_bm25_in_memory(tmp_path):
     assert (index / "docs.npy").stat().st_mtime_ns == written  # reused, memory-mapped
 
 
-@pytest.mark.slow  # ends with a whole job
-def test_training_from_id_triples(tmp_path):
-    """MS MARCO id triples become memory-mapped int rows (checked against the file), the
-    batches carry each triple's texts with no repeated query or document, a bad id names
-    its line, and a job trains from them."""
-    from samtone_tf.data.streaming import streaming_dataset
-    from samtone_tf.data.triples import triple_columns
-    from samtone_tf.runs.config import load_config
-    from samtone_tf.runs.job import run_training
-
+def _msmarco_with_triples(tmp_path):
+    """A small MS MARCO folder (300 passages, 60 train / 10 dev queries) with 700 id
+    triples in ``triples.tsv``; returns (folder, triples)."""
     folder = tmp_path / "msmarco"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -367,6 +360,50 @@ def test_training_from_id_triples(tmp_path):
     triples = [(1000 + int(q), int(p), int(n)) for q, p, n in
                zip(rng.integers(0, 60, 700), rng.integers(0, 300, 700), rng.integers(0, 300, 700))]
     (folder / "triples.tsv").write_text("".join(f"{q}\t{p}\t{n}\n" for q, p, n in triples))
+    return folder, triples
+
+
+def test_prepare_maps_triples_and_builds_bm25_into_the_store(tmp_path, capsys):
+    """``samtone prepare --triples --bm25``: the store holds the triples as rows (what
+    data.triples then reuses without mapping again) and the BM25 index (whose run equals
+    BM25 over the in-memory collection)."""
+    from samtone_tf.cli.main import main
+    from samtone_tf.data.triples import triple_columns
+    from samtone_tf.retrieval.bm25 import bm25_run
+
+    folder, triples = _msmarco_with_triples(tmp_path)
+    store = tmp_path / "store"
+    assert main(["prepare", str(folder), "--data-format", "msmarco", "--output", str(store),
+                 "--triples", str(folder / "triples.tsv"), "--bm25"]) == 0
+    out = capsys.readouterr().out
+    assert "700 triples mapped" in out and "BM25 index of 300 documents" in out
+    mapped = list((store / "triples").glob("*.int32"))
+    assert len(mapped) == 1
+    written = mapped[0].stat().st_mtime_ns
+    train = load_stored(str(store), "train")
+    columns = triple_columns(str(folder / "triples.tsv"), train, str(store / "triples"))
+    assert mapped[0].stat().st_mtime_ns == written  # reused, not mapped again
+    want = [(columns.query_ids.index(str(q)), p, n) for q, p, n in triples]
+    assert np.fromfile(mapped[0], np.int32).reshape(-1, 3).tolist() == [list(t) for t in want]
+    assert (store / "bm25-k1_0.9-b_0.4" / "index.json").exists()
+    assert bm25_run(load_stored(str(store), "dev"), k=10) == bm25_run(
+        load_msmarco(str(folder), "dev"), k=10)
+    assert main(["prepare", str(folder), "--data-format", "msmarco", "--output",
+                 str(tmp_path / "s2"), "--triples", str(folder / "missing.tsv")]) != 0
+    assert "missing.tsv" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ends with a whole job
+def test_training_from_id_triples(tmp_path):
+    """MS MARCO id triples become memory-mapped int rows (checked against the file), the
+    batches carry each triple's texts with no repeated query or document, a bad id names
+    its line, and a job trains from them."""
+    from samtone_tf.data.streaming import streaming_dataset
+    from samtone_tf.data.triples import triple_columns
+    from samtone_tf.runs.config import load_config
+    from samtone_tf.runs.job import run_training
+
+    folder, triples = _msmarco_with_triples(tmp_path)
     collection = load_stored(str(folder), "train", "msmarco", store=str(tmp_path / "store"))
     columns = triple_columns(str(folder / "triples.tsv"), collection, str(tmp_path / "cache"))
     assert columns.query_ids[0] == "1000" and len(columns) == 700

@@ -210,6 +210,13 @@ def build_parser():
     prepare.add_argument("--output", required=True, help="store folder (new, or a store)")
     prepare.add_argument("--overwrite", action="store_true",
                          help="rebuild a store written earlier by samtone prepare")
+    prepare.add_argument("--triples", metavar="FILE",
+                         help="also map an MS MARCO id-triples file (qid, positive pid, "
+                              "negative pid) to rows of the train split into the store, "
+                              "what data.triples reads (so a job starts at once)")
+    prepare.add_argument("--bm25", action="store_true",
+                         help="also build the corpus' BM25 inverted index into the store "
+                              "(what data.hard_negatives: bm25 and samtone mine --bm25 read)")
 
     mine = commands.add_parser(
         "mine", epilog="example: " + EXAMPLES["mine"],

@@ -231,20 +231,21 @@ def score_of(matched, rows):
 
 
 def bm25_index(collection, k1=0.9, b=0.4):
-    """The :class:`BM25Index` of ``collection``'s corpus: built in memory, or for a stored
-    corpus written once into the store and memory-mapped (rebuilt when the record does
-    not match)."""
-    store = getattr(collection.corpus, "store", None)
+    """The :class:`BM25Index` of ``collection``'s corpus (or of a corpus given as is):
+    built in memory, or for a stored corpus written once into the store and
+    memory-mapped (rebuilt when the record does not match)."""
+    corpus = getattr(collection, "corpus", collection)
+    store = getattr(corpus, "store", None)
     if store is None:
-        return BM25Index.build(collection.corpus, k1, b)
+        return BM25Index.build(corpus, k1, b)
     directory = os.path.join(store, f"bm25-k1_{float(k1):g}-b_{float(b):g}")
     try:
         index = BM25Index.open(directory)
-        if index.record == BM25Index._record(collection.corpus, k1, b):
+        if index.record == BM25Index._record(corpus, k1, b):
             return index
     except (OSError, ValueError, KeyError):
         pass
-    return BM25Index.build(collection.corpus, k1, b, directory)
+    return BM25Index.build(corpus, k1, b, directory)
 
 
 def bm25_scores(collection, k1=0.9, b=0.4):
