@@ -145,11 +145,15 @@ def fit_resumable(model, dataset, total_steps, checkpoint_dir, checkpoint_every=
         log(f"resuming from {latest} (step {start} of {total_steps})")
     guard = _Guard(manager, steps_done, start, checkpoint_every, history,
                    os.path.join(checkpoint_dir, HISTORY), on_step)
+    steps = None
     if hasattr(dataset, "distribute"):  # built per worker (PerWorkerInput)
         window = dataset.distribute(model.distribute_strategy, start, total_steps - start)
+        # told, not inferred: its cardinality is unknown, and fit running to the end of
+        # the data counted one optimizer step more than it trained (2 local replicas)
+        steps = total_steps - start
     else:
         window = dataset.skip(start).take(total_steps - start)
-    model.fit(window, epochs=1, shuffle=False,
+    model.fit(window, epochs=1, shuffle=False, steps_per_epoch=steps,
               verbose=verbose, callbacks=[guard, *callbacks])  # the dataset shuffles
     check_finite_weights(model, f"after the last update (step {total_steps})")
     if int(steps_done.numpy()) != total_steps:
