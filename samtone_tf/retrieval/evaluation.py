@@ -17,7 +17,7 @@ from samtone_tf.data.common import CorpusRows
 from samtone_tf.errors import DataError
 from samtone_tf.retrieval.corpus import encode_corpus, model_fingerprint
 from samtone_tf.retrieval.encoder import encode_in_shards
-from samtone_tf.retrieval.index import load_index
+from samtone_tf.retrieval.index import index_ids, load_index
 from samtone_tf.retrieval.metrics import CUTOFFS, cut_run, evaluate_run
 from samtone_tf.retrieval.quantization import truncate
 from samtone_tf.retrieval.search import exact_search, run_from_search
@@ -71,7 +71,7 @@ def evaluate_index(path, collection, k=100, batch_size=64, ignore_identical_ids=
     :func:`samtone_tf.retrieval.evaluation.evaluate_model` does; metrics deeper than the index's
     ``max_k`` are left out (``summary["left_out"]``) unless that covers the corpus."""
     module, description = load_index(path)
-    ids = description["ids"]
+    ids = index_ids(module, path)
     corpus = set(collection.corpus)
     if len(ids) != len(corpus) or not corpus.issuperset(ids):
         missing = next((i for i in ids if i not in corpus), None)

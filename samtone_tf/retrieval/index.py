@@ -103,11 +103,15 @@ def _div_sizes(rows, blocks):
     return [rows // blocks + (1 if b < rows % blocks else 0) for b in range(blocks)]
 
 
-def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None, dims=None):
+def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None, dims=None,
+                 chunk=CHUNK):
     """Yields the stored arrays (:func:`quantize`) of each block of ``sizes`` rows, cut
     from ``parts`` (a list of [rows, D] arrays in corpus order, e.g. the memory-mapped
     shards), which it empties as it goes, and cut to their first ``dims`` coordinates
-    re-normalised (:func:`truncate`): one block's rows are in memory at a time."""
+    re-normalised (:func:`truncate`). Rows are truncated and quantized ``chunk`` at a
+    time (row-wise operations, the corpus' int8 ``scales``), so besides the stored block
+    only one chunk of float32 rows is in memory (a whole int8 block quantized at once
+    held about 1 GB of float32 temporaries at 262,144 × 384)."""
     for size in sizes:
         pieces, need = [], size
         while need:
@@ -118,13 +122,30 @@ def index_blocks(parts, sizes, quantization, rescore_vectors="sign", scales=None
             else:
                 parts[0] = head[need:]
             need -= len(pieces[-1])
-        block = truncate(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), dims)
+        stored = [_quantized(piece[start:start + chunk], quantization, rescore_vectors,
+                             scales, dims)
+                  for piece in pieces for start in range(0, len(piece), chunk)]
         del pieces
-        stored = quantize(block, quantization, rescore_vectors, scales)
-        stored.pop("scales", None)
-        del block
-        yield stored
-        del stored  # not held while the next block is cut (its variable has the rows)
+        block = {name: stored[0][name] if len(stored) == 1 else
+                 np.concatenate([part[name] for part in stored]) for name in stored[0]}
+        del stored
+        yield block
+        del block  # not held while the next block is cut (its variable has the rows)
+
+
+def _quantized(rows, quantization, rescore_vectors, scales, dims):
+    stored = quantize(truncate(rows, dims), quantization, rescore_vectors, scales)
+    stored.pop("scales", None)
+    return stored
+
+
+def ids_tensor(rows, chunk=1 << 20):
+    """The corpus ids as one tf.string tensor [N], converted ``chunk`` ids at a time
+    (``rows``: :class:`~samtone_tf.data.common.CorpusRows`), never as one Python list
+    of every id (8.8M ids: 0.6 GB of str objects)."""
+    parts = [tf.constant(rows.ids_at(range(start, min(start + chunk, len(rows)))), tf.string)
+             for start in range(0, len(rows), chunk)]
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
 
 class _Index(AutoTrackable):
@@ -142,14 +163,17 @@ class _Index(AutoTrackable):
                                       for name, value in block.items()})
             sizes.append(int(next(iter(block.values())).shape[0]))
             del block
-        if sizes != _div_sizes(sum(sizes), len(sizes)) or sum(sizes) != len(ids):
-            raise ValueError(f"index blocks of {sizes} rows do not partition {len(ids)} "
+        ids = ids if isinstance(ids, tf.Tensor) else tf.constant(
+            np.asarray(ids, dtype=object), tf.string)
+        rows = int(ids.shape[0])
+        if sizes != _div_sizes(sum(sizes), len(sizes)) or sum(sizes) != rows:
+            raise ValueError(f"index blocks of {sizes} rows do not partition {rows} "
                              "documents as index.block_sizes does")
         self.scales = None if scales is None else tf.Variable(
             np.asarray(scales, np.float32), trainable=False, name="scales")
-        self.document_ids = tf.Variable(np.asarray(ids, dtype=object), trainable=False,
-                                        dtype=tf.string, name="document_ids")
-        blocks, rows = self.index_blocks, len(ids)
+        self.document_ids = tf.Variable(ids, trainable=False, name="document_ids")
+        del ids
+        blocks = self.index_blocks
         binary = "bits" in blocks[0]
         self.vector_bytes = int(sum(v.shape.num_elements() * v.dtype.size
                                     for block in blocks for v in block.values())
@@ -255,8 +279,8 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
                          f"got {rescore_vectors!r}")
     output = os.path.abspath(output)
     _check_output(output, overwrite)
-    document_ids = list(collection.corpus)
-    if not document_ids:
+    documents = len(collection.corpus)
+    if not documents:
         raise ValueError(f"{collection.path}: the corpus is empty; nothing to index")
     work_dir = shard_dir or output + ".shards"
     refuse_link(work_dir, "shard folder")
@@ -270,7 +294,7 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
     lock = FolderLock(work_dir, "samtone index").acquire() if slot == 0 else None
     try:
         _check_output(output, overwrite)  # again under the lock: another run may have ended
-        return _build(model, collection, output, document_ids, work_dir, (slot, slots), task,
+        return _build(model, collection, output, documents, work_dir, (slot, slots), task,
                       dims, quantization, max_k, rescore, shard_size, batch_size, progress,
                       shard_dir, rescore_vectors, wait_timeout, block_rows, lock)
     finally:
@@ -278,7 +302,7 @@ def build_index(model, collection, output, dims=None, quantization="none", max_k
             lock.release()
 
 
-def _build(model, collection, output, document_ids, work_dir, role, task, dims, quantization,
+def _build(model, collection, output, documents, work_dir, role, task, dims, quantization,
            max_k, rescore, shard_size, batch_size, progress, shard_dir, rescore_vectors,
            wait_timeout, block_rows, lock):
     slot, slots = role
@@ -286,20 +310,21 @@ def _build(model, collection, output, document_ids, work_dir, role, task, dims, 
                              batch_size, progress, None, (slot, slots), wait_timeout,
                              concatenate=False)
     if parts is None:  # not the chief: its shards are in work_dir
-        count = -(-len(document_ids) // shard_size)
+        count = -(-documents // shard_size)
         return {"task": task, "shards": [n + 1 for n in range(count) if n % slots == slot]}
     dim = int(truncate(parts[0][:1], dims).shape[1])  # parts: memory-mapped shard views
     scales = None
     if quantization == "int8" or (quantization == "binary" and rescore_vectors == "int8"):
         scales = int8_scales(truncate(part, dims) for part in parts)  # one part at a time
     encoder, config = _encoder_module(model)
-    max_k = int(min(max_k, len(document_ids)))
-    sizes = block_sizes(len(document_ids), block_rows)
+    max_k = int(min(max_k, documents))
+    sizes = block_sizes(documents, block_rows)
     index = _Index(encoder, index_blocks(parts, sizes, quantization, rescore_vectors, scales,
                                        dims),
-                   document_ids, dim, dims, max_k, int(rescore), scales)
+                   ids_tensor(CorpusRows(collection.corpus)), dim, dims, max_k, int(rescore),
+                   scales)
     description = {
-        "format": "samtone_tf retrieval SavedModel v1", "documents": len(document_ids),
+        "format": "samtone_tf retrieval SavedModel v1", "documents": documents,
         "dim": dim, "dims": dims, "quantization": quantization,
         "max_k": max_k, "rescore": int(rescore) if quantization == "binary" else None,
         "rescore_vectors": rescore_vectors if quantization == "binary" else None,
@@ -352,7 +377,9 @@ def is_index(path):
 
 def load_index(path):
     """(the loaded retrieval SavedModel, its description) for an index folder; a
-    DataError naming the file when it cannot be read (truncated, tampered)."""
+    DataError naming the file when it cannot be read (truncated, tampered). The
+    document ids stay a tensor in the module (:func:`index_ids` decodes them): 8.8M ids
+    as Python strings cost 1 GB that serving does not need."""
     import json
 
     tensorflow_text()  # registers the tokenizer ops
@@ -367,15 +394,21 @@ def load_index(path):
                         f"{error})") from None
     try:
         module = tf.saved_model.load(path)
-        ids = [value.decode("utf-8") for value in module.document_ids.numpy()]
-    except (tf.errors.OpError, ValueError, KeyError, AttributeError, UnicodeDecodeError,
+        held = int(module.document_ids.shape[0])
+    except (tf.errors.OpError, ValueError, KeyError, AttributeError, TypeError,
             OSError) as error:
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         raise DataError(f"{path}: the index cannot be loaded ({type(error).__name__}: "
                         f"{reason})") from None
-    if len(ids) != documents or max_k < 1:
+    if held != documents or max_k < 1:
         raise DataError(f"{asset}: describes {documents} documents and max_k {max_k}, but the "
-                        f"index holds {len(ids)} document ids")
-    return module, dict(description, ids=ids)
+                        f"index holds {held} document ids")
+    return module, description
 
 
+def index_ids(module, path="index"):
+    """The document ids of a loaded index, in its row order, as strings."""
+    try:
+        return [value.decode("utf-8") for value in module.document_ids.numpy()]
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: a document id is not UTF-8 ({error.reason})") from None
