@@ -56,7 +56,10 @@ from samtone_tf.retrieval.quantization import (QUANTIZATIONS, RESCORE_VECTORS, _
 from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 INDEX_ASSET = "samtone_index.json"
-CHUNK = 65536
+# Documents scored per loop iteration (a [B, CHUNK] score block, the chunk cast to float32):
+# searching 2M int8 documents, 65,536 held 0.58 GB above the loaded index, 16,384 0.26 GB,
+# at the same speed.
+CHUNK = 16384
 BLOCK_ROWS = 262_144  # rows per index variable: 384 MiB of float32 at 384 dimensions
 
 
