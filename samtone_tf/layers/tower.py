@@ -7,7 +7,8 @@ Answering"):
 * ``token_embedding``: a ``keras.layers.Embedding`` (shared by ADE-STE / ADE-FTE);
 * ``encoder``: :class:`TransformerTextEncoder`, positions + transformer layers;
 * ``projection``: an optional bias-free ``Dense`` (shared by ADE-SPL);
-* pooling ("mean" over non-padding tokens, or "cls") and L2 normalisation.
+* pooling ("mean" over non-padding tokens, "cls", or "last_token": the last non-padding
+  token, as decoder embedders pool) and L2 normalisation.
 
 A *backbone spec* makes fresh parts; :class:`SmallTransformer` is the
 from-scratch spec. Pretrained specs (BERT-family folders) build the same parts
@@ -32,7 +33,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-POOLING_OPTIONS = ("mean", "cls")
+POOLING_OPTIONS = ("mean", "cls", "last_token")
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
@@ -40,8 +41,10 @@ class Tower(keras.layers.Layer):
     """One tower: ``{"token_ids": [B, L] int, "padding_mask": [B, L] int/bool}`` →
     L2-normalised float32 ``[B, dim]``.
 
-    Mean pooling: Σ_t m_t h_t / max(Σ_t m_t, 1); "cls": h_0. The optional
-    projection is applied after pooling, then x / max(‖x‖₂, 1e-12).
+    Mean pooling: Σ_t m_t h_t / max(Σ_t m_t, 1); "cls": h_0; "last_token": h_{T-1} with
+    T = Σ_t m_t (the mask's ones come first: the tokenizers pad on the right; h_0 for an
+    empty row). The optional projection is applied after pooling, then x / max(‖x‖₂,
+    1e-12).
     """
 
     def __init__(self, token_embedding, encoder, pooling="mean", projection=None,
@@ -91,6 +94,9 @@ class Tower(keras.layers.Layer):
             weights = tf.cast(mask, tf.float32)[:, :, None]
             pooled = tf.reduce_sum(sequence * weights, axis=1) / tf.maximum(
                 tf.reduce_sum(weights, axis=1), 1.0)
+        elif self.pooling == "last_token":
+            last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+            pooled = tf.gather(sequence, last, axis=1, batch_dims=1)
         else:
             pooled = sequence[:, 0]
         if self.projection is not None:

@@ -51,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from samtone_tf.devices import in_multi_worker_mode, keras_symbolic_build_shim_needed
+from samtone_tf.layers.lora import check_lora, enable_lora, freeze_all_but_adapters
 from samtone_tf.layers.keyed_dropout import SIDES, dropout_keys, global_rows, key_dropout_layers
 from samtone_tf.layers.remat import seed_generators
 from samtone_tf.layers.tower import POOLING_OPTIONS
@@ -73,7 +74,7 @@ class DualEncoder(keras.Model):
             :class:`~samtone_tf.models.backbones.HFBert`, :func:`~samtone_tf.models.backbones.minilm`, ...;
             see :func:`samtone_tf.models.backbones.get_backbone`).
         architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl".
-        pooling: "mean" (default) or "cls".
+        pooling: "mean" (default), "cls" or "last_token" (the last non-padding token).
         projection_dim: size of the bias-free projection, or None for none.
         query_max_length, document_max_length: tokens per query / document for the
             raw-text entry points (``encode_queries(["text", ...])``, export);
@@ -100,6 +101,10 @@ class DualEncoder(keras.Model):
         query_prompt, document_prompt: text put before every query / document inside
             the tokenizer (e.g. "query: ", "passage: "), so training, encoding and the
             export all see it (:mod:`samtone_tf.tokenizers.prompted`); default none.
+        lora_rank, lora_alpha: low-rank adapters of rank r (scale α / r, α default r) on
+            every attention layer's query and value projections; the token embedding
+            and the encoder are frozen, so only the adapters (and the projection, if
+            any) train (:mod:`samtone_tf.layers.lora`). Default none: everything trains.
 
     Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``;
     Keras' own ``train_step`` runs through the documented hooks :meth:`compute_loss` and
@@ -110,7 +115,7 @@ class DualEncoder(keras.Model):
     def __init__(self, backbone, architecture="sde", pooling="mean", projection_dim=None,
                  query_max_length=None, document_max_length=None, padding="dynamic",
                  encode_jit_compile="auto", remat=False, dropout_seed=None, query_prompt="",
-                 document_prompt="", **kwargs):
+                 document_prompt="", lora_rank=None, lora_alpha=None, **kwargs):
         initialize = kwargs.pop("_initialize_from_backbone", True)
         super().__init__(**kwargs)
         if isinstance(backbone, dict):  # from a config
@@ -125,6 +130,8 @@ class DualEncoder(keras.Model):
                              encode_jit_compile, remat)
         check_prompt("query_prompt", query_prompt)
         check_prompt("document_prompt", document_prompt)
+        check_lora(lora_rank, lora_alpha)
+        self.lora_rank, self.lora_alpha = lora_rank, lora_alpha
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.padding, self.encode_jit_compile = padding, encode_jit_compile
         self.query_max_length = query_max_length
@@ -163,6 +170,10 @@ class DualEncoder(keras.Model):
         release = getattr(backbone, "release", None)
         if release is not None:
             release()  # no copy of the checkpoint outlives the towers
+        if lora_rank:  # after the weights: adapters on the loaded base, the rest frozen
+            for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
+                enable_lora(tower.encoder, lora_rank, lora_alpha)
+                freeze_all_but_adapters(tower.token_embedding, tower.encoder)
         self.built = True
 
     @staticmethod
@@ -209,6 +220,7 @@ class DualEncoder(keras.Model):
             "padding": self.padding, "encode_jit_compile": self.encode_jit_compile,
             "dropout_seed": self.dropout_seed,
             "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
+            "lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha,
         }
 
     def save_assets(self, folder):

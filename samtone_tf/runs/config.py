@@ -31,6 +31,7 @@ import yaml
 from samtone_tf.data.loaders import FORMATS
 from samtone_tf.errors import ConfigError
 from samtone_tf.losses.samtone import SamToNeLoss
+from samtone_tf.layers.lora import check_lora
 from samtone_tf.models.backbones import TOWER_NAMES, is_known_tower
 from samtone_tf.models.dual_encoder import DualEncoder
 from samtone_tf.models.encoding import check_jit_compile
@@ -102,6 +103,8 @@ class ModelConfig(_Section):
     document_max_length: typing.Optional[int]
     query_prompt: typing.Optional[str]
     document_prompt: typing.Optional[str]
+    lora_rank: typing.Optional[int]
+    lora_alpha: typing.Optional[float]
 
 
 @dataclasses.dataclass
@@ -306,6 +309,7 @@ def validate(config, replicas=None):
     try:  # the objects that use the values validate them; we name the section
         DualEncoder.check_arguments(model.architecture, model.pooling, model.projection_dim,
                                     model.query_max_length, model.document_max_length)
+        check_lora(model.lora_rank, model.lora_alpha)
     except ValueError as error:
         raise ConfigError(f"model.{error}") from None
     try:

@@ -71,7 +71,9 @@ def build_model(config, strategy, total_steps=1, log=print, backbone=None, paddi
                                 encode_jit_compile=training["jit_compile"],
                                 dtype=training["mixed_precision"],
                                 remat=remat, query_prompt=model_cfg["query_prompt"] or "",
-                                document_prompt=model_cfg["document_prompt"] or "")
+                                document_prompt=model_cfg["document_prompt"] or "",
+                                lora_rank=model_cfg["lora_rank"],
+                                lora_alpha=model_cfg["lora_alpha"])
         except ValueError as error:
             raise ConfigError(f"model.{error}") from error
         schedule = WarmupLinearDecay(training["learning_rate"], total_steps,

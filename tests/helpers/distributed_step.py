@@ -5,7 +5,8 @@ logical CPUs) or ``python -m tests.helpers.distributed_step multiworker`` (one
 worker of a MultiWorkerMirroredStrategy; TF_CONFIG set by the caller); prints one
 JSON line with the relative errors. ``--cache N`` trains the distributed model with
 the gradient cache (chunks of N rows per replica); ``--remat`` with rematerialised
-transformer layers; the single-device reference uses neither. A separate process per strategy size,
+transformer layers; the single-device reference uses neither; ``--lora R`` gives both models
+rank-R adapters (and reports how far the frozen base moved). A separate process per strategy size,
 because the logical-device split is fixed once TensorFlow initialises.
 """
 
@@ -16,7 +17,7 @@ from samtone_tf.training.distribute import get_strategy
 
 
 def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
-         cache=None, remat=False) -> dict:
+         cache=None, remat=False, lora=None) -> dict:
     """mode "N": compare in-process; "multiworker" / "single": one side only, returning
     its losses and weight updates for the caller to compare across processes."""
     strategy = get_strategy(mode if mode == "multiworker" else
@@ -51,7 +52,7 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
                                             (strategy, cache, remat)):
             with scope.scope():
                 model = DualEncoder(spec, architecture="ade-spl", projection_dim=8,
-                                    remat=rematerialise)
+                                    remat=rematerialise, lora_rank=lora)
                 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
                               loss=SamToNeLoss(0.05, **loss_kwargs),
                               gradient_cache_chunk_size=chunk)
@@ -59,6 +60,9 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
         single, distributed = models
         distributed.set_weights(single.get_weights())
         start = [np.array(w) for w in single.get_weights()]
+        base = {v.path: np.array(v) for v in distributed.weights
+                if ("encoder" in v.path or "token_embedding" in v.path)
+                and "lora_kernel" not in v.path and "seed" not in v.path}
         if mode in ("multiworker", "single"):  # one side; the caller compares processes
             model = distributed if mode == "multiworker" else single
             loss = model.fit(dataset, verbose=0).history["loss"][0]
@@ -82,6 +86,9 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
             "loss_single": float(loss_single),
             "loss_distributed": float(loss_dist),
             "replicas": int(distributed.distribute_strategy.num_replicas_in_sync),
+            "trainable": len(distributed.trainable_variables),
+            "base_max_change": max(float(np.abs(np.array(v) - base[v.path]).max())
+                                   for v in distributed.weights if v.path in base),
         }
     return results
 
@@ -93,8 +100,13 @@ if __name__ == "__main__":
         at = args.index("--cache")
         cache = int(args[at + 1])
         del args[at:at + 2]
+    lora = None
+    if "--lora" in args:
+        at = args.index("--lora")
+        lora = int(args[at + 1])
+        del args[at:at + 2]
     remat = "--remat" in args
     args = [a for a in args if a != "--remat"]
     override = int(args[1]) if len(args) > 1 else None
     print("RESULT " + json.dumps(main(args[0], global_batch_override=override, cache=cache,
-                                          remat=remat)))
+                                          remat=remat, lora=lora)))
