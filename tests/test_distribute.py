@@ -16,16 +16,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize("replicas,cache,remat,lora", [
     (2, None, False, None), (4, None, False, None), (2, 2, False, None), (2, None, True, None),
-    (2, None, False, 4), (2, 2, False, 4)],
-    ids=["2", "4", "2-gradient-cache", "2-remat", "2-lora", "2-gradient-cache-lora"])
+    (2, None, False, 4), (2, 2, False, 4), (2, None, False, "ade"), (2, 2, True, "ade")],
+    ids=["2", "4", "2-gradient-cache", "2-remat", "2-lora", "2-gradient-cache-lora",
+         "2-ade-lora", "2-gradient-cache-remat-ade-lora"])
 def test_mirrored_fit_step_equals_single_device_step(replicas, cache, remat, lora):
     """MirroredStrategy over N logical CPUs (one process per N), SamToNe with hard
     negatives and id masks, one SGD step: same weights as one single-device step (also
     with the gradient cache on the replicas: chunks of 2 of each replica's 3 rows, and
-    with rematerialised layers on the replicas, and with LoRA adapters on both, whose
-    frozen base stays bit-identical)."""
+    with rematerialised layers on the replicas, and with LoRA adapters or ADE-LoRA's two
+    adapter sets on one base, whose frozen base stays bit-identical)."""
     extra = ([] if cache is None else ["--cache", str(cache)]) + (["--remat"] if remat else [])
-    extra += [] if lora is None else ["--lora", str(lora)]
+    extra += [] if lora is None else ["--lora", "4"] + (["--ade-lora"] if lora == "ade" else [])
     process = subprocess.run(
         [sys.executable, "-m", "tests.helpers.distributed_step", str(replicas), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -39,9 +40,12 @@ def test_mirrored_fit_step_equals_single_device_step(replicas, cache, remat, lor
         assert result["weights_relerr"] < 1e-5, (name, result)
         assert abs(result["loss_distributed"] - result["loss_single"]) <= 1e-5 * abs(
             result["loss_single"]), (name, result)
-        if lora:  # adapters (query, value × A, B; 1 layer; 2 towers), the projection, τ
+        if lora:  # adapters (query, value × A, B; 1 layer; 2 towers or 2 sides on one
+            # encoder), the projection (ADE-SPL: shared; ADE-LoRA: one per side), τ
             assert result["base_max_change"] == 0.0, (name, result)
-            assert result["trainable"] == 4 * 2 + 1 + name.endswith("tau"), (name, result)
+            projections = 2 if lora == "ade" else 1
+            assert result["trainable"] == 4 * 2 + projections + name.endswith("tau"), (
+                name, result)
         else:
             assert result["base_max_change"] > 0.0, (name, result)
 

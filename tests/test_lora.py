@@ -107,3 +107,73 @@ def test_lora_needs_multi_head_attention():
     with pytest.raises(ValueError, match="MultiHeadAttention"):
         DualEncoder(T5Encoder(hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
                               max_length=16), lora_rank=2)
+
+
+def _merged_plain(spec, values, side, scale):
+    """A plain SDE model whose query/value kernels are W + scale · A_side B_side (NumPy)."""
+    keras.utils.set_random_seed(0)
+    plain = DualEncoder(spec)
+    for variable in plain.weights:
+        path = variable.path.replace("tower/", f"{side}_tower/", 1)
+        path = next(p for p in values if p.endswith(path.split("/", 1)[1]))
+        value = values[path]
+        prefix = path.rsplit("/", 1)[0]
+        if path.endswith("/kernel") and prefix + f"/lora_{side}_a" in values:
+            a = values[prefix + f"/lora_{side}_a"].astype(np.float64)
+            b = values[prefix + f"/lora_{side}_b"].astype(np.float64)
+            value = (value.astype(np.float64) + scale * np.tensordot(a, b, axes=1)).astype(
+                np.float32)
+        variable.assign(value)
+    return plain
+
+
+def test_ade_lora_shares_one_frozen_base_and_each_tower_equals_its_merged_kernels():
+    """ADE-LoRA: one copy of the base (as many base weights as SDE), both adapter pairs
+    train, the base stays bit-identical, and each tower equals a plain model whose
+    kernels are W + (α / r) · A_side B_side in NumPy; the towers differ."""
+    spec, model, base = _trained("ade-lora", rank=4, alpha=8)
+    keras.utils.set_random_seed(0)
+    sde = DualEncoder(spec)
+    frozen = [v for v in model.weights if "/lora_" not in v.path and "_tower/" in v.path]
+    assert len(frozen) == len([v for v in sde.weights if v.path.startswith("tower/")])
+    assert sorted(v.path.rsplit("/", 1)[-1] for v in model.trainable_variables) == sorted(
+        [f"lora_{s}_{p}" for s in ("query", "document") for p in "ab"] * 2 * 2)
+    for variable in frozen:
+        assert np.array_equal(variable.numpy(), base[variable.path]), variable.path
+    values = {v.path: v.numpy() for v in model.weights}
+    for side in ("query", "document"):
+        plain = _merged_plain(spec, values, side, 8 / 4)
+        method = "encode_queries" if side == "query" else "encode_documents"
+        np.testing.assert_allclose(getattr(model, method)(TEXTS),
+                                   getattr(plain, method)(TEXTS), atol=2e-6)
+    assert not np.allclose(model.encode_queries(TEXTS), model.encode_documents(TEXTS),
+                           atol=1e-3)
+
+
+def test_ade_lora_round_trips_through_keras_and_savedmodel(tmp_path):
+    """The .keras file keeps base and both adapter pairs; the SavedModel holds the base
+    once and each signature computes with its side's adapters."""
+    from samtone_tf.export.saved_model import export_saved_model
+
+    _, model, _ = _trained("ade-lora", rank=2)
+    want_q, want_d = model.encode_queries(TEXTS), model.encode_documents(TEXTS)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.architecture == "ade-lora"
+    for a, b in zip(loaded.weights, model.weights):
+        assert a.path == b.path and np.array_equal(a.numpy(), b.numpy()), a.path
+    np.testing.assert_allclose(loaded.encode_queries(TEXTS), want_q, atol=2e-6)
+    np.testing.assert_allclose(loaded.encode_documents(TEXTS), want_d, atol=2e-6)
+    export_saved_model(model, str(tmp_path / "saved"))
+    module = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(module.encode_query(tf.constant(TEXTS))["embeddings"], want_q,
+                               atol=2e-6)
+    np.testing.assert_allclose(module.encode_document(tf.constant(TEXTS))["embeddings"],
+                               want_d, atol=2e-6)
+    embeddings = [v for v in module.variables if "token_embedding" in v.name]
+    assert len(embeddings) == 1  # one base in the artifact
+
+
+def test_ade_lora_needs_a_rank():
+    with pytest.raises(ValueError, match="lora_rank must be set for the ade-lora"):
+        DualEncoder(tiny_spec(), architecture="ade-lora")

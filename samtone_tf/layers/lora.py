@@ -12,18 +12,32 @@ Saving: the training checkpoints hold base and adapters apart; a ``.keras`` file
 Keras' merged kernels (W + α/r · A B), and a model loaded from it starts new zero
 adapters on the merged base (the same outputs). An exported SavedModel computes with
 the adapters, i.e. exactly what was trained.
+
+ADE-LoRA (``architecture="ade-lora"``): the two towers share one frozen base (token
+embedding and encoder, one copy in memory and in the SavedModel) and each adapted
+projection holds two adapter pairs, ``lora_query_{a,b}`` and ``lora_document_{a,b}``;
+a tower selects its side around its encoder call (:func:`adapter_side`), so the query
+tower computes with W + α/r · A_q B_q and the document tower with W + α/r · A_d B_d:
+asymmetric towers for two adapters' parameters. A ``.keras`` file keeps base and both
+adapter pairs apart.
 """
 
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import keras
 
 TARGETS = ("query", "value")  # MultiHeadAttention's _query_dense, _value_dense
 
 
-def check_lora(rank, alpha=None):
-    """Raises ValueError unless ``rank`` is None or a positive integer and ``alpha`` is
-    None or a positive number."""
+def check_lora(rank, alpha=None, architecture=None):
+    """Raises ValueError unless ``rank`` is None or a positive integer, ``alpha`` None or
+    a positive number, and ``rank`` is set for ``architecture`` "ade-lora"."""
+    if architecture == "ade-lora" and rank is None:
+        raise ValueError("lora_rank must be set for the ade-lora architecture (two adapter "
+                         "sets on one frozen base)")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0):
         raise ValueError(f"lora_rank must be a positive integer or null, got {rank!r}")
     if alpha is not None:
@@ -56,7 +70,7 @@ def enable_lora(encoder, rank, alpha=None, targets=TARGETS):
 
 
 def is_adapter(variable):
-    return variable.path.rsplit("/", 1)[-1] in ("lora_kernel_a", "lora_kernel_b")
+    return variable.path.rsplit("/", 1)[-1].startswith("lora_")
 
 
 def freeze_all_but_adapters(*layers):
@@ -65,3 +79,88 @@ def freeze_all_but_adapters(*layers):
         for variable in layer.weights:
             if not is_adapter(variable):
                 variable.trainable = False
+
+
+SIDES = ("query", "document")
+_ACTIVE = threading.local()
+
+
+@contextlib.contextmanager
+def adapter_side(side):
+    """The adapter pair two-sided projections compute with inside the block."""
+    previous = getattr(_ACTIVE, "side", None)
+    _ACTIVE.side = side
+    try:
+        yield
+    finally:
+        _ACTIVE.side = previous
+
+
+def current_side():
+    """The side set by the innermost :func:`adapter_side` (None outside one)."""
+    return getattr(_ACTIVE, "side", None)
+
+
+class _TwoSided:
+    """Mixed in before a built ``EinsumDense`` / ``Dense``'s class: its kernel is the
+    base plus the active side's adapters (the base alone outside any side, e.g. when
+    Keras saves it)."""
+
+    @property
+    def kernel(self):
+        kernel = super().kernel
+        side = current_side()
+        if side is None:
+            return kernel
+        a, b = (getattr(self, f"lora_{side}_{part}") for part in "ab")
+        delta = keras.ops.matmul(a, b) * (self.side_lora_alpha / self.side_lora_rank)
+        return keras.ops.cast(keras.ops.add(kernel, delta), self.compute_dtype)
+
+    def _side_adapters(self):
+        return [getattr(self, f"lora_{side}_{part}") for side in SIDES for part in "ab"]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        start = len(store.keys())
+        for offset, variable in enumerate(self._side_adapters()):
+            store[str(start + offset)] = variable
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        start = len(store.keys()) - 4
+        for offset, variable in enumerate(self._side_adapters()):
+            variable.assign(store[str(start + offset)])
+
+
+_TWO_SIDED = {}
+
+
+def _two_sided_class(base):
+    if base not in _TWO_SIDED:
+        _TWO_SIDED[base] = type(f"TwoSided{base.__name__}", (_TwoSided, base), {})
+    return _TWO_SIDED[base]
+
+
+def enable_two_sided_lora(encoder, rank, alpha=None, targets=TARGETS):
+    """ADE-LoRA: a query and a document adapter pair (A He-uniform, B zeros) on the
+    ``targets`` projections of every attention layer of ``encoder`` (built)."""
+    attention = attention_layers(encoder)
+    if not attention:
+        raise ValueError(f"LoRA needs an encoder with keras MultiHeadAttention layers; "
+                         f"{type(encoder).__name__} has none")
+    for layer in attention:
+        for target in targets:
+            projection = getattr(layer, f"_{target}_dense")
+            shape = tuple(projection._kernel.shape)
+            projection._tracker.unlock()
+            for side in SIDES:
+                setattr(projection, f"lora_{side}_a", projection.add_weight(
+                    name=f"lora_{side}_a", shape=shape[:-1] + (rank,),
+                    initializer=keras.initializers.HeUniform(), regularizer=None))
+                setattr(projection, f"lora_{side}_b", projection.add_weight(
+                    name=f"lora_{side}_b", shape=(rank, shape[-1]), initializer="zeros",
+                    regularizer=None))
+            projection._tracker.lock()
+            projection.side_lora_rank = rank
+            projection.side_lora_alpha = alpha if alpha is not None else rank
+            projection.__class__ = _two_sided_class(type(projection))

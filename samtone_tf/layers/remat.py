@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from samtone_tf.internals import replaced_attribute
 from samtone_tf.layers.keyed_dropout import current_keys, reenter_keys
+from samtone_tf.layers.lora import adapter_side, current_side
 
 
 def seed_generators(layer):
@@ -64,11 +65,14 @@ def remat_call(layer, function, *inputs):
     draws = [0] * len(generators)
 
     keys = current_keys()  # the recomputation is traced outside the caller's block
+    side = current_side()  # and outside the tower's adapter side (ADE-LoRA)
 
     def run(*xs):
         with contextlib.ExitStack() as stack:  # afterwards the class's own next() again
             if keys is not None:
                 stack.enter_context(reenter_keys(keys))
+            if side is not None:
+                stack.enter_context(adapter_side(side))
             for index, (generator, value) in enumerate(zip(generators, saved)):
                 stack.enter_context(replaced_attribute(generator, "next",
                                                        _replay(value, draws, index)))

@@ -30,8 +30,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
+
+from samtone_tf.layers.lora import adapter_side
 
 POOLING_OPTIONS = ("mean", "cls", "last_token")
 
@@ -48,7 +52,7 @@ class Tower(keras.layers.Layer):
     """
 
     def __init__(self, token_embedding, encoder, pooling="mean", projection=None,
-                 **kwargs):
+                 adapter_side=None, **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLING_OPTIONS:
             raise ValueError(f"pooling must be one of {POOLING_OPTIONS}, got {pooling!r}")
@@ -56,13 +60,14 @@ class Tower(keras.layers.Layer):
         self.encoder = encoder
         self.pooling = pooling
         self.projection = projection
+        self.adapter_side = adapter_side  # ADE-LoRA: whose adapters the shared encoder uses
 
     def get_config(self):
         config = super().get_config()
         config.update(
             token_embedding=keras.saving.serialize_keras_object(self.token_embedding),
             encoder=keras.saving.serialize_keras_object(self.encoder),
-            pooling=self.pooling,
+            pooling=self.pooling, adapter_side=self.adapter_side,
             projection=(None if self.projection is None
                         else keras.saving.serialize_keras_object(self.projection)))
         return config
@@ -88,7 +93,8 @@ class Tower(keras.layers.Layer):
         token_ids, padding_mask = _unpack_tokens(inputs)
         mask = tf.cast(padding_mask, tf.bool)
         embedded = self.token_embedding(token_ids)
-        sequence = self.encoder(embedded, padding_mask=mask, training=training)
+        with adapter_side(self.adapter_side) if self.adapter_side else contextlib.nullcontext():
+            sequence = self.encoder(embedded, padding_mask=mask, training=training)
         sequence = tf.cast(sequence, tf.float32)
         if self.pooling == "mean":
             weights = tf.cast(mask, tf.float32)[:, :, None]

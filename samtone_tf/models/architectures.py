@@ -1,6 +1,7 @@
 """The dual-encoder architectures of Dong et al. 2022 as which parts the two towers share:
 SDE (one tower), ADE (two), ADE-STE (shared token embedding), ADE-FTE (shared, frozen
-token embedding), ADE-SPL (shared projection layer)."""
+token embedding), ADE-SPL (shared projection layer); and ADE-LoRA (one frozen shared
+token embedding and encoder, a LoRA adapter set per tower: :mod:`samtone_tf.layers.lora`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import keras
 
 from samtone_tf.layers.tower import Tower
 
-ARCHITECTURES = ("sde", "ade", "ade-ste", "ade-fte", "ade-spl")
+ARCHITECTURES = ("sde", "ade", "ade-ste", "ade-fte", "ade-spl", "ade-lora")
 
 
 def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=None):
@@ -27,6 +28,11 @@ def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=No
         tower = Tower(backbone.make_token_embedding(), backbone.make_encoder(),
                       pooling=pooling, projection=projection("projection"), name="tower")
         return tower, tower
+    if architecture == "ade-lora":  # one base; the adapters are added once it is loaded
+        embedding, encoder = backbone.make_token_embedding(), backbone.make_encoder()
+        return tuple(Tower(embedding, encoder, pooling=pooling,
+                           projection=projection(f"{side}_projection"), adapter_side=side,
+                           name=f"{side}_tower") for side in ("query", "document"))
 
     shared_embedding = None
     if architecture in ("ade-ste", "ade-fte"):

@@ -51,7 +51,8 @@ import numpy as np
 import tensorflow as tf
 
 from samtone_tf.devices import in_multi_worker_mode, keras_symbolic_build_shim_needed
-from samtone_tf.layers.lora import check_lora, enable_lora, freeze_all_but_adapters
+from samtone_tf.layers.lora import (check_lora, enable_lora, enable_two_sided_lora,
+                                    freeze_all_but_adapters)
 from samtone_tf.layers.keyed_dropout import SIDES, dropout_keys, global_rows, key_dropout_layers
 from samtone_tf.layers.remat import seed_generators
 from samtone_tf.layers.tower import POOLING_OPTIONS
@@ -73,7 +74,8 @@ class DualEncoder(keras.Model):
         backbone: a backbone spec (:class:`samtone_tf.models.backbones.SmallTransformer`,
             :class:`~samtone_tf.models.backbones.HFBert`, :func:`~samtone_tf.models.backbones.minilm`, ...;
             see :func:`samtone_tf.models.backbones.get_backbone`).
-        architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl".
+        architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl" | "ade-lora" (one
+            frozen base shared by both towers, an adapter set each; needs ``lora_rank``).
         pooling: "mean" (default), "cls" or "last_token" (the last non-padding token).
         projection_dim: size of the bias-free projection, or None for none.
         query_max_length, document_max_length: tokens per query / document for the
@@ -130,7 +132,7 @@ class DualEncoder(keras.Model):
                              encode_jit_compile, remat)
         check_prompt("query_prompt", query_prompt)
         check_prompt("document_prompt", document_prompt)
-        check_lora(lora_rank, lora_alpha)
+        check_lora(lora_rank, lora_alpha, architecture)
         self.lora_rank, self.lora_alpha = lora_rank, lora_alpha
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.padding, self.encode_jit_compile = padding, encode_jit_compile
@@ -170,7 +172,10 @@ class DualEncoder(keras.Model):
         release = getattr(backbone, "release", None)
         if release is not None:
             release()  # no copy of the checkpoint outlives the towers
-        if lora_rank:  # after the weights: adapters on the loaded base, the rest frozen
+        if architecture == "ade-lora":  # one base, an adapter pair per side, the rest frozen
+            enable_two_sided_lora(self.query_tower.encoder, lora_rank, lora_alpha)
+            freeze_all_but_adapters(self.query_tower.token_embedding, self.query_tower.encoder)
+        elif lora_rank:  # after the weights: adapters on the loaded base, the rest frozen
             for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
                 enable_lora(tower.encoder, lora_rank, lora_alpha)
                 freeze_all_but_adapters(tower.token_embedding, tower.encoder)

@@ -309,7 +309,7 @@ def validate(config, replicas=None):
     try:  # the objects that use the values validate them; we name the section
         DualEncoder.check_arguments(model.architecture, model.pooling, model.projection_dim,
                                     model.query_max_length, model.document_max_length)
-        check_lora(model.lora_rank, model.lora_alpha)
+        check_lora(model.lora_rank, model.lora_alpha, model.architecture)
     except ValueError as error:
         raise ConfigError(f"model.{error}") from None
     try:

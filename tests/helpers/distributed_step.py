@@ -6,7 +6,7 @@ worker of a MultiWorkerMirroredStrategy; TF_CONFIG set by the caller); prints on
 JSON line with the relative errors. ``--cache N`` trains the distributed model with
 the gradient cache (chunks of N rows per replica); ``--remat`` with rematerialised
 transformer layers; the single-device reference uses neither; ``--lora R`` gives both models
-rank-R adapters (and reports how far the frozen base moved). A separate process per strategy size,
+rank-R adapters (and reports how far the frozen base moved), ``--ade-lora`` makes them ADE-LoRA. A separate process per strategy size,
 because the logical-device split is fixed once TensorFlow initialises.
 """
 
@@ -17,7 +17,7 @@ from samtone_tf.training.distribute import get_strategy
 
 
 def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
-         cache=None, remat=False, lora=None) -> dict:
+         cache=None, remat=False, lora=None, architecture="ade-spl") -> dict:
     """mode "N": compare in-process; "multiworker" / "single": one side only, returning
     its losses and weight updates for the caller to compare across processes."""
     strategy = get_strategy(mode if mode == "multiworker" else
@@ -51,7 +51,7 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
         for scope, chunk, rematerialise in ((tf.distribute.get_strategy(), None, False),
                                             (strategy, cache, remat)):
             with scope.scope():
-                model = DualEncoder(spec, architecture="ade-spl", projection_dim=8,
+                model = DualEncoder(spec, architecture=architecture, projection_dim=8,
                                     remat=rematerialise, lora_rank=lora)
                 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
                               loss=SamToNeLoss(0.05, **loss_kwargs),
@@ -62,7 +62,7 @@ def main(mode: str, per_replica_batch: int = 3, global_batch_override=None,
         start = [np.array(w) for w in single.get_weights()]
         base = {v.path: np.array(v) for v in distributed.weights
                 if ("encoder" in v.path or "token_embedding" in v.path)
-                and "lora_kernel" not in v.path and "seed" not in v.path}
+                and "/lora_" not in v.path and "seed" not in v.path}
         if mode in ("multiworker", "single"):  # one side; the caller compares processes
             model = distributed if mode == "multiworker" else single
             loss = model.fit(dataset, verbose=0).history["loss"][0]
@@ -106,7 +106,8 @@ if __name__ == "__main__":
         lora = int(args[at + 1])
         del args[at:at + 2]
     remat = "--remat" in args
-    args = [a for a in args if a != "--remat"]
+    architecture = "ade-lora" if "--ade-lora" in args else "ade-spl"
+    args = [a for a in args if a not in ("--remat", "--ade-lora")]
     override = int(args[1]) if len(args) > 1 else None
     print("RESULT " + json.dumps(main(args[0], global_batch_override=override, cache=cache,
-                                          remat=remat, lora=lora)))
+                                          remat=remat, lora=lora, architecture=architecture)))
