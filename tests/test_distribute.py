@@ -16,7 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize("replicas,cache,remat,lora", [
     (2, None, False, None), (4, None, False, None), (2, 2, False, None), (2, None, True, None),
-    (2, None, False, 4), (2, 2, False, 4), (2, None, False, "ade"), (2, 2, True, "ade")],
+    pytest.param(2, None, False, 4, marks=pytest.mark.slow),
+    pytest.param(2, 2, False, 4, marks=pytest.mark.slow),
+    pytest.param(2, None, False, "ade", marks=pytest.mark.slow), (2, 2, True, "ade")],
     ids=["2", "4", "2-gradient-cache", "2-remat", "2-lora", "2-gradient-cache-lora",
          "2-ade-lora", "2-gradient-cache-remat-ade-lora"])
 def test_mirrored_fit_step_equals_single_device_step(replicas, cache, remat, lora):
