@@ -63,3 +63,16 @@ def replaced_attribute(obj, name, value):
         yield
     finally:
         delattr(obj, name)
+
+
+@contextlib.contextmanager
+def global_dtype_policy(policy):
+    """Layers created inside take ``policy`` (Keras gives a new layer the global policy)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

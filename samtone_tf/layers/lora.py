@@ -164,3 +164,16 @@ def enable_two_sided_lora(encoder, rank, alpha=None, targets=TARGETS):
             projection.side_lora_rank = rank
             projection.side_lora_alpha = alpha if alpha is not None else rank
             projection.__class__ = _two_sided_class(type(projection))
+
+
+def adapt_towers(query_tower, document_tower, rank, alpha=None, two_sided=False):
+    """Adapters on the towers' encoders (loaded), everything else of their token
+    embeddings and encoders frozen; ``two_sided`` (ADE-LoRA): the towers share one
+    encoder, which gets a query and a document adapter pair."""
+    if two_sided:
+        enable_two_sided_lora(query_tower.encoder, rank, alpha)
+        freeze_all_but_adapters(query_tower.token_embedding, query_tower.encoder)
+        return
+    for tower in {id(t): t for t in (query_tower, document_tower)}.values():
+        enable_lora(tower.encoder, rank, alpha)
+        freeze_all_but_adapters(tower.token_embedding, tower.encoder)

@@ -44,16 +44,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from samtone_tf.devices import in_multi_worker_mode, keras_symbolic_build_shim_needed
-from samtone_tf.layers.lora import (check_lora, enable_lora, enable_two_sided_lora,
-                                    freeze_all_but_adapters)
+from samtone_tf.internals import global_dtype_policy
 from samtone_tf.layers.keyed_dropout import SIDES, dropout_keys, global_rows, key_dropout_layers
+from samtone_tf.layers.lora import adapt_towers, check_lora
 from samtone_tf.layers.remat import seed_generators
 from samtone_tf.layers.tower import POOLING_OPTIONS
 from samtone_tf.losses.samtone import SamToNeLoss
@@ -74,8 +72,7 @@ class DualEncoder(keras.Model):
         backbone: a backbone spec (:class:`samtone_tf.models.backbones.SmallTransformer`,
             :class:`~samtone_tf.models.backbones.HFBert`, :func:`~samtone_tf.models.backbones.minilm`, ...;
             see :func:`samtone_tf.models.backbones.get_backbone`).
-        architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl" | "ade-lora" (one
-            frozen base shared by both towers, an adapter set each; needs ``lora_rank``).
+        architecture: "sde" | "ade" | "ade-ste" | "ade-fte" | "ade-spl" | "ade-lora".
         pooling: "mean" (default), "cls" or "last_token" (the last non-padding token).
         projection_dim: size of the bias-free projection, or None for none.
         query_max_length, document_max_length: tokens per query / document for the
@@ -103,10 +100,9 @@ class DualEncoder(keras.Model):
         query_prompt, document_prompt: text put before every query / document inside
             the tokenizer (e.g. "query: ", "passage: "), so training, encoding and the
             export all see it (:mod:`samtone_tf.tokenizers.prompted`); default none.
-        lora_rank, lora_alpha: low-rank adapters of rank r (scale α / r, α default r) on
-            every attention layer's query and value projections; the token embedding
-            and the encoder are frozen, so only the adapters (and the projection, if
-            any) train (:mod:`samtone_tf.layers.lora`). Default none: everything trains.
+        lora_rank, lora_alpha: rank-r adapters (scale α / r) on the attention query and
+            value projections, the rest of the towers frozen; "ade-lora" shares one base
+            between two adapter sets (:mod:`samtone_tf.layers.lora`). Default: none.
 
     Training: ``compile(optimizer, loss=SamToNeLoss(...), metrics=[...])`` then ``fit``;
     Keras' own ``train_step`` runs through the documented hooks :meth:`compute_loss` and
@@ -143,7 +139,7 @@ class DualEncoder(keras.Model):
         self.architecture = architecture
         self.pooling = pooling
         self.projection_dim = projection_dim
-        with _global_dtype_policy(self.dtype_policy):  # sublayers take the model's policy
+        with global_dtype_policy(self.dtype_policy):  # sublayers take the model's policy
             self.query_tower, self.document_tower = build_towers(
                 backbone, architecture, pooling, projection_dim)
         self.remat = remat
@@ -172,13 +168,9 @@ class DualEncoder(keras.Model):
         release = getattr(backbone, "release", None)
         if release is not None:
             release()  # no copy of the checkpoint outlives the towers
-        if architecture == "ade-lora":  # one base, an adapter pair per side, the rest frozen
-            enable_two_sided_lora(self.query_tower.encoder, lora_rank, lora_alpha)
-            freeze_all_but_adapters(self.query_tower.token_embedding, self.query_tower.encoder)
-        elif lora_rank:  # after the weights: adapters on the loaded base, the rest frozen
-            for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
-                enable_lora(tower.encoder, lora_rank, lora_alpha)
-                freeze_all_but_adapters(tower.token_embedding, tower.encoder)
+        if lora_rank:  # after the weights: adapters on the loaded base, the rest frozen
+            adapt_towers(self.query_tower, self.document_tower, lora_rank, lora_alpha,
+                         two_sided=architecture == "ade-lora")
         self.built = True
 
     @staticmethod
@@ -425,13 +417,3 @@ class DualEncoder(keras.Model):
         encode traces again, once per side. Weights and tokenizers stay."""
         self._encode_functions.clear()
 
-
-@contextlib.contextmanager
-def _global_dtype_policy(policy):
-    """Layers created inside take ``policy`` (Keras gives a new layer the global policy)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
