@@ -72,14 +72,19 @@ def test_fit_changes_frozen_embeddings_never_and_towers_as_shared():
     batch = {"query": _tokens(rng, 16, 8), "document": _tokens(rng, 16, 12)}
     for architecture in ARCHITECTURES:
         keras.utils.set_random_seed(1)
-        model = DualEncoder(TINY, architecture=architecture)
+        lora = architecture == "ade-lora"  # frozen base, adapters train
+        model = DualEncoder(TINY, architecture=architecture, lora_rank=2 if lora else None)
         model.compile(keras.optimizers.Adam(1e-2), loss=SamToNeLoss(0.05))
         before = {id(v): v.numpy() for v in model.weights}
         model.fit(batch, batch_size=8, epochs=1, verbose=0)
         changed = {id(v): not np.allclose(before[id(v)], v.numpy()) for v in model.weights}
         embedding = model.query_tower.token_embedding.embeddings
-        assert changed[id(embedding)] == (architecture != "ade-fte"), architecture
-        assert changed[id(model.document_tower.encoder.weights[0])], architecture
+        assert changed[id(embedding)] == (architecture not in ("ade-fte", "ade-lora")), \
+            architecture
+        assert changed[id(model.document_tower.encoder.weights[0])] != lora, architecture
+        if lora:
+            assert all(changed[id(v)] for v in model.trainable_variables
+                       if v.path.endswith("_b")), architecture
 
 
 def test_encode_matches_tower_and_is_normalised():
@@ -131,7 +136,8 @@ def test_tiny_tower_trains_on_scifact(architecture, scifact_train):
                              seed=0, epochs=6)
     probe = training_dataset(scifact_train, tokenizer, tokenizer, global_batch_size=16,
                              seed=123).take(20).cache()
-    model = DualEncoder(TINY, architecture=architecture, projection_dim=32)
+    model = DualEncoder(TINY, architecture=architecture, projection_dim=32,
+                        lora_rank=8 if architecture == "ade-lora" else None)
     model.compile(keras.optimizers.Adam(2e-3), loss=SamToNeLoss(0.05))
     before = model.evaluate(probe, verbose=0, return_dict=True)
     history = model.fit(train, verbose=0)

@@ -68,7 +68,8 @@ def test_schedule_round_trip():
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_dual_encoder_config_round_trip(architecture):
     model = DualEncoder(TINY, architecture=architecture, projection_dim=4,
-                        query_max_length=6, document_max_length=10)
+                        query_max_length=6, document_max_length=10,
+                        lora_rank=2 if architecture == "ade-lora" else None)
     again = _round_trip_config(model)
     assert again.architecture == architecture and again.embedding_dim == 4
     assert len(again.weights) == len(model.weights)

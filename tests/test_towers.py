@@ -52,17 +52,20 @@ def test_minilm_embeddings_equal_sentence_transformers(spec):
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_each_architecture_copies_or_shares_pretrained_weights(spec, architecture):
-    model = DualEncoder(spec, architecture=architecture)
+    model = DualEncoder(spec, architecture=architecture,
+                        lora_rank=2 if architecture == "ade-lora" else None)
     loaded = spec._load()
     for tower in (model.query_tower, model.document_tower):
         np.testing.assert_array_equal(tower.token_embedding.embeddings.numpy(), loaded["token"][0])
         for layer, values in zip(tower.encoder.transformer_layers, loaded["layers"]):
-            for got, want in zip(layer.get_weights(), values):
+            base = [w.numpy() for w in layer.weights if "/lora_" not in w.path]  # ADE-LoRA
+            assert len(base) == len(values)
+            for got, want in zip(base, values):
                 np.testing.assert_array_equal(got, want)
     q, d = model.query_tower, model.document_tower
-    shares_embedding = architecture in ("sde", "ade-ste", "ade-fte")
+    shares_embedding = architecture in ("sde", "ade-ste", "ade-fte", "ade-lora")
     assert (q.token_embedding is d.token_embedding) == shares_embedding
-    assert (q.encoder is d.encoder) == (architecture == "sde")
+    assert (q.encoder is d.encoder) == (architecture in ("sde", "ade-lora"))
     # equal weights → equal embeddings from both towers before training
     text = ["a claim about cells", "Abstract. Cells divide."]
     np.testing.assert_allclose(model.encode_queries(text), model.encode_documents(text),
