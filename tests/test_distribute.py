@@ -111,11 +111,16 @@ def test_per_worker_input_gives_each_replica_its_rows_of_the_global_batch():
     batches) gives every replica exactly what experimental_distribute_dataset cut from
     the whole global batch, skipped steps included, for the in-memory and the streaming
     pipeline (hard negatives); two shares are the global batch's two halves."""
-    process = subprocess.run(
-        [sys.executable, "-m", "tests.helpers.per_worker_input", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
-    assert process.returncode == 0 and lines, process.stderr[-3000:]
-    for name, result in json.loads(lines[-1][len("RESULT "):]).items():
+    for name, result in _helper_result("per_worker_input", "2").items():
         assert result == {"steps": 4, "replicas": 2, "equal": True,
                           "shares_are_halves": True, "share_rows": 4}, name
+
+
+def _helper_result(module, *args):
+    """The RESULT line of ``python -m tests.helpers.<module> ARGS`` (one strategy per
+    process), parsed; asserts the process succeeded."""
+    process = subprocess.run([sys.executable, "-m", f"tests.helpers.{module}", *args],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])

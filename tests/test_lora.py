@@ -62,17 +62,14 @@ def test_lora_trains_only_adapters_and_equals_the_merged_kernels(architecture, a
         np.testing.assert_allclose(got, want, atol=2e-6)
 
 
-def test_lora_model_round_trips_through_keras_and_savedmodel(tmp_path):
-    """The .keras file (Keras' merged kernels, fresh zero adapters) and the exported
-    SavedModel (computing with the adapters) encode as the trained model does."""
+def _saved_forms_encode_as_trained(model, tmp_path):
+    """The .keras file and the exported SavedModel encode as ``model`` does; returns
+    (the reloaded model, the loaded SavedModel)."""
     from samtone_tf.export.saved_model import export_saved_model
 
-    _, model, _ = _trained("ade", rank=2)
     want_q, want_d = model.encode_queries(TEXTS), model.encode_documents(TEXTS)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
-    assert loaded.lora_rank == 2 and len(loaded.trainable_variables) == len(
-        model.trainable_variables)
     np.testing.assert_allclose(loaded.encode_queries(TEXTS), want_q, atol=2e-6)
     np.testing.assert_allclose(loaded.encode_documents(TEXTS), want_d, atol=2e-6)
     export_saved_model(model, str(tmp_path / "saved"))
@@ -81,6 +78,16 @@ def test_lora_model_round_trips_through_keras_and_savedmodel(tmp_path):
                                atol=2e-6)
     np.testing.assert_allclose(module.encode_document(tf.constant(TEXTS))["embeddings"],
                                want_d, atol=2e-6)
+    return loaded, module
+
+
+def test_lora_model_round_trips_through_keras_and_savedmodel(tmp_path):
+    """The .keras file (Keras' merged kernels, fresh zero adapters) and the exported
+    SavedModel (computing with the adapters) encode as the trained model does."""
+    _, model, _ = _trained("ade", rank=2)
+    loaded, _ = _saved_forms_encode_as_trained(model, tmp_path)
+    assert loaded.lora_rank == 2 and len(loaded.trainable_variables) == len(
+        model.trainable_variables)
 
 
 @pytest.mark.parametrize("rank, alpha, match", [(0, None, "lora_rank"), ("4", None, "lora_rank"),
@@ -153,23 +160,11 @@ def test_ade_lora_shares_one_frozen_base_and_each_tower_equals_its_merged_kernel
 def test_ade_lora_round_trips_through_keras_and_savedmodel(tmp_path):
     """The .keras file keeps base and both adapter pairs; the SavedModel holds the base
     once and each signature computes with its side's adapters."""
-    from samtone_tf.export.saved_model import export_saved_model
-
     _, model, _ = _trained("ade-lora", rank=2)
-    want_q, want_d = model.encode_queries(TEXTS), model.encode_documents(TEXTS)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras")
+    loaded, module = _saved_forms_encode_as_trained(model, tmp_path)
     assert loaded.architecture == "ade-lora"
     for a, b in zip(loaded.weights, model.weights):
         assert a.path == b.path and np.array_equal(a.numpy(), b.numpy()), a.path
-    np.testing.assert_allclose(loaded.encode_queries(TEXTS), want_q, atol=2e-6)
-    np.testing.assert_allclose(loaded.encode_documents(TEXTS), want_d, atol=2e-6)
-    export_saved_model(model, str(tmp_path / "saved"))
-    module = tf.saved_model.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(module.encode_query(tf.constant(TEXTS))["embeddings"], want_q,
-                               atol=2e-6)
-    np.testing.assert_allclose(module.encode_document(tf.constant(TEXTS))["embeddings"],
-                               want_d, atol=2e-6)
     embeddings = [v for v in module.variables if "token_embedding" in v.name]
     assert len(embeddings) == 1  # one base in the artifact
 
