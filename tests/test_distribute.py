@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (2, None, False, None), (4, None, False, None), (2, 2, False, None), (2, None, True, None),
     pytest.param(2, None, False, 4, marks=pytest.mark.slow),
     pytest.param(2, 2, False, 4, marks=pytest.mark.slow),
-    pytest.param(2, None, False, "ade", marks=pytest.mark.slow), (2, 2, True, "ade")],
+    pytest.param(2, None, False, "ade", marks=pytest.mark.slow),
+    pytest.param(2, 2, True, "ade", marks=pytest.mark.slow)],
     ids=["2", "4", "2-gradient-cache", "2-remat", "2-lora", "2-gradient-cache-lora",
          "2-ade-lora", "2-gradient-cache-remat-ade-lora"])
 def test_mirrored_fit_step_equals_single_device_step(replicas, cache, remat, lora):
@@ -106,6 +107,7 @@ def test_two_replicas_draw_one_devices_dropout_in_every_step_kind(tmp_path, arch
             assert error <= 1e-5, (name, error)
 
 
+@pytest.mark.slow  # a MirroredStrategy process
 def test_per_worker_input_gives_each_replica_its_rows_of_the_global_batch():
     """PerWorkerInput (each input pipeline builds only its rows, then per-replica
     batches) gives every replica exactly what experimental_distribute_dataset cut from

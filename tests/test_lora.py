@@ -81,6 +81,7 @@ def _saved_forms_encode_as_trained(model, tmp_path):
     return loaded, module
 
 
+@pytest.mark.slow  # saves and exports
 def test_lora_model_round_trips_through_keras_and_savedmodel(tmp_path):
     """The .keras file (Keras' merged kernels, fresh zero adapters) and the exported
     SavedModel (computing with the adapters) encode as the trained model does."""
@@ -157,6 +158,7 @@ def test_ade_lora_shares_one_frozen_base_and_each_tower_equals_its_merged_kernel
                            atol=1e-3)
 
 
+@pytest.mark.slow  # saves and exports
 def test_ade_lora_round_trips_through_keras_and_savedmodel(tmp_path):
     """The .keras file keeps base and both adapter pairs; the SavedModel holds the base
     once and each signature computes with its side's adapters."""
