@@ -209,16 +209,20 @@ class BM25Index:
                 [values, np.zeros(len(extra))])
         return top, values
 
-    def search(self, texts, k, block=None):
-        """Yields (rows [k], scores [k], (matched rows, their scores)) per text; texts
-        are tokenized ``block`` (default ``BLOCK_QUERIES``) at a time."""
+    def matches(self, texts, block=None):
+        """Yields (matched rows, their scores) per text (:meth:`scores`); texts are
+        tokenized ``block`` (default ``BLOCK_QUERIES``) at a time."""
         block = block or BLOCK_QUERIES
         for start in range(0, len(texts), block):
             matrix = self.query_terms(texts[start:start + block])
             for row in range(matrix.shape[0]):
                 span = slice(matrix.indptr[row], matrix.indptr[row + 1])
-                rows, scores = self.scores(matrix.indices[span], matrix.data[span])
-                yield (*self.top_k(rows, scores, k), (rows, scores))
+                yield self.scores(matrix.indices[span], matrix.data[span])
+
+    def search(self, texts, k, block=None):
+        """Yields (rows [k], scores [k], (matched rows, their scores)) per text."""
+        for rows, scores in self.matches(texts, block):
+            yield (*self.top_k(rows, scores, k), (rows, scores))
 
 
 def score_of(matched, rows):
@@ -253,11 +257,9 @@ def bm25_scores(collection, k1=0.9, b=0.4):
     float64 [Q, N]). Holds [Q, N]: for small collections and checks."""
     index = bm25_index(collection, k1, b)
     query_ids = list(collection.queries)
-    matrix = index.query_terms([collection.queries[q] for q in query_ids])
     scores = np.zeros((len(query_ids), len(index)))
-    for row in range(len(query_ids)):
-        span = slice(matrix.indptr[row], matrix.indptr[row + 1])
-        rows, values = index.scores(matrix.indices[span], matrix.data[span])
+    for row, (rows, values) in enumerate(index.matches([collection.queries[q]
+                                                        for q in query_ids])):
         scores[row, rows] = values
     return query_ids, list(collection.corpus), scores
 
