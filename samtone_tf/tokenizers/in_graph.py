@@ -19,12 +19,13 @@ PAD_ID = 0
 CLS_ID = 1
 
 
-def _pad(ragged_ids, max_length, pad_to_max_length):
+def _pad(ragged_ids, max_length, pad_to_max_length, pad_id=PAD_ID):
     ragged_ids = ragged_ids[:, :max_length]
+    pad = tf.constant(pad_id, ragged_ids.dtype)
     if pad_to_max_length:
-        ids = ragged_ids.to_tensor(default_value=PAD_ID, shape=[None, max_length])
+        ids = ragged_ids.to_tensor(default_value=pad, shape=[None, max_length])
     else:
-        ids = ragged_ids.to_tensor(default_value=PAD_ID)
+        ids = ragged_ids.to_tensor(default_value=pad)
     lengths = ragged_ids.row_lengths()
     mask = tf.sequence_mask(lengths, maxlen=tf.shape(ids)[1], dtype=tf.int32)
     return {"token_ids": tf.cast(ids, tf.int32), "padding_mask": mask}

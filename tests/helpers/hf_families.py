@@ -1,0 +1,89 @@
+"""Tiny random Hugging Face models of each tower family, built offline with
+``transformers`` (seeded; norms and biases random too, so a weight copied to the wrong
+place shows), each with its tokenizer, saved as a folder a user would download."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+
+from samtone_tf.resources import scifact_path
+
+# non-ASCII lines the tokenizer model is trained on, so its pieces cover them
+MULTILINGUAL = ["Ça va très bien, merci — naïve café", "Größe und Straße, Übermaß",
+                "東京は日本の首都です", "Москва — столица России", "Ελληνικά κείμενα",
+                "مرحبا بالعالم", "हिन्दी पाठ", "한국어 문장입니다"]
+
+
+def scifact_lines(start=0, stop=None):
+    """SciFact's corpus texts and query texts, in file order."""
+    folder = scifact_path()
+    lines = []
+    for name in ("corpus.jsonl.gz", "queries.jsonl.gz"):
+        with gzip.open(os.path.join(folder, name), "rt", encoding="utf-8") as handle:
+            lines += [json.loads(line)["text"] for line in handle]
+    return lines[start:stop]
+
+
+def xlm_roberta_folder(folder, seed=0, vocab_size=800, max_positions=130):
+    """A tiny XLM-RoBERTa folder: a unigram SentencePiece model trained on 2,000 SciFact
+    abstracts and the multilingual lines, the fairseq-numbered Hugging Face tokenizer made
+    from it, and a random 2-layer model. Returns the folder."""
+    import sentencepiece
+    import torch
+    import transformers
+
+    spm_folder = os.path.join(folder, "spm")
+    os.makedirs(spm_folder, exist_ok=True)
+    model_file = os.path.join(spm_folder, "sentencepiece.bpe.model")
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(scifact_lines(0, 2000) + MULTILINGUAL * 50),
+        model_prefix=model_file[:-len(".model")], vocab_size=vocab_size,
+        model_type="unigram", character_coverage=1.0, num_threads=1,
+        minloglevel=2)
+    tokenizer = transformers.XLMRobertaTokenizer.from_pretrained(spm_folder)
+    out = os.path.join(folder, "xlm-roberta")
+    tokenizer.save_pretrained(out)
+    shutil.copy(model_file, out)  # as published XLM-R folders ship it
+    torch.manual_seed(seed)
+    config = transformers.XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, max_position_embeddings=max_positions)
+    model = transformers.XLMRobertaModel(config, add_pooling_layer=False)
+    _randomize_norms_and_biases(model, torch)
+    model.save_pretrained(out)
+    return out
+
+
+def _randomize_norms_and_biases(model, torch):
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(0.0, 0.5)
+            elif "LayerNorm" in name or "norm" in name:
+                parameter.normal_(1.0, 0.5)
+
+
+def pytorch_pooled(folder, texts, pooling, max_length, prefix=""):
+    """The Hugging Face model's last hidden states pooled as samtone_tf pools (mean over
+    the attention mask, the first token, or the last non-padding token), L2-normalised."""
+    import numpy as np
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModel.from_pretrained(folder).eval()
+    batch = tokenizer([prefix + t for t in texts], padding=True, truncation=True,
+                      max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state.double().numpy()
+    mask = batch["attention_mask"].numpy().astype(np.float64)
+    if pooling == "mean":
+        pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+    elif pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        pooled = hidden[np.arange(len(texts)), mask.sum(1).astype(int) - 1]
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
