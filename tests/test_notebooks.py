@@ -12,7 +12,8 @@ COLAB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "distributed_training.ipynb",
-                                  "reuse_savedmodel.ipynb", "retrieval.ipynb"])
+                                  "reuse_savedmodel.ipynb", "retrieval.ipynb",
+                                  "multilingual_lora.ipynb"])
 def test_notebook_executes(name, monkeypatch, tmp_path):
     monkeypatch.setenv("SAMTONE_NOTEBOOK_SMALL", "1")
     notebook = nbformat.read(os.path.join(COLAB, name), as_version=4)
