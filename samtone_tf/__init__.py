@@ -5,7 +5,7 @@ fast; the Keras classes register themselves when Keras is imported, so
 ``keras.models.load_model`` reads a saved DualEncoder after ``import samtone_tf``)::
 
     from samtone_tf import DualEncoder, SamToNeLoss            # model and loss
-    from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, HFXLMRoberta
+    from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, HFXLMRoberta, HFGemma3
     from samtone_tf import KerasHubBert, T5Encoder
     from samtone_tf import load_collection, dataset_for         # a folder → tf.data for fit
     from samtone_tf import evaluate_model, export_saved_model, SavedModelEncoder
@@ -27,6 +27,7 @@ _PUBLIC = {
     "SmallTransformer": "samtone_tf.models",
     "HFBert": "samtone_tf.models",
     "HFXLMRoberta": "samtone_tf.models",
+    "HFGemma3": "samtone_tf.models",
     "KerasHubBert": "samtone_tf.models",
     "T5Encoder": "samtone_tf.models",
     "WarmupLinearDecay": "samtone_tf.training",

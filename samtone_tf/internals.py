@@ -9,6 +9,10 @@ below says what it is, why no public API does it, and what happens where it is m
   SavedModel API wants them as plain saved attributes. Missing → ImportError naming it.
 * :func:`t5_layers`: keras-hub's ``T5LayerNorm`` and ``T5TransformerLayer``, which it
   uses inside ``T5Backbone`` but does not export. Missing → ImportError naming it.
+* :func:`gemma3_parts`: keras-hub's ``Gemma3DecoderBlock``, ``RMSNormalization`` and
+  ``CachedGemma3Attention``, which ``Gemma3Backbone`` uses but keras-hub does not export;
+  the Gemma 3 tower stacks the blocks over its own token embedding. Missing → ImportError
+  naming them.
 * :func:`retype`: switches a built Keras layer to a subclass that only overrides its
   computation (the CPU fast paths of :mod:`samtone_tf.layers`); done only when the
   layer's class is exactly the subclass's base, so another keras-hub version that builds
@@ -42,6 +46,21 @@ def t5_layers():
         raise ImportError(f"the T5 tower needs keras-hub's T5 layers, which keras-hub "
                           f"{keras_hub.__version__} does not have where 0.32 had them") from error
     return T5LayerNorm, T5TransformerLayer
+
+
+def gemma3_parts():
+    """(Gemma3DecoderBlock, RMSNormalization, CachedGemma3Attention) of keras-hub."""
+    try:
+        from keras_hub.src.models.gemma3.gemma3_attention import CachedGemma3Attention
+        from keras_hub.src.models.gemma3.gemma3_decoder_block import Gemma3DecoderBlock
+        from keras_hub.src.models.gemma3.gemma3_layers import RMSNormalization
+    except ImportError as error:
+        import keras_hub
+
+        raise ImportError(f"the Gemma 3 tower needs keras-hub's Gemma 3 layers, which "
+                          f"keras-hub {keras_hub.__version__} does not have where 0.32 had "
+                          "them") from error
+    return Gemma3DecoderBlock, RMSNormalization, CachedGemma3Attention
 
 
 def retype(layer, subclass):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.hf_families import MULTILINGUAL, pytorch_pooled, scifact_lines, xlm_roberta_folder
+from helpers.hf_families import (MULTILINGUAL, gemma3_folder, pytorch_pooled, scifact_lines,
+                                 xlm_roberta_folder)
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torch")
@@ -37,20 +38,40 @@ def samtone(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+# family → (builder, spec class, the length its towers use)
+FAMILIES = {"xlm-roberta": (xlm_roberta_folder, "HFXLMRoberta", 128),
+            "gemma3": (gemma3_folder, "HFGemma3", 256),
+            "gemma3-causal": (lambda f: gemma3_folder(f, bidirectional=False), "HFGemma3", 256)}
+
+
 @pytest.fixture(scope="module")
-def xlmr(tmp_path_factory):
-    return xlm_roberta_folder(str(tmp_path_factory.mktemp("families")))
+def folders(tmp_path_factory):
+    """family → its tiny model folder, built on first use."""
+    root, built = tmp_path_factory.mktemp("families"), {}
+
+    def get(family):
+        if family not in built:
+            built[family] = FAMILIES[family][0](str(root))
+        return built[family]
+    return get
 
 
-def test_xlm_roberta_tokenizer_ids_equal_hugging_face(xlmr):
+@pytest.fixture(scope="module")
+def xlmr(folders):
+    return folders("xlm-roberta")
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+def test_tokenizer_ids_equal_hugging_face(folders, family):
     """3,000+ lines (SciFact abstracts the SentencePiece model was not trained on, all
-    queries, whitespace/normalization edge cases, non-ASCII), eagerly and in a
-    tf.function, truncated to 128 tokens as Hugging Face truncates."""
-    from samtone_tf.models.xlm_roberta import HFXLMRoberta
+    queries, whitespace/normalization edge cases, non-ASCII, emoji), eagerly and in a
+    tf.function, truncated to 128 tokens as Hugging Face truncates, specials included."""
+    from samtone_tf.models import get_backbone
 
+    folder = folders(family)
     lines = scifact_lines(2000) + EDGE_CASES + MULTILINGUAL
-    hf = transformers.AutoTokenizer.from_pretrained(xlmr)
-    tokenizer = HFXLMRoberta(xlmr).make_tokenizer(128)
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    tokenizer = get_backbone(folder).make_tokenizer(128)
     graph = tf.function(tokenizer)
     for start in range(0, len(lines), 512):
         chunk = lines[start:start + 512]
@@ -63,38 +84,46 @@ def test_xlm_roberta_tokenizer_ids_equal_hugging_face(xlmr):
     assert len(lines) > 3000
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last_token"])
-def test_xlm_roberta_tower_equals_pytorch(xlmr, pooling):
+def test_tower_equals_pytorch(folders, family, pooling):
     """A DualEncoder of the folder (SDE; ADE's query tower too) embeds as PyTorch does;
-    the texts run past the 128 positions and include non-ASCII."""
+    the texts run past XLM-R's 128 positions and Gemma's sliding window (8: 4 tokens
+    either side) and include non-ASCII."""
     from samtone_tf.models import DualEncoder, get_backbone
 
-    spec = get_backbone(xlmr)
-    assert type(spec).__name__ == "HFXLMRoberta" and spec.max_length == 128
-    want = pytorch_pooled(xlmr, TEXTS, pooling, 128)
+    folder = folders(family)
+    _, spec_class, length = FAMILIES[family]
+    spec = get_backbone(folder)
+    assert type(spec).__name__ == spec_class and spec.max_length == length
+    want = pytorch_pooled(folder, TEXTS, pooling, length)
     for architecture in ("sde", "ade"):
         model = DualEncoder(spec, architecture=architecture, pooling=pooling)
         ours = model.encode_queries(TEXTS)
         assert (np.asarray(ours) * want).sum(1).min() >= 0.9999, architecture
 
 
-def test_xlm_roberta_export_equals_pytorch_with_prompts(xlmr, tmp_path):
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     """`samtone export --pretrained FOLDER --pooling last_token` with E5's prompts: both
     signatures of the SavedModel equal PyTorch on the prompted texts."""
-    out = samtone("export", "--pretrained", xlmr, "--pooling", "last_token",
+    folder = folders(family)
+    _, spec_class, length = FAMILIES[family]
+    out = samtone("export", "--pretrained", folder, "--pooling", "last_token",
                   "--query-prompt", "query: ", "--document-prompt", "passage: ",
                   "--output", str(tmp_path / "zs"))
     assert out.returncode == 0, out.stderr[-3000:]
     module = tf.saved_model.load(str(tmp_path / "zs"))
     for signature, prefix in (("encode_query", "query: "), ("encode_document", "passage: ")):
-        want = pytorch_pooled(xlmr, TEXTS, "last_token", 128, prefix)
+        want = pytorch_pooled(folder, TEXTS, "last_token", length, prefix)
         ours = module.signatures[signature](texts=tf.constant(TEXTS))["embeddings"].numpy()
         assert (ours * want).sum(1).min() >= 0.9999, signature
     config = json.loads((tmp_path / "zs" / "assets" / "samtone_config.json").read_text())
-    assert config["backbone"].startswith("HFXLMRoberta") and config["query_prompt"] == "query: "
+    assert config["backbone"].startswith(spec_class) and config["query_prompt"] == "query: "
 
 
-def test_xlm_roberta_keras_file_loads_without_the_folder(xlmr, tmp_path):
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+def test_keras_file_loads_without_the_folder(folders, family, tmp_path):
     """The .keras file carries the SentencePiece model: loaded after the folder is gone,
     it tokenizes and embeds as before."""
     import shutil
@@ -103,7 +132,7 @@ def test_xlm_roberta_keras_file_loads_without_the_folder(xlmr, tmp_path):
 
     from samtone_tf.models import DualEncoder, get_backbone
 
-    folder = shutil.copytree(xlmr, tmp_path / "copy")
+    folder = shutil.copytree(folders(family), tmp_path / "copy")
     model = DualEncoder(get_backbone(str(folder)), architecture="ade", pooling="mean")
     before = np.asarray(model.encode_documents(TEXTS))
     model.save(tmp_path / "model.keras")
@@ -131,3 +160,38 @@ def test_xlm_roberta_without_sentencepiece_model_is_refused(xlmr, tmp_path):
     os.remove(folder / "sentencepiece.bpe.model")
     with pytest.raises(DataError, match="no sentencepiece.bpe.model"):
         get_backbone(str(folder))
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+def test_ade_lora_trains_adapters_on_a_pretrained_family(folders, family, tmp_path):
+    """ADE-LoRA on a pretrained family: only the query/value adapters train (Gemma 3's
+    attention is keras-hub's own, not Keras' MultiHeadAttention), the base stays
+    bit-identical, the towers part ways, and the exported SavedModel encodes as the
+    trained model."""
+    import keras
+
+    from helpers.builders import contrastive_batch
+    from samtone_tf.export.saved_model import export_saved_model
+    from samtone_tf.losses.samtone import SamToNeLoss
+    from samtone_tf.models import DualEncoder, get_backbone
+
+    keras.utils.set_random_seed(0)
+    model = DualEncoder(get_backbone(folders(family)), architecture="ade-lora", lora_rank=4,
+                        query_max_length=16, document_max_length=16)
+    model.compile(keras.optimizers.Adam(1e-2), loss=SamToNeLoss(0.05, same_tower="query"))
+    base = {v.path: v.numpy() for v in model.weights}
+    layers = len(model.query_tower.encoder.transformer_layers)
+    assert len(model.trainable_variables) == layers * 2 * 2 * 2  # (q, v) × sides × (A, B)
+    batch = contrastive_batch(np.random.default_rng(1), 8, 6, 8, vocab=500)
+    model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8).repeat(3), verbose=0)
+    for variable in model.weights:
+        if "lora_" not in variable.path.rsplit("/", 1)[-1]:
+            assert np.array_equal(variable.numpy(), base[variable.path]), variable.path
+    queries, documents = model.encode_queries(TEXTS), model.encode_documents(TEXTS)
+    assert (np.asarray(queries) * np.asarray(documents)).sum(1).min() < 0.9999
+    export_saved_model(model, str(tmp_path / "saved"))
+    module = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(module.encode_query(tf.constant(TEXTS))["embeddings"], queries,
+                               atol=2e-5)
+    np.testing.assert_allclose(module.encode_document(tf.constant(TEXTS))["embeddings"],
+                               documents, atol=2e-5)

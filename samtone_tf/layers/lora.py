@@ -29,7 +29,9 @@ import threading
 
 import keras
 
-TARGETS = ("query", "value")  # MultiHeadAttention's _query_dense, _value_dense
+TARGETS = ("query", "value")  # MultiHeadAttention's _query_dense, keras-hub's query_dense
+NO_ATTENTION = ("LoRA needs an encoder with keras MultiHeadAttention layers or keras-hub "
+                "attention layers with query_dense / value_dense projections; {} has none")
 
 
 def check_lora(rank, alpha=None, architecture=None):
@@ -48,9 +50,20 @@ def check_lora(rank, alpha=None, architecture=None):
 
 
 def attention_layers(layer):
-    """The ``keras.layers.MultiHeadAttention`` layers inside ``layer``."""
+    """The attention layers inside ``layer``: ``keras.layers.MultiHeadAttention`` and
+    keras-hub's decoder attentions (Gemma 3's), which hold their projections as
+    ``query_dense`` / ``value_dense``."""
     return [sub for sub in layer._flatten_layers(include_self=True)
-            if isinstance(sub, keras.layers.MultiHeadAttention)]
+            if isinstance(sub, keras.layers.MultiHeadAttention) or all(
+                isinstance(getattr(sub, f"{t}_dense", None), keras.layers.EinsumDense)
+                for t in TARGETS)]
+
+
+def projection(attention, target):
+    """The ``target`` ("query", "value") projection of an attention layer."""
+    if isinstance(attention, keras.layers.MultiHeadAttention):
+        return getattr(attention, f"_{target}_dense")
+    return getattr(attention, f"{target}_dense")
 
 
 def enable_lora(encoder, rank, alpha=None, targets=TARGETS):
@@ -58,14 +71,13 @@ def enable_lora(encoder, rank, alpha=None, targets=TARGETS):
     layer of ``encoder`` (built); returns the adapted projection layers."""
     attention = attention_layers(encoder)
     if not attention:
-        raise ValueError(f"LoRA needs an encoder with keras MultiHeadAttention layers; "
-                         f"{type(encoder).__name__} has none")
+        raise ValueError(NO_ATTENTION.format(type(encoder).__name__))
     adapted = []
     for layer in attention:
         for target in targets:
-            projection = getattr(layer, f"_{target}_dense")
-            projection.enable_lora(rank, lora_alpha=alpha if alpha is not None else rank)
-            adapted.append(projection)
+            dense = projection(layer, target)
+            dense.enable_lora(rank, lora_alpha=alpha if alpha is not None else rank)
+            adapted.append(dense)
     return adapted
 
 
@@ -146,24 +158,23 @@ def enable_two_sided_lora(encoder, rank, alpha=None, targets=TARGETS):
     ``targets`` projections of every attention layer of ``encoder`` (built)."""
     attention = attention_layers(encoder)
     if not attention:
-        raise ValueError(f"LoRA needs an encoder with keras MultiHeadAttention layers; "
-                         f"{type(encoder).__name__} has none")
+        raise ValueError(NO_ATTENTION.format(type(encoder).__name__))
     for layer in attention:
         for target in targets:
-            projection = getattr(layer, f"_{target}_dense")
-            shape = tuple(projection._kernel.shape)
-            projection._tracker.unlock()
+            dense = projection(layer, target)
+            shape = tuple(dense._kernel.shape)
+            dense._tracker.unlock()
             for side in SIDES:
-                setattr(projection, f"lora_{side}_a", projection.add_weight(
+                setattr(dense, f"lora_{side}_a", dense.add_weight(
                     name=f"lora_{side}_a", shape=shape[:-1] + (rank,),
                     initializer=keras.initializers.HeUniform(), regularizer=None))
-                setattr(projection, f"lora_{side}_b", projection.add_weight(
+                setattr(dense, f"lora_{side}_b", dense.add_weight(
                     name=f"lora_{side}_b", shape=(rank, shape[-1]), initializer="zeros",
                     regularizer=None))
-            projection._tracker.lock()
-            projection.side_lora_rank = rank
-            projection.side_lora_alpha = alpha if alpha is not None else rank
-            projection.__class__ = _two_sided_class(type(projection))
+            dense._tracker.lock()
+            dense.side_lora_rank = rank
+            dense.side_lora_alpha = alpha if alpha is not None else rank
+            dense.__class__ = _two_sided_class(type(dense))
 
 
 def adapt_towers(query_tower, document_tower, rank, alpha=None, two_sided=False):

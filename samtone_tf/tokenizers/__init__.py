@@ -5,6 +5,8 @@ from samtone_tf.tokenizers.fairseq import FairseqSentencePieceTokenizer
 from samtone_tf.tokenizers.in_graph import (HashingTokenizer, SentencePieceTokenizer,
                                             WordPieceTokenizer)
 from samtone_tf.tokenizers.padding import PADDING_OPTIONS, check_padding, pad_tokens
+from samtone_tf.tokenizers.template import TemplateSentencePieceTokenizer, read_template
 
 __all__ = ["FairseqSentencePieceTokenizer", "HashingTokenizer", "PADDING_OPTIONS",
-           "SentencePieceTokenizer", "WordPieceTokenizer", "check_padding", "pad_tokens"]
+           "SentencePieceTokenizer", "TemplateSentencePieceTokenizer", "WordPieceTokenizer",
+           "check_padding", "pad_tokens", "read_template"]

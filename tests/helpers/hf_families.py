@@ -62,8 +62,10 @@ def _randomize_norms_and_biases(model, torch):
         for name, parameter in model.named_parameters():
             if name.endswith("bias"):
                 parameter.normal_(0.0, 0.5)
-            elif "LayerNorm" in name or "norm" in name:
+            elif "LayerNorm" in name:
                 parameter.normal_(1.0, 0.5)
+            elif "norm" in name:  # Gemma's RMS norms scale by (1 + weight)
+                parameter.normal_(0.0, 0.5)
 
 
 def pytorch_pooled(folder, texts, pooling, max_length, prefix=""):
@@ -75,15 +77,53 @@ def pytorch_pooled(folder, texts, pooling, max_length, prefix=""):
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModel.from_pretrained(folder).eval()
-    batch = tokenizer([prefix + t for t in texts], padding=True, truncation=True,
-                      max_length=max_length, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**batch).last_hidden_state.double().numpy()
-    mask = batch["attention_mask"].numpy().astype(np.float64)
-    if pooling == "mean":
-        pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
-    elif pooling == "cls":
-        pooled = hidden[:, 0]
-    else:
-        pooled = hidden[np.arange(len(texts)), mask.sum(1).astype(int) - 1]
+    pooled = []
+    for text in texts:  # one at a time: no padding (Gemma's tokenizer pads on the left)
+        batch = tokenizer([prefix + text], truncation=True, max_length=max_length,
+                          return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state.double().numpy()[0]
+        if pooling == "mean":
+            pooled.append(hidden.mean(0))
+        else:
+            pooled.append(hidden[0] if pooling == "cls" else hidden[-1])
+    pooled = np.array(pooled)
     return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+def gemma3_folder(folder, seed=0, vocab_size=1000, sliding_window=8, bidirectional=True):
+    """A tiny Gemma 3 text folder: a byte-fallback BPE SentencePiece model trained as
+    Gemma's (no normalisation, no dummy prefix, digits split; <pad> 0, <eos> 1, <bos> 2,
+    <unk> 3), Hugging Face's Gemma tokenizer made from it adding <bos> and <eos> as
+    EmbeddingGemma's does, and a random 6-layer model (five sliding-window layers, then a
+    full-attention one; EmbeddingGemma's bidirectional attention). Returns the folder."""
+    import sentencepiece
+    import torch
+    import transformers
+
+    spm_folder = os.path.join(folder, "gemma-spm")
+    os.makedirs(spm_folder, exist_ok=True)
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(scifact_lines(0, 2000) + MULTILINGUAL * 50),
+        model_prefix=os.path.join(spm_folder, "tokenizer"), vocab_size=vocab_size,
+        model_type="bpe", byte_fallback=True, character_coverage=0.9995, num_threads=1,
+        minloglevel=2, pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>",
+        eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>", add_dummy_prefix=False,
+        split_digits=True, normalization_rule_name="identity",
+        remove_extra_whitespaces=False, allow_whitespace_only_pieces=True)
+    tokenizer = transformers.GemmaTokenizer.from_pretrained(
+        spm_folder, add_bos_token=True, add_eos_token=True)
+    out = os.path.join(folder, "gemma3" + ("" if bidirectional else "-causal"))
+    tokenizer.save_pretrained(out)
+    shutil.copy(os.path.join(spm_folder, "tokenizer.model"), out)
+    config = transformers.Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+        sliding_window=sliding_window, max_position_embeddings=256,
+        use_bidirectional_attention=bidirectional, pad_token_id=0, eos_token_id=1,
+        bos_token_id=2)
+    torch.manual_seed(seed)
+    model = transformers.Gemma3TextModel(config)
+    _randomize_norms_and_biases(model, torch)
+    model.save_pretrained(out)
+    return out
