@@ -6,7 +6,7 @@ fast; the Keras classes register themselves when Keras is imported, so
 
     from samtone_tf import DualEncoder, SamToNeLoss            # model and loss
     from samtone_tf import get_backbone, minilm, SmallTransformer, HFBert, HFXLMRoberta, HFGemma3
-    from samtone_tf import KerasHubBert, T5Encoder
+    from samtone_tf import HFQwen3, KerasHubBert, T5Encoder
     from samtone_tf import load_collection, dataset_for         # a folder → tf.data for fit
     from samtone_tf import evaluate_model, export_saved_model, SavedModelEncoder
     from samtone_tf import load_config, run_training              # the `samtone train` job
@@ -28,6 +28,7 @@ _PUBLIC = {
     "HFBert": "samtone_tf.models",
     "HFXLMRoberta": "samtone_tf.models",
     "HFGemma3": "samtone_tf.models",
+    "HFQwen3": "samtone_tf.models",
     "KerasHubBert": "samtone_tf.models",
     "T5Encoder": "samtone_tf.models",
     "WarmupLinearDecay": "samtone_tf.training",

@@ -13,6 +13,13 @@ below says what it is, why no public API does it, and what happens where it is m
   ``CachedGemma3Attention``, which ``Gemma3Backbone`` uses but keras-hub does not export;
   the Gemma 3 tower stacks the blocks over its own token embedding. Missing → ImportError
   naming them.
+* :func:`qwen3_parts`: keras-hub's ``Qwen3TransformerDecoder`` and ``Qwen3LayerNorm``
+  (used by ``Qwen3Backbone``, not exported), for the Qwen 3 tower's body.
+* :func:`bpe_merge`: keras-hub's ``BytePairTokenizer`` merges words in the graph
+  (byte-to-unicode mapping, merge ranks, a cache) but splits texts with GPT-2's pattern
+  inside ``tokenize``; Qwen's pattern differs, so the byte-level tokenizer splits first
+  and hands the words to the layer's merge step (``_bpe_merge_and_update_cache_tf``,
+  ``cache``, ``token_to_id_map``). Missing → ImportError naming them.
 * :func:`retype`: switches a built Keras layer to a subclass that only overrides its
   computation (the CPU fast paths of :mod:`samtone_tf.layers`); done only when the
   layer's class is exactly the subclass's base, so another keras-hub version that builds
@@ -61,6 +68,42 @@ def gemma3_parts():
                           f"keras-hub {keras_hub.__version__} does not have where 0.32 had "
                           "them") from error
     return Gemma3DecoderBlock, RMSNormalization, CachedGemma3Attention
+
+
+def qwen3_parts():
+    """(Qwen3TransformerDecoder, Qwen3LayerNorm) of keras-hub."""
+    try:
+        from keras_hub.src.models.qwen3.qwen3_decoder import Qwen3TransformerDecoder
+        from keras_hub.src.models.qwen3.qwen3_layernorm import Qwen3LayerNorm
+    except ImportError as error:
+        import keras_hub
+
+        raise ImportError(f"the Qwen 3 tower needs keras-hub's Qwen 3 layers, which "
+                          f"keras-hub {keras_hub.__version__} does not have where 0.32 had "
+                          "them") from error
+    return Qwen3TransformerDecoder, Qwen3LayerNorm
+
+
+def bpe_merge(tokenizer, words):
+    """Ids [N, None] (ragged) of the byte-level BPE pieces of ``words`` ([N] strings,
+    already split) by keras-hub's ``BytePairTokenizer`` ``tokenizer`` (see the module)."""
+    needed = ("_bpe_merge_and_update_cache_tf", "cache", "token_to_id_map")
+    if not all(hasattr(tokenizer, name) for name in needed):
+        import keras_hub
+
+        raise ImportError(f"keras-hub {keras_hub.__version__}'s BytePairTokenizer lacks "
+                          f"{needed}, which 0.32 had")
+    tokenizer._maybe_initialized_tf()
+    found = tokenizer.cache.lookup(words)
+    unseen = (found == "") & (words != "")
+
+    def merge_unseen():
+        tokenizer._bpe_merge_and_update_cache_tf(tf.boolean_mask(words, unseen))
+        return tokenizer.cache.lookup(words)
+
+    merged = tf.cond(tf.reduce_any(unseen), merge_unseen, lambda: found)
+    pieces = tf.strings.split(merged, sep=" ")
+    return tokenizer.token_to_id_map.lookup(pieces)
 
 
 def retype(layer, subclass):

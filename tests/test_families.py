@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.hf_families import (MULTILINGUAL, gemma3_folder, pytorch_pooled, scifact_lines,
-                                 xlm_roberta_folder)
+from helpers.hf_families import (MULTILINGUAL, gemma3_folder, pytorch_pooled, qwen3_folder,
+                                 scifact_lines, xlm_roberta_folder)
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torch")
@@ -41,7 +41,13 @@ def samtone(*args):
 # family → (builder, spec class, the length its towers use)
 FAMILIES = {"xlm-roberta": (xlm_roberta_folder, "HFXLMRoberta", 128),
             "gemma3": (gemma3_folder, "HFGemma3", 256),
-            "gemma3-causal": (lambda f: gemma3_folder(f, bidirectional=False), "HFGemma3", 256)}
+            "gemma3-causal": (lambda f: gemma3_folder(f, bidirectional=False), "HFGemma3", 256),
+            "qwen3": (qwen3_folder, "HFQwen3", 256)}
+# whitespace runs where Qwen's split pattern looks ahead, contractions, NEL, Unicode spaces
+QWEN_CASES = ["Hello  world", "a   b", "x  (y", "x  's", "don't  'S  'LL", "a \t b", "a\t\tb",
+              "a  1", "tab\t\n\nz", "x.\n\ny", "x.\n  \ny", "end  ", "  start",
+              " \u00a0\u3000x", "a\u00a0\u00a0b", "\u2028line\u2029", "a\r\n\r\nb",
+              "...hello", "((x", "12345 678", "x\x85y", "a \x85b"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def xlmr(folders):
     return folders("xlm-roberta")
 
 
-@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_tokenizer_ids_equal_hugging_face(folders, family):
     """3,000+ lines (SciFact abstracts the SentencePiece model was not trained on, all
     queries, whitespace/normalization edge cases, non-ASCII, emoji), eagerly and in a
@@ -69,7 +75,7 @@ def test_tokenizer_ids_equal_hugging_face(folders, family):
     from samtone_tf.models import get_backbone
 
     folder = folders(family)
-    lines = scifact_lines(2000) + EDGE_CASES + MULTILINGUAL
+    lines = scifact_lines(2000) + EDGE_CASES + MULTILINGUAL + QWEN_CASES
     hf = transformers.AutoTokenizer.from_pretrained(folder)
     tokenizer = get_backbone(folder).make_tokenizer(128)
     graph = tf.function(tokenizer)
@@ -103,7 +109,7 @@ def test_tower_equals_pytorch(folders, family, pooling):
         assert (np.asarray(ours) * want).sum(1).min() >= 0.9999, architecture
 
 
-@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     """`samtone export --pretrained FOLDER --pooling last_token` with E5's prompts: both
     signatures of the SavedModel equal PyTorch on the prompted texts."""
@@ -122,7 +128,7 @@ def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     assert config["backbone"].startswith(spec_class) and config["query_prompt"] == "query: "
 
 
-@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_keras_file_loads_without_the_folder(folders, family, tmp_path):
     """The .keras file carries the SentencePiece model: loaded after the folder is gone,
     it tokenizes and embeds as before."""
@@ -162,7 +168,7 @@ def test_xlm_roberta_without_sentencepiece_model_is_refused(xlmr, tmp_path):
         get_backbone(str(folder))
 
 
-@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3"])
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_ade_lora_trains_adapters_on_a_pretrained_family(folders, family, tmp_path):
     """ADE-LoRA on a pretrained family: only the query/value adapters train (Gemma 3's
     attention is keras-hub's own, not Keras' MultiHeadAttention), the base stays

@@ -115,7 +115,7 @@ def build_parser():
                     "every metric@k for k in 1,3,5,10,100) and prints a markdown table.")
     evaluate.add_argument("--model", required=True,
                           help="exported SavedModel, run folder, or Hugging Face BERT / "
-                               "XLM-R / Gemma 3 folder")
+                               "XLM-R / Gemma 3 / Qwen 3 folder")
     evaluate.add_argument("--data", help="BEIR folder (or see --data-format; default: the "
                           "shipped SciFact)")
     evaluate.add_argument("--data-format", default="beir",
@@ -145,8 +145,8 @@ def build_parser():
         help="write a reusable SavedModel (raw strings in, embeddings out)")
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="run folder written by samtone train")
-    source.add_argument("--pretrained", help="Hugging Face BERT, XLM-RoBERTa or Gemma 3 folder "
-                                "(zero-shot model)")
+    source.add_argument("--pretrained", help="Hugging Face BERT, XLM-RoBERTa, Gemma 3 or Qwen 3 "
+                                "folder (zero-shot model)")
     export.add_argument("--architecture", default="sde")
     export.add_argument("--pooling", default="mean", choices=("mean", "cls", "last_token"),
                         help="with --pretrained: how token vectors become one embedding")

@@ -51,19 +51,20 @@ def check_lora(rank, alpha=None, architecture=None):
 
 def attention_layers(layer):
     """The attention layers inside ``layer``: ``keras.layers.MultiHeadAttention`` and
-    keras-hub's decoder attentions (Gemma 3's), which hold their projections as
-    ``query_dense`` / ``value_dense``."""
+    keras-hub's decoder attentions, which hold their projections as ``query_dense`` /
+    ``value_dense`` (Gemma 3) or ``_query_dense`` / ``_value_dense`` (Qwen 3)."""
     return [sub for sub in layer._flatten_layers(include_self=True)
             if isinstance(sub, keras.layers.MultiHeadAttention) or all(
-                isinstance(getattr(sub, f"{t}_dense", None), keras.layers.EinsumDense)
-                for t in TARGETS)]
+                projection(sub, t) is not None for t in TARGETS)]
 
 
 def projection(attention, target):
-    """The ``target`` ("query", "value") projection of an attention layer."""
-    if isinstance(attention, keras.layers.MultiHeadAttention):
-        return getattr(attention, f"_{target}_dense")
-    return getattr(attention, f"{target}_dense")
+    """The ``target`` ("query", "value") projection of an attention layer, or None."""
+    for name in (f"_{target}_dense", f"{target}_dense"):
+        dense = getattr(attention, name, None)
+        if isinstance(dense, (keras.layers.EinsumDense, keras.layers.Dense)):
+            return dense
+    return None
 
 
 def enable_lora(encoder, rank, alpha=None, targets=TARGETS):

@@ -37,6 +37,7 @@ from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
                                           _sentence_transformers_length)
 from samtone_tf.models.scratch import SmallTransformer, T5Encoder
 from samtone_tf.models.gemma3 import HFGemma3
+from samtone_tf.models.qwen3 import HFQwen3
 from samtone_tf.models.xlm_roberta import HFXLMRoberta
 
 
@@ -173,14 +174,14 @@ def is_known_tower(name):
             or os.path.isfile(os.path.join(name, "config.json")))
 
 
-HF_FAMILIES = ("bert", "xlm-roberta", "gemma3_text")
+HF_FAMILIES = ("bert", "xlm-roberta", "gemma3_text", "qwen3")
 
 
 def hf_spec(folder):
     """The spec of a Hugging Face folder by its config's ``model_type``: BERT
-    (:class:`HFBert`), XLM-RoBERTa (:class:`~samtone_tf.models.xlm_roberta.HFXLMRoberta`)
-    or Gemma 3 text (:class:`~samtone_tf.models.gemma3.HFGemma3`); any other family is
-    refused, naming it."""
+    (:class:`HFBert`), XLM-RoBERTa (:class:`~samtone_tf.models.xlm_roberta.HFXLMRoberta`),
+    Gemma 3 text (:class:`~samtone_tf.models.gemma3.HFGemma3`) or Qwen 3
+    (:class:`~samtone_tf.models.qwen3.HFQwen3`); any other family is refused, naming it."""
     import json
     import os
 
@@ -193,6 +194,8 @@ def hf_spec(folder):
         return HFXLMRoberta(folder)
     if model_type == "gemma3_text":
         return HFGemma3(folder)
+    if model_type == "qwen3":
+        return HFQwen3(folder)
     raise DataError(f"{path}: model_type {model_type!r} is not a supported tower family "
                     f"(supported: {', '.join(HF_FAMILIES)})")
 

@@ -127,3 +127,48 @@ def gemma3_folder(folder, seed=0, vocab_size=1000, sliding_window=8, bidirection
     _randomize_norms_and_biases(model, torch)
     model.save_pretrained(out)
     return out
+
+
+def qwen3_folder(folder, seed=0, vocab_size=1200):
+    """A tiny Qwen 3 folder: a byte-level BPE trained with Hugging Face ``tokenizers`` as
+    Qwen's is built (NFC, Qwen's split pattern, byte-level alphabet), ending every text
+    with <|endoftext|> as Qwen3-Embedding's template does, and a random 2-layer model.
+    Returns the folder."""
+    import torch
+    import transformers
+    from tokenizers import (Regex, Tokenizer, decoders, models, normalizers,
+                            pre_tokenizers, processors, trainers)
+
+    from samtone_tf.tokenizers.byte_level import QWEN2_PATTERN
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(scifact_lines(0, 2000) + MULTILINGUAL * 50, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    end = tokenizer.token_to_id("<|endoftext|>")
+    tokenizer.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="$A <|endoftext|>",
+                                      special_tokens=[("<|endoftext|>", end)])])
+    wrapped = transformers.Qwen2Tokenizer(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                                          pad_token="<|endoftext|>", unk_token=None)
+    out = os.path.join(folder, "qwen3")
+    wrapped.save_pretrained(out)
+    config = transformers.Qwen3Config(
+        vocab_size=len(wrapped), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        max_position_embeddings=256, pad_token_id=end, eos_token_id=end,
+        tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = transformers.Qwen3Model(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:  # Qwen's RMS norms scale by the weight itself
+                parameter.normal_(1.0, 0.5)
+    model.save_pretrained(out)
+    return out
