@@ -109,6 +109,7 @@ def test_tower_equals_pytorch(folders, family, pooling):
         assert (np.asarray(ours) * want).sum(1).min() >= 0.9999, architecture
 
 
+@pytest.mark.slow  # exports or saves each family's model
 @pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     """`samtone export --pretrained FOLDER --pooling last_token` with E5's prompts: both
@@ -128,6 +129,7 @@ def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     assert config["backbone"].startswith(spec_class) and config["query_prompt"] == "query: "
 
 
+@pytest.mark.slow  # exports or saves each family's model
 @pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_keras_file_loads_without_the_folder(folders, family, tmp_path):
     """The .keras file carries the SentencePiece model: loaded after the folder is gone,
@@ -168,6 +170,7 @@ def test_xlm_roberta_without_sentencepiece_model_is_refused(xlmr, tmp_path):
         get_backbone(str(folder))
 
 
+@pytest.mark.slow  # exports or saves each family's model
 @pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_ade_lora_trains_adapters_on_a_pretrained_family(folders, family, tmp_path):
     """ADE-LoRA on a pretrained family: only the query/value adapters train (Gemma 3's
@@ -201,3 +204,32 @@ def test_ade_lora_trains_adapters_on_a_pretrained_family(folders, family, tmp_pa
                                atol=2e-5)
     np.testing.assert_allclose(module.encode_document(tf.constant(TEXTS))["embeddings"],
                                documents, atol=2e-5)
+
+
+@pytest.mark.slow  # a whole job and an evaluation
+def test_train_ade_lora_from_a_family_folder_and_eval_zero_shot(folders, small_scifact,
+                                                                 tmp_path):
+    """`samtone train --tower QWEN_FOLDER --architecture ade-lora --set model.lora_rank=4
+    --set model.pooling=last_token` runs to its metrics and SavedModel (ADE-LoRA, last
+    token, the Qwen spec); `samtone eval --model FOLDER` scores the folder zero-shot."""
+    folder = folders("qwen3")
+    run = tmp_path / "run"
+    out = samtone("train", "--tower", folder, "--architecture", "ade-lora", "--set",
+                  "model.lora_rank=4", "--set", "model.pooling=last_token", "--steps", "2",
+                  "--batch-size", "8", "--data", small_scifact, "--output", str(run),
+                  "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for name in ("zero_shot", "fine_tuned"):
+        assert 0.0 <= metrics[name]["ndcg@10"] <= 1.0
+    config = json.loads((run / "savedmodel" / "assets" / "samtone_config.json").read_text())
+    assert config["architecture"] == "ade-lora" and config["pooling"] == "last_token"
+    assert config["backbone"].startswith("HFQwen3")
+    module = tf.saved_model.load(str(run / "savedmodel"))
+    got = module.signatures["encode_document"](texts=tf.constant(TEXTS))["embeddings"]
+    assert np.isfinite(got.numpy()).all() and got.shape == (len(TEXTS), 32)
+    scores = tmp_path / "zero_shot.json"
+    out = samtone("eval", "--model", folder, "--data", small_scifact, "--split", "test",
+                  "--output", str(scores))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 0.0 <= json.loads(scores.read_text())["ndcg@10"] <= 1.0
