@@ -137,11 +137,12 @@ def write_table(results, path, reference=None):
     save_table(lines, path)
 
 
-def paired_rows(cells, against, extras=()):
+def paired_rows(cells, against, extras=(), keys=None):
     """Markdown rows of per-seed paired differences (mean ± std over the shared seeds):
     for each cell {key: runs} whose reference cell ``against(*key)`` is another cell with
-    runs of the same seeds, the key, the seeds, then run − reference for ``KEYS`` and for
-    each top-level field in ``extras``."""
+    runs of the same seeds, the key, the seeds, then run − reference for ``keys`` (default
+    ``KEYS``) and for each top-level field in ``extras``."""
+    keys = KEYS if keys is None else keys
     lines = []
     for key, runs in cells.items():
         reference = against(*key)
@@ -150,7 +151,7 @@ def paired_rows(cells, against, extras=()):
         if reference == key or not pairs:
             continue
         row = [*key, ", ".join(str(r["seed"]) for r, _ in pairs)]
-        row += [_mean_std([r[c][m] - b[c][m] for r, b in pairs], True) for c, m in KEYS]
+        row += [_mean_std([r[c][m] - b[c][m] for r, b in pairs], True) for c, m in keys]
         row += [_mean_std([r[e] - b[e] for r, b in pairs], True) for e in extras]
         lines.append("| " + " | ".join(row) + " |")
     return lines
