@@ -75,6 +75,7 @@ def test_encoding_under_mirrored_strategy_equals_single_device():
     assert result["max_abs_diff"] < 1e-5
 
 
+@pytest.mark.slow  # ~50 s; the dropout-in-every-step-kind check covers the cache too
 def test_gradient_cache_with_dropout_on_two_replicas_equals_the_uncached_step():
     """Dropout on, 2 logical CPU replicas: the cached step equals Keras' plain step
     (dropout keyed on the example), for SamToNe and symmetric + τ."""
@@ -88,7 +89,8 @@ def test_gradient_cache_with_dropout_on_two_replicas_equals_the_uncached_step():
         assert result["update_relerr"] <= 1e-5, (name, result)
 
 
-@pytest.mark.parametrize("architecture", ["sde", "ade"])
+@pytest.mark.parametrize("architecture", [
+    "sde", pytest.param("ade", marks=pytest.mark.slow)])  # ~90 s each; ADE with the slow
 def test_two_replicas_draw_one_devices_dropout_in_every_step_kind(tmp_path, architecture):
     """Dropout 0.1, SamToNe symmetric with hard negatives: under 2 logical CPU replicas
     the plain, cached (chunks of 2), remat and cached + remat steps give the same update,

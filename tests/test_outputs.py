@@ -147,6 +147,7 @@ def test_eval_with_k_5_writes_the_numbers_of_k_100(tmp_path, data, model):
 
 
 # ----------------------------------------------------------------- output flags
+@pytest.mark.slow  # ~90 s of subprocesses
 def test_output_flags_refuse_inputs_and_paths_inside_them(tmp_path, data, model):
     """Earlier: `mine --output data/corpus.jsonl` replaced the corpus; `eval --output
     data/qrels/test.tsv` the qrels."""
@@ -350,6 +351,7 @@ def test_mine_range_beyond_the_corpus_is_an_error(tmp_path, data, model):
     assert not (tmp_path / "neg.trec").exists()
 
 
+@pytest.mark.slow  # ~50 s: builds and serves an index
 def test_eval_of_an_index_evaluates_what_it_serves(tmp_path, data, model):
     """Earlier: `samtone eval` on a binary index reported the float encoder's numbers."""
     import pytrec_eval
@@ -453,6 +455,7 @@ def _mount_tmpfs(path, size):
     return path
 
 
+@pytest.mark.slow  # ~50 s of subprocesses
 def test_a_full_disk_during_export_index_and_checkpoints_is_one_line(tmp_path, data, model):
     """Earlier: TensorFlow's own writers ended in raw tracebacks."""
     from samtone_tf.models import minilm_path

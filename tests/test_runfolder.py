@@ -119,6 +119,7 @@ def test_checkpoints_without_a_manifest_are_never_adopted(tmp_path, finished, da
     assert _snapshot(copy) == before
 
 
+@pytest.mark.slow  # ~45 s: two jobs
 def test_a_late_error_writes_nothing_and_the_corrected_command_runs(tmp_path, data):
     """Earlier: an error found while building the model left config.yaml, and the
     corrected command was then refused as 'another configuration'."""
