@@ -233,3 +233,42 @@ def test_train_ade_lora_from_a_family_folder_and_eval_zero_shot(folders, small_s
                   "--output", str(scores))
     assert out.returncode == 0, out.stderr[-3000:]
     assert 0.0 <= json.loads(scores.read_text())["ndcg@10"] <= 1.0
+
+
+def _sentence_transformers_files(folder, pooling, prompts):
+    (folder / "1_Pooling").mkdir()
+    modes = {f"pooling_mode_{m}": m == pooling for m in
+             ("cls_token", "mean_tokens", "max_tokens", "lasttoken")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, **modes, "include_prompt": True}))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts}))
+
+
+def test_a_sentence_transformers_folder_brings_its_own_pooling_and_prompts(folders, tmp_path):
+    """A Qwen3-Embedding-style folder (last-token pooling, an instruction before queries,
+    none before documents): the zero-shot model built without flags pools and prompts as
+    the folder says, equal to PyTorch's; flags still win; max pooling is refused naming
+    the file."""
+    import shutil
+
+    from samtone_tf.cli.models import pretrained_model
+    from samtone_tf.errors import DataError
+
+    folder = shutil.copytree(folders("qwen3"), tmp_path / "qwen3-embedding")
+    instruction = "Instruct: Given a claim, retrieve abstracts that support it\nQuery:"
+    _sentence_transformers_files(folder, "lasttoken", {"query": instruction, "document": ""})
+    model = pretrained_model(str(folder), "sde", None, None)
+    assert (model.pooling, model.query_prompt, model.document_prompt) == (
+        "last_token", instruction, "")
+    want = pytorch_pooled(str(folder), TEXTS, "last_token", 256, instruction)
+    assert (np.asarray(model.encode_queries(TEXTS)) * want).sum(1).min() >= 0.9999
+    flagged = pretrained_model(str(folder), "sde", None, None, "mean", "", "")
+    assert (flagged.pooling, flagged.query_prompt) == ("mean", "")
+    shutil.rmtree(folder / "1_Pooling")
+    _sentence_transformers_files(folder, "max_tokens", {})
+    with pytest.raises(DataError, match=r"1_Pooling/config.json: pooling \['pooling_mode_max"):
+        pretrained_model(str(folder), "sde", None, None)

@@ -10,6 +10,7 @@ from samtone_tf.export.saved_model import SavedModelEncoder
 from samtone_tf.layers.tower import POOLING_OPTIONS
 from samtone_tf.models import ARCHITECTURES, DualEncoder
 from samtone_tf.models.backbones import MINILM_INSTALL_HINT, get_backbone, minilm_path
+from samtone_tf.models.pretrained import sentence_transformers_defaults
 
 
 def model_inputs(path):
@@ -36,13 +37,20 @@ def load_encoder(path, query_max_length=None, document_max_length=None):
 
 
 def pretrained_model(folder, architecture, query_max_length, document_max_length,
-                     pooling="mean", query_prompt="", document_prompt=""):
-    """A DualEncoder of a pretrained folder at its own lengths unless flags say otherwise."""
+                     pooling=None, query_prompt=None, document_prompt=None):
+    """A DualEncoder of a pretrained folder at its own lengths, pooling and prompts (a
+    sentence-transformers folder's, else mean pooling and no prompts) unless flags say
+    otherwise."""
     if architecture not in ARCHITECTURES:
         raise ConfigError(f"--architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    backbone = get_backbone(folder, fallback=False)
+    own = sentence_transformers_defaults(backbone.folder) if hasattr(backbone, "folder") else {}
+    pooling = pooling or own.get("pooling", "mean")
+    query_prompt = own.get("query_prompt", "") if query_prompt is None else query_prompt
+    document_prompt = (own.get("document_prompt", "") if document_prompt is None
+                       else document_prompt)
     if pooling not in POOLING_OPTIONS:
         raise ConfigError(f"--pooling must be one of {POOLING_OPTIONS}, got {pooling!r}")
-    backbone = get_backbone(folder, fallback=False)
     try:
         return DualEncoder(backbone, architecture=architecture, pooling=pooling,
                            query_max_length=query_max_length,

@@ -148,14 +148,17 @@ def build_parser():
     source.add_argument("--pretrained", help="Hugging Face BERT, XLM-RoBERTa, Gemma 3 or Qwen 3 "
                                 "folder (zero-shot model)")
     export.add_argument("--architecture", default="sde")
-    export.add_argument("--pooling", default="mean", choices=("mean", "cls", "last_token"),
-                        help="with --pretrained: how token vectors become one embedding")
-    export.add_argument("--query-prompt", default="",
+    export.add_argument("--pooling", choices=("mean", "cls", "last_token"),
+                        help="with --pretrained: how token vectors become one embedding "
+                             "(default: the folder's sentence-transformers pooling, else mean)")
+    export.add_argument("--query-prompt",
                         help='with --pretrained: text put before every query in the graph '
-                             '(e.g. "query: ")')
-    export.add_argument("--document-prompt", default="",
+                             '(e.g. "query: "; default: the folder\'s sentence-transformers '
+                             'prompt named "query", else none)')
+    export.add_argument("--document-prompt",
                         help='with --pretrained: text put before every document (e.g. '
-                             '"passage: ")')
+                             '"passage: "; default: the folder\'s prompt named "document" or '
+                             '"passage", else none)')
     for flag, what in (("--query-max-length", "queries"), ("--document-max-length", "documents")):
         export.add_argument(flag, type=_positive_int,
                             help=f"tokens for {what} (default: the pretrained folder's own "

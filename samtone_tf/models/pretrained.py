@@ -146,3 +146,51 @@ def _sentence_transformers_length(folder, config_path):
     if length is not None and (not isinstance(length, int) or length < 2):
         raise DataError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
     return length
+
+
+_ST_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+               "pooling_mode_lasttoken": "last_token"}
+
+
+def sentence_transformers_defaults(folder):
+    """What a sentence-transformers folder says about its own use: ``pooling`` (from the
+    Pooling module's config: mean, cls or last token) and ``query_prompt`` /
+    ``document_prompt`` (``config_sentence_transformers.json``'s prompts named "query" and
+    "document" or "passage"); only the keys the folder states. A pooling samtone_tf does
+    not compute (max, weighted mean, several at once, prompts left out of the pooling) is
+    refused, naming the file."""
+    import json
+    import os
+
+    out = {}
+    modules_path = os.path.join(folder, "modules.json")
+    pooling_dir = "1_Pooling"
+    if os.path.exists(modules_path):
+        with open(modules_path, encoding="utf-8-sig") as handle:
+            for module in json.load(handle):
+                if str(module.get("type", "")).endswith("Pooling"):
+                    pooling_dir = module.get("path", pooling_dir)
+    pooling_path = os.path.join(folder, pooling_dir, "config.json")
+    if os.path.exists(pooling_path):
+        with open(pooling_path, encoding="utf-8-sig") as handle:
+            pooling = json.load(handle)
+        modes = [key for key, value in pooling.items()
+                 if key.startswith("pooling_mode_") and value]
+        if len(modes) != 1 or modes[0] not in _ST_POOLING:
+            raise DataError(f"{pooling_path}: pooling {modes} is not one of "
+                            f"{sorted(_ST_POOLING)}")
+        if pooling.get("include_prompt", True) is False:
+            raise DataError(f"{pooling_path}: include_prompt false (the prompt's tokens left "
+                            "out of the pooling) is not supported")
+        out["pooling"] = _ST_POOLING[modes[0]]
+    config_path = os.path.join(folder, "config_sentence_transformers.json")
+    if os.path.exists(config_path):
+        with open(config_path, encoding="utf-8-sig") as handle:
+            prompts = json.load(handle).get("prompts") or {}
+        if "query" in prompts:
+            out["query_prompt"] = prompts["query"]
+        for name in ("document", "passage"):
+            if name in prompts:
+                out["document_prompt"] = prompts[name]
+                break
+    return out
