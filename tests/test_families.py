@@ -272,3 +272,51 @@ def test_a_sentence_transformers_folder_brings_its_own_pooling_and_prompts(folde
     _sentence_transformers_files(folder, "max_tokens", {})
     with pytest.raises(DataError, match=r"1_Pooling/config.json: pooling \['pooling_mode_max"):
         pretrained_model(str(folder), "sde", None, None)
+
+
+def test_embeddinggemma_style_folder_equals_sentence_transformers(folders, tmp_path):
+    """A sentence-transformers folder built as EmbeddingGemma's (Gemma 3, mean pooling,
+    two bias-free dense layers 32 → 128 → 32, Normalize, its query and document prompts):
+    the zero-shot model's embeddings equal SentenceTransformer.encode's with the named
+    prompts (the dense layers compose into the tower's projection), in Python and through
+    the .keras file."""
+    import shutil
+
+    import keras
+
+    from helpers.hf_families import as_sentence_transformers
+    from samtone_tf.cli.models import pretrained_model
+
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    prompts = {"query": "task: search result | query: ", "document": "title: none | text: "}
+    folder = as_sentence_transformers(
+        str(shutil.copytree(folders("gemma3"), tmp_path / "embeddinggemma")),
+        dense=(128, 32), prompts=prompts)
+    reference = sentence_transformers.SentenceTransformer(folder, device="cpu")
+    model = pretrained_model(folder, "sde", None, None)
+    assert model.projection_dim is None and model.query_tower.output_dim == 32
+    for side, name in (("queries", "query"), ("documents", "document")):
+        want = reference.encode(TEXTS, prompt_name=name, normalize_embeddings=True)
+        got = np.asarray(getattr(model, f"encode_{side}")(TEXTS))
+        assert (got * want).sum(1).min() >= 0.9999, side
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.encode_queries(TEXTS), model.encode_queries(TEXTS),
+                               atol=1e-6)
+
+
+def test_a_dense_layer_with_an_activation_is_refused_naming_its_file(tmp_path):
+    from samtone_tf.errors import DataError
+    from samtone_tf.models.pretrained import sentence_transformers_projection
+
+    (tmp_path / "2_Dense").mkdir()
+    (tmp_path / "2_Dense" / "config.json").write_text(json.dumps(
+        {"in_features": 4, "out_features": 4, "bias": True,
+         "activation_function": "torch.nn.modules.activation.Tanh"}))
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"path": "", "type": "sentence_transformers.models.Transformer"},
+        {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
+    with pytest.raises(DataError, match=r"2_Dense/config.json: a Dense layer with bias True "
+                                        r"and activation 'Tanh'"):
+        sentence_transformers_projection(str(tmp_path))

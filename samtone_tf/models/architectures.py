@@ -16,6 +16,8 @@ def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=No
     """Returns (query_tower, document_tower) sharing parts as ``architecture`` says."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    if projection_dim is None:  # a pretrained projection (EmbeddingGemma's dense layers)
+        projection_dim = getattr(backbone, "projection_dim", None)
     if architecture == "ade-spl" and projection_dim is None:
         projection_dim = backbone.hidden_dim
 
@@ -50,6 +52,16 @@ def build_towers(backbone, architecture="sde", pooling="mean", projection_dim=No
                      pooling=pooling, projection=proj, name=f"{prefix}_tower")
 
     return tower("query"), tower("document")
+
+
+def initialize_tower(backbone, tower):
+    """Copies the backbone's pretrained weights into ``tower``'s parts: token embedding and
+    encoder, and the projection where the backbone has one of that size."""
+    backbone.initialize(tower.token_embedding, tower.encoder)
+    matrix = getattr(backbone, "projection_matrix", None)
+    if matrix is not None and tower.projection is not None and (
+            tuple(tower.projection.kernel.shape) == matrix.shape):
+        tower.projection.kernel.assign(matrix)
 
 
 def own_max_length(backbone):

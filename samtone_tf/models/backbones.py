@@ -34,7 +34,8 @@ import keras_hub
 
 from samtone_tf.errors import ConfigError, DataError
 from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
-                                          _sentence_transformers_length)
+                                          _sentence_transformers_length,
+                                          sentence_transformers_projection)
 from samtone_tf.models.scratch import SmallTransformer, T5Encoder
 from samtone_tf.models.gemma3 import HFGemma3
 from samtone_tf.models.qwen3 import HFQwen3
@@ -89,6 +90,7 @@ class HFBert(_BertSpec):
         self.vocab_path = os.path.join(folder, "vocab.txt")
         self.vocabulary = self.vocab_path
         self.lowercase = _folder_lowercases(folder)
+        self.projection_matrix, self.projection_dim = sentence_transformers_projection(folder)
 
     def __repr__(self):
         return f"HFBert({self.source!r})"

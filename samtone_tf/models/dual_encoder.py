@@ -55,7 +55,8 @@ from samtone_tf.layers.lora import adapt_towers, check_lora
 from samtone_tf.layers.remat import seed_generators
 from samtone_tf.layers.tower import POOLING_OPTIONS
 from samtone_tf.losses.samtone import SamToNeLoss
-from samtone_tf.models.architectures import ARCHITECTURES, build_towers, own_max_length
+from samtone_tf.models.architectures import (ARCHITECTURES, build_towers, initialize_tower,
+                                             own_max_length)
 from samtone_tf.models.encoding import check_jit_compile, encode_side
 from samtone_tf.models.gradient_cache import cached_train_step
 from samtone_tf.models.memory_policy import check_chunk, check_remat, resolve_chunk, resolve_remat
@@ -164,7 +165,7 @@ class DualEncoder(keras.Model):
         self.dropout_seed = int(dropout_seed)
         if initialize:  # a model loaded from a .keras file gets its weights from the file
             for tower in {id(t): t for t in (self.query_tower, self.document_tower)}.values():
-                backbone.initialize(tower.token_embedding, tower.encoder)
+                initialize_tower(backbone, tower)
         release = getattr(backbone, "release", None)
         if release is not None:
             release()  # no copy of the checkpoint outlives the towers

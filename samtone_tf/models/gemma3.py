@@ -10,9 +10,9 @@ SentencePiece model with the specials of its ``tokenizer.json`` template
 (:class:`~samtone_tf.tokenizers.template.TemplateSentencePieceTokenizer`), saved in a
 ``.keras`` file's assets. What the encoder cannot reproduce is refused, naming the field.
 
-EmbeddingGemma's sentence-transformers pipeline adds two dense layers after pooling
-(``2_Dense``, ``3_Dense``); they are not loaded: the tower is the encoder and its pooling
-(an optional ``projection_dim`` trains a projection of its own).
+EmbeddingGemma's sentence-transformers pipeline adds two bias-free dense layers after
+pooling (``2_Dense``, ``3_Dense``); they compose into one matrix that starts the towers'
+projection (:func:`~samtone_tf.models.pretrained.sentence_transformers_projection`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import keras_hub
 
 from samtone_tf.errors import DataError
 from samtone_tf.layers.gemma3 import Gemma3TextEncoder
-from samtone_tf.models.pretrained import _sentence_transformers_length
+from samtone_tf.models.pretrained import (_sentence_transformers_length,
+                                          sentence_transformers_projection)
 from samtone_tf.models.spec import BackboneSpec
 from samtone_tf.tokenizers.template import TemplateSentencePieceTokenizer, read_template
 
@@ -45,7 +46,7 @@ class HFGemma3(BackboneSpec):
     model.safetensors, tokenizer.model, tokenizer.json), loaded offline."""
 
     SPEC_FIELDS = ENCODER_FIELDS + ("vocab_size", "max_length", "default_max_length",
-                                    "prefix", "suffix", "pad_id")
+                                    "prefix", "suffix", "pad_id", "projection_dim")
     _weights = None
 
     def __init__(self, folder, dropout=None):
@@ -63,6 +64,8 @@ class HFGemma3(BackboneSpec):
         self.vocab_size = config["vocab_size"]
         self.max_length = config.get("max_position_embeddings", 32768)
         self.default_max_length = _sentence_transformers_length(self.folder, path)
+        self.projection_matrix, self.projection_dim = sentence_transformers_projection(
+            self.folder)
         self.pad_id = int(config.get("pad_token_id") or 0)
         model_path = os.path.join(self.folder, SPM_FILE)
         if not os.path.exists(model_path):
@@ -121,6 +124,7 @@ class HFGemma3(BackboneSpec):
         self = cls.__new__(cls)
         self.source = self.folder = str(config["folder"])
         self._dropout = config.get("dropout")
+        self.projection_matrix, self.projection_dim = None, None  # the .keras file's weights
         for name, value in config["spec"].items():
             setattr(self, name, value)
         self.spm_model = None  # load_assets

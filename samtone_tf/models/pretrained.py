@@ -67,7 +67,7 @@ class _BertSpec(BackboneSpec):
     # tokenizer settings in the config, the vocabulary as an asset of the .keras file.
     SPEC_FIELDS = ("vocab_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim",
                    "max_length", "activation", "layer_norm_epsilon", "dropout", "lowercase",
-                   "default_max_length")
+                   "default_max_length", "projection_dim")
     VOCABULARY_ASSET = "vocabulary.txt"
 
     def get_config(self):
@@ -89,6 +89,7 @@ class _BertSpec(BackboneSpec):
         self.source = str(config[cls._source_key])
         setattr(self, cls._source_key, self.source)
         self._dropout = config.get("dropout")
+        self.projection_matrix = None  # the .keras file's weights
         for name in cls.SPEC_FIELDS:
             setattr(self, name, spec.get(name))
         self.vocabulary = None  # load_assets
@@ -194,3 +195,47 @@ def sentence_transformers_defaults(folder):
                 out["document_prompt"] = prompts[name]
                 break
     return out
+
+
+def sentence_transformers_projection(folder):
+    """(matrix [hidden, dim] float32, dim) of the dense layers a sentence-transformers
+    folder applies after pooling (EmbeddingGemma: 768 → 3072 → 768), or (None, None).
+    Layers without bias and activation compose into one matrix, which becomes the
+    tower's bias-free projection; any other layer after pooling but ``Normalize`` (which
+    every tower applies) is refused, naming its file."""
+    import json
+    import os
+
+    import numpy as np
+
+    modules_path = os.path.join(folder, "modules.json")
+    if not os.path.exists(modules_path):
+        return None, None
+    with open(modules_path, encoding="utf-8-sig") as handle:
+        modules = json.load(handle)
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if "Pooling" not in kinds:
+        return None, None
+    matrix = None
+    for module, kind in list(zip(modules, kinds))[kinds.index("Pooling") + 1:]:
+        if kind == "Normalize":
+            continue
+        path = os.path.join(folder, module.get("path", ""))
+        if kind != "Dense":
+            raise DataError(f"{modules_path}: module {kind!r} after pooling is not supported "
+                            "(Dense without bias and activation, Normalize)")
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+        activation = str(config.get("activation_function", "")).rsplit(".", 1)[-1]
+        if config.get("bias", True) or activation != "Identity":
+            raise DataError(f"{os.path.join(path, 'config.json')}: a Dense layer with bias "
+                            f"{config.get('bias', True)} and activation {activation!r} is not "
+                            "supported (no bias, Identity)")
+        from safetensors.numpy import load_file
+
+        weight = load_file(os.path.join(path, "model.safetensors"))["linear.weight"]
+        weight = weight.astype(np.float64).T  # [in, out]
+        matrix = weight if matrix is None else matrix @ weight
+    if matrix is None:
+        return None, None
+    return matrix.astype(np.float32), int(matrix.shape[1])

@@ -24,7 +24,8 @@ import keras_hub
 
 from samtone_tf.errors import DataError
 from samtone_tf.layers.qwen3 import Qwen3TextEncoder
-from samtone_tf.models.pretrained import _sentence_transformers_length
+from samtone_tf.models.pretrained import (_sentence_transformers_length,
+                                          sentence_transformers_projection)
 from samtone_tf.models.spec import BackboneSpec
 from samtone_tf.tokenizers.byte_level import QWEN2_PATTERN, ByteLevelBPETokenizer
 from samtone_tf.tokenizers.template import read_template
@@ -41,7 +42,7 @@ class HFQwen3(BackboneSpec):
     model.safetensors, tokenizer.json), loaded offline."""
 
     SPEC_FIELDS = ENCODER_FIELDS + ("vocab_size", "max_length", "default_max_length",
-                                    "prefix", "suffix", "pad_id")
+                                    "prefix", "suffix", "pad_id", "projection_dim")
     _weights = None
 
     def __init__(self, folder, dropout=None):
@@ -59,6 +60,8 @@ class HFQwen3(BackboneSpec):
         self.vocab_size = config["vocab_size"]
         self.max_length = config.get("max_position_embeddings", 32768)
         self.default_max_length = _sentence_transformers_length(self.folder, path)
+        self.projection_matrix, self.projection_dim = sentence_transformers_projection(
+            self.folder)
         self.vocabulary, self.merges = _read_bpe(os.path.join(self.folder, TOKENIZER_FILE))
         self.prefix, self.suffix = read_template(self.folder)
         pad = config.get("pad_token_id")
@@ -113,6 +116,7 @@ class HFQwen3(BackboneSpec):
         self = cls.__new__(cls)
         self.source = self.folder = str(config["folder"])
         self._dropout = config.get("dropout")
+        self.projection_matrix, self.projection_dim = None, None  # the .keras file's weights
         for name, value in config["spec"].items():
             setattr(self, name, value)
         self.vocabulary = self.merges = None  # load_assets

@@ -9,7 +9,12 @@ class BackboneSpec(abc.ABC):
     """The interface every backbone spec implements.
 
     Attributes: ``vocab_size``, ``hidden_dim``, ``max_length`` (positions), and
-    optionally ``default_max_length`` (the length it was trained for)."""
+    optionally ``default_max_length`` (the length it was trained for) and a pretrained
+    projection after pooling (``projection_matrix`` [hidden, ``projection_dim``]: the
+    towers' projection starts from it)."""
+
+    projection_dim = None
+    projection_matrix = None
 
     @abc.abstractmethod
     def make_token_embedding(self, name="token_embedding"):

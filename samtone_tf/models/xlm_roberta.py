@@ -27,7 +27,9 @@ import keras
 import keras_hub
 
 from samtone_tf.errors import DataError
-from samtone_tf.models.pretrained import _HF_ACTIVATIONS, _BertSpec, _sentence_transformers_length
+from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
+                                          _sentence_transformers_length,
+                                          sentence_transformers_projection)
 from samtone_tf.tokenizers.fairseq import FairseqSentencePieceTokenizer
 
 SPM_FILE = "sentencepiece.bpe.model"
@@ -70,6 +72,8 @@ class HFXLMRoberta(_BertSpec):
         self.activation = _HF_ACTIVATIONS[config.get("hidden_act", "gelu")]
         self.layer_norm_epsilon = config.get("layer_norm_eps", 1e-5)
         self.dropout = config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
+        self.projection_matrix, self.projection_dim = sentence_transformers_projection(
+            self.folder)
 
     def __repr__(self):
         return f"HFXLMRoberta({self.source!r})"

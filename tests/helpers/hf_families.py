@@ -172,3 +172,48 @@ def qwen3_folder(folder, seed=0, vocab_size=1200):
                 parameter.normal_(1.0, 0.5)
     model.save_pretrained(out)
     return out
+
+
+def as_sentence_transformers(folder, pooling="mean_tokens", dense=(), prompts=None, seed=0,
+                             max_seq_length=256):
+    """Makes a model folder a sentence-transformers folder as EmbeddingGemma's is: the
+    Transformer, a Pooling module (``pooling``: mean_tokens, cls_token, lasttoken),
+    bias-free identity Dense layers of sizes ``dense`` (random, seeded), Normalize;
+    ``prompts`` in config_sentence_transformers.json. Returns the folder."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    hidden = json.load(open(os.path.join(folder, "config.json")))["hidden_size"]
+    modules = [{"idx": 0, "name": "0", "path": "",
+                "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"}]
+    os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+    modes = {f"pooling_mode_{m}": m == pooling for m in
+             ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
+              "weightedmean_tokens", "lasttoken")}
+    with open(os.path.join(folder, "1_Pooling", "config.json"), "w") as handle:
+        json.dump({"word_embedding_dimension": hidden, **modes, "include_prompt": True}, handle)
+    rng, size = np.random.default_rng(seed), hidden
+    for i, out in enumerate(dense):
+        path = f"{i + 2}_Dense"
+        os.makedirs(os.path.join(folder, path), exist_ok=True)
+        with open(os.path.join(folder, path, "config.json"), "w") as handle:
+            json.dump({"in_features": size, "out_features": out, "bias": False,
+                       "activation_function": "torch.nn.modules.linear.Identity"}, handle)
+        weight = rng.normal(0.0, size ** -0.5, (out, size)).astype(np.float32)
+        save_file({"linear.weight": weight}, os.path.join(folder, path, "model.safetensors"))
+        modules.append({"idx": len(modules), "name": str(len(modules)), "path": path,
+                        "type": "sentence_transformers.models.Dense"})
+        size = out
+    modules.append({"idx": len(modules), "name": str(len(modules)), "path": f"{len(modules)}_Normalize",
+                    "type": "sentence_transformers.models.Normalize"})
+    os.makedirs(os.path.join(folder, modules[-1]["path"]), exist_ok=True)
+    with open(os.path.join(folder, "modules.json"), "w") as handle:
+        json.dump(modules, handle)
+    with open(os.path.join(folder, "sentence_bert_config.json"), "w") as handle:
+        json.dump({"max_seq_length": max_seq_length, "do_lower_case": False}, handle)
+    with open(os.path.join(folder, "config_sentence_transformers.json"), "w") as handle:
+        json.dump({"prompts": prompts or {}, "default_prompt_name": None,
+                   "similarity_fn_name": "cosine"}, handle)
+    return folder
