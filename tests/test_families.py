@@ -113,7 +113,8 @@ def test_tower_equals_pytorch(folders, family, pooling):
 @pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
 def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
     """`samtone export --pretrained FOLDER --pooling last_token` with E5's prompts: both
-    signatures of the SavedModel equal PyTorch on the prompted texts."""
+    signatures of the SavedModel equal PyTorch on the prompted texts; the SavedModels with
+    mean and CLS pooling equal PyTorch's pooled hidden states too."""
     folder = folders(family)
     _, spec_class, length = FAMILIES[family]
     out = samtone("export", "--pretrained", folder, "--pooling", "last_token",
@@ -127,6 +128,17 @@ def test_export_equals_pytorch_with_prompts(folders, family, tmp_path):
         assert (ours * want).sum(1).min() >= 0.9999, signature
     config = json.loads((tmp_path / "zs" / "assets" / "samtone_config.json").read_text())
     assert config["backbone"].startswith(spec_class) and config["query_prompt"] == "query: "
+    from samtone_tf.cli.models import pretrained_model
+    from samtone_tf.export.saved_model import export_saved_model
+
+    for pooling in ("mean", "cls"):  # the other poolings, exported in this process
+        path = str(tmp_path / pooling)
+        export_saved_model(pretrained_model(folder, "sde", None, None, pooling, "", ""), path)
+        module = tf.saved_model.load(path)
+        want = pytorch_pooled(folder, TEXTS, pooling, length)
+        for signature in ("encode_query", "encode_document"):
+            ours = module.signatures[signature](texts=tf.constant(TEXTS))["embeddings"].numpy()
+            assert (ours * want).sum(1).min() >= 0.9999, (pooling, signature)
 
 
 @pytest.mark.slow  # exports or saves each family's model
