@@ -332,3 +332,21 @@ def test_a_dense_layer_with_an_activation_is_refused_naming_its_file(tmp_path):
     with pytest.raises(DataError, match=r"2_Dense/config.json: a Dense layer with bias True "
                                         r"and activation 'Tanh'"):
         sentence_transformers_projection(str(tmp_path))
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "gemma3", "qwen3"])
+def test_every_character_between_two_letters_tokenizes_as_hugging_face(folders, family):
+    """U+0001–U+30FF and U+FE00–U+FFFD (surrogates aside), each between two letters: the
+    in-graph ids equal Hugging Face's (XLM-R's fast SentencePiece op leaves U+0085
+    unknown where Hugging Face makes it a space; the tokenizer maps it first)."""
+    from samtone_tf.models import get_backbone
+
+    folder = folders(family)
+    codes = [c for c in [*range(1, 0x3100), *range(0xFE00, 0xFFFE)] if not 0xD800 <= c < 0xE000]
+    texts = [f"a{chr(c)}b" for c in codes]
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    out = tf.function(get_backbone(folder).make_tokenizer(16))(tf.constant(texts))
+    ids, mask = out["token_ids"].numpy(), out["padding_mask"].numpy().astype(bool)
+    want = hf(texts)["input_ids"]
+    differ = [hex(c) for c, row, m, w in zip(codes, ids, mask, want) if row[m].tolist() != w]
+    assert not differ, differ[:20]
