@@ -239,3 +239,14 @@ def sentence_transformers_projection(folder):
     if matrix is None:
         return None, None
     return matrix.astype(np.float32), int(matrix.shape[1])
+
+
+def read_hf_config(folder):
+    """(path, dict) of ``folder``'s ``config.json``; FileNotFoundError naming it."""
+    import json
+
+    path = os.path.join(str(folder), "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder")
+    with open(path, encoding="utf-8") as handle:
+        return path, json.load(handle)

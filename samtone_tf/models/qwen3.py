@@ -14,8 +14,6 @@ encoder cannot reproduce is refused, naming the field.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 
@@ -24,9 +22,7 @@ import keras_hub
 
 from samtone_tf.errors import DataError
 from samtone_tf.layers.qwen3 import Qwen3TextEncoder
-from samtone_tf.models.pretrained import (_sentence_transformers_length,
-                                          sentence_transformers_projection)
-from samtone_tf.models.spec import BackboneSpec
+from samtone_tf.models.decoder import DecoderSpec
 from samtone_tf.tokenizers.byte_level import QWEN2_PATTERN, ByteLevelBPETokenizer
 from samtone_tf.tokenizers.template import read_template
 
@@ -37,90 +33,30 @@ ENCODER_FIELDS = ("hidden_dim", "intermediate_dim", "head_dim", "num_query_heads
 
 
 @keras.saving.register_keras_serializable(package="samtone_tf")
-class HFQwen3(BackboneSpec):
+class HFQwen3(DecoderSpec):
     """A pretrained Qwen 3 text tower from a Hugging Face folder (config.json,
     model.safetensors, tokenizer.json), loaded offline."""
 
-    SPEC_FIELDS = ENCODER_FIELDS + ("vocab_size", "max_length", "default_max_length",
-                                    "prefix", "suffix", "pad_id", "projection_dim")
-    _weights = None
+    ENCODER_FIELDS = ENCODER_FIELDS
+    TOKENIZER_ATTRIBUTES = ("vocabulary", "merges")
+    encoder_class = Qwen3TextEncoder
+    backbone_class = keras_hub.models.Qwen3Backbone
+    norm_name = "sequence_output_layernorm"
 
-    def __init__(self, folder, dropout=None):
-        self.source = self.folder = str(folder)
-        self._dropout = dropout
-        path = os.path.join(self.folder, "config.json")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder")
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-        for name, value in _encoder_fields(path, config).items():
-            setattr(self, name, value)
-        if dropout is not None:
-            self.dropout = dropout
-        self.vocab_size = config["vocab_size"]
-        self.max_length = config.get("max_position_embeddings", 32768)
-        self.default_max_length = _sentence_transformers_length(self.folder, path)
-        self.projection_matrix, self.projection_dim = sentence_transformers_projection(
-            self.folder)
+    def encoder_fields(self, path, config):
+        return _encoder_fields(path, config)
+
+    def read_tokenizer(self, path, config):
         self.vocabulary, self.merges = _read_bpe(os.path.join(self.folder, TOKENIZER_FILE))
         self.prefix, self.suffix = read_template(self.folder)
         pad = config.get("pad_token_id")
         self.pad_id = int(pad if pad is not None else (self.suffix or [0])[-1])
 
-    def __repr__(self):
-        return f"HFQwen3({self.source!r})"
-
-    def make_token_embedding(self, name="token_embedding"):
-        return keras.layers.Embedding(self.vocab_size, self.hidden_dim, name=name)
-
-    def make_encoder(self, name="encoder"):
-        return Qwen3TextEncoder(**{f: getattr(self, f) for f in ENCODER_FIELDS}, name=name)
-
     def make_tokenizer(self, max_length, pad_to_max_length=False):
-        if self.vocabulary is None:
-            raise ValueError(f"{self!r} has no vocabulary: it was rebuilt from a config "
-                             "without its saved model's assets")
+        self.check_tokenizer()
         return ByteLevelBPETokenizer(self.vocabulary, self.merges, self.prefix, self.suffix,
                                      pad_id=self.pad_id, max_length=max_length,
                                      pad_to_max_length=pad_to_max_length)
-
-    def _load(self):
-        if self._weights is None:
-            with contextlib.redirect_stdout(io.StringIO()):
-                backbone = keras_hub.models.Qwen3Backbone.from_preset(self.folder,
-                                                                     load_weights=True)
-            self._weights = {
-                "token": backbone.token_embedding.embeddings.numpy(),
-                "layers": [layer.get_weights() for layer in backbone.transformer_layers],
-                "norm": backbone.layer_norm.get_weights(),
-            }
-            del backbone
-        return self._weights
-
-    def initialize(self, token_embedding, encoder):
-        weights = self._load()
-        token_embedding.set_weights([weights["token"]])
-        for layer, values in zip(encoder.transformer_layers, weights["layers"]):
-            layer.set_weights(values)
-        encoder.final_normalization.set_weights(weights["norm"])
-
-    def release(self):
-        self._weights = None
-
-    def get_config(self):
-        return {"folder": self.source, "dropout": self._dropout,
-                "spec": {name: getattr(self, name) for name in self.SPEC_FIELDS}}
-
-    @classmethod
-    def from_config(cls, config):
-        self = cls.__new__(cls)
-        self.source = self.folder = str(config["folder"])
-        self._dropout = config.get("dropout")
-        self.projection_matrix, self.projection_dim = None, None  # the .keras file's weights
-        for name, value in config["spec"].items():
-            setattr(self, name, value)
-        self.vocabulary = self.merges = None  # load_assets
-        return self
 
     def save_assets(self, folder):
         with open(os.path.join(folder, "bpe.json"), "w", encoding="utf-8") as handle:

@@ -20,7 +20,6 @@ SavedModel's embeddings equal PyTorch's pooled hidden states for every pooling.
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
@@ -28,7 +27,7 @@ import keras_hub
 
 from samtone_tf.errors import DataError
 from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
-                                          _sentence_transformers_length,
+                                          _sentence_transformers_length, read_hf_config,
                                           sentence_transformers_projection)
 from samtone_tf.tokenizers.fairseq import FairseqSentencePieceTokenizer
 
@@ -50,11 +49,7 @@ class HFXLMRoberta(_BertSpec):
     def __init__(self, folder, dropout=None):
         self.source = self.folder = str(folder)
         self._dropout = dropout
-        config_path = os.path.join(self.folder, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"{config_path} not found: not a Hugging Face model folder")
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
+        config_path, config = read_hf_config(self.folder)
         _check_config(config_path, config)
         model_path = os.path.join(self.folder, SPM_FILE)
         if not os.path.exists(model_path):

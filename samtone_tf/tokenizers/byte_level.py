@@ -26,7 +26,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from samtone_tf.internals import bpe_merge
-from samtone_tf.tokenizers.in_graph import _pad
+from samtone_tf.tokenizers.template import check_room, surround
 from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}"
@@ -70,9 +70,7 @@ class ByteLevelBPETokenizer:
         tensorflow_text()
         self.vocabulary, self.merges = dict(vocabulary), list(merges)
         self.prefix, self.suffix = [int(i) for i in prefix], [int(i) for i in suffix]
-        if max_length < len(self.prefix) + len(self.suffix) + 1:
-            raise ValueError(f"max_length {max_length} leaves no room for a token between "
-                             f"{len(self.prefix) + len(self.suffix)} special tokens")
+        check_room(max_length, self.prefix, self.suffix)
         self.pad_id = int(pad_id)
         self.max_length = max_length
         self.pad_to_max_length = pad_to_max_length
@@ -93,14 +91,5 @@ class ByteLevelBPETokenizer:
         return ids.with_row_splits_dtype(tf.int64)
 
     def __call__(self, texts):
-        room = self.max_length - len(self.prefix) - len(self.suffix)
-        pieces = self.tokenize(texts)[:, :room]
-        parts, rows = [pieces], pieces.nrows()
-        for ids, first in ((self.prefix, True), (self.suffix, False)):
-            if ids:
-                block = tf.RaggedTensor.from_tensor(
-                    tf.tile(tf.constant([ids], tf.int64), [rows, 1]),
-                    row_splits_dtype=tf.int64)
-                parts.insert(0 if first else len(parts), block)
-        return _pad(tf.concat(parts, axis=1), self.max_length, self.pad_to_max_length,
-                    pad_id=self.pad_id)
+        return surround(self.tokenize(texts), self.prefix, self.suffix, self.max_length,
+                        self.pad_to_max_length, self.pad_id)

@@ -71,9 +71,7 @@ class TemplateSentencePieceTokenizer:
             with open(model, "rb") as handle:
                 model = handle.read()
         self.prefix, self.suffix = [int(i) for i in prefix], [int(i) for i in suffix]
-        if max_length < len(self.prefix) + len(self.suffix) + 1:
-            raise ValueError(f"max_length {max_length} leaves no room for a token between "
-                             f"{len(self.prefix) + len(self.suffix)} special tokens")
+        check_room(max_length, self.prefix, self.suffix)
         self.model = model
         self.pad_id = int(pad_id)
         self.max_length = max_length
@@ -87,15 +85,25 @@ class TemplateSentencePieceTokenizer:
         return tf.cast(pieces, tf.int64).with_row_splits_dtype(tf.int64)
 
     def __call__(self, texts):
-        room = self.max_length - len(self.prefix) - len(self.suffix)
-        pieces = self.tokenize(texts)[:, :room]
-        parts = [pieces]
-        rows = pieces.nrows()
-        for ids, first in ((self.prefix, True), (self.suffix, False)):
-            if ids:
-                block = tf.RaggedTensor.from_tensor(
-                    tf.tile(tf.constant([ids], tf.int64), [rows, 1]),
-                    row_splits_dtype=tf.int64)
-                parts.insert(0 if first else len(parts), block)
-        return _pad(tf.concat(parts, axis=1), self.max_length, self.pad_to_max_length,
-                    pad_id=self.pad_id)
+        return surround(self.tokenize(texts), self.prefix, self.suffix, self.max_length,
+                        self.pad_to_max_length, self.pad_id)
+
+
+def check_room(max_length, prefix, suffix):
+    if max_length < len(prefix) + len(suffix) + 1:
+        raise ValueError(f"max_length {max_length} leaves no room for a token between "
+                         f"{len(prefix) + len(suffix)} special tokens")
+
+
+def surround(pieces, prefix, suffix, max_length, pad_to_max_length, pad_id):
+    """``prefix pieces suffix`` per row (pieces: ragged [N, None] int64, cut so that the
+    row fits ``max_length``), padded with ``pad_id``: the tokenizers' output dict."""
+    pieces = pieces[:, :max_length - len(prefix) - len(suffix)]
+    parts, rows = [pieces], pieces.nrows()
+    for ids, first in ((prefix, True), (suffix, False)):
+        if ids:
+            block = tf.RaggedTensor.from_tensor(
+                tf.tile(tf.constant([list(ids)], tf.int64), [rows, 1]),
+                row_splits_dtype=tf.int64)
+            parts.insert(0 if first else len(parts), block)
+    return _pad(tf.concat(parts, axis=1), max_length, pad_to_max_length, pad_id=pad_id)
