@@ -25,6 +25,7 @@ import keras_hub
 from samtone_tf.errors import DataError
 from samtone_tf.layers.gemma3 import Gemma3TextEncoder
 from samtone_tf.models.decoder import DecoderSpec
+from samtone_tf.models.pretrained import read_spm_model
 from samtone_tf.tokenizers.template import TemplateSentencePieceTokenizer, read_template
 
 SPM_FILE = "tokenizer.model"
@@ -51,12 +52,7 @@ class HFGemma3(DecoderSpec):
 
     def read_tokenizer(self, path, config):
         self.pad_id = int(config.get("pad_token_id") or 0)
-        model_path = os.path.join(self.folder, SPM_FILE)
-        if not os.path.exists(model_path):
-            raise DataError(f"{self.folder}: no {SPM_FILE}; the in-graph tokenizer needs the "
-                            "SentencePiece model (tokenizer.json alone is not read)")
-        with open(model_path, "rb") as handle:
-            self.spm_model = handle.read()
+        self.spm_model = read_spm_model(self.folder, SPM_FILE)
         self.prefix, self.suffix = read_template(self.folder)
 
     def make_tokenizer(self, max_length, pad_to_max_length=False):

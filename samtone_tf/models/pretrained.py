@@ -250,3 +250,14 @@ def read_hf_config(folder):
         raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder")
     with open(path, encoding="utf-8") as handle:
         return path, json.load(handle)
+
+
+def read_spm_model(folder, name):
+    """The bytes of ``folder``'s SentencePiece model file ``name``; DataError naming the
+    folder when it is absent (the in-graph tokenizer needs it)."""
+    path = os.path.join(str(folder), name)
+    if not os.path.exists(path):
+        raise DataError(f"{folder}: no {name}; the in-graph tokenizer needs the SentencePiece "
+                        "model (tokenizer.json alone is not read)")
+    with open(path, "rb") as handle:
+        return handle.read()

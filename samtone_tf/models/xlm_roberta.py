@@ -28,7 +28,7 @@ import keras_hub
 from samtone_tf.errors import DataError
 from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
                                           _sentence_transformers_length, read_hf_config,
-                                          sentence_transformers_projection)
+                                          read_spm_model, sentence_transformers_projection)
 from samtone_tf.tokenizers.fairseq import FairseqSentencePieceTokenizer
 
 SPM_FILE = "sentencepiece.bpe.model"
@@ -51,12 +51,7 @@ class HFXLMRoberta(_BertSpec):
         self._dropout = dropout
         config_path, config = read_hf_config(self.folder)
         _check_config(config_path, config)
-        model_path = os.path.join(self.folder, SPM_FILE)
-        if not os.path.exists(model_path):
-            raise DataError(f"{self.folder}: no {SPM_FILE}; the in-graph tokenizer needs the "
-                            "SentencePiece model (tokenizer.json alone is not read)")
-        with open(model_path, "rb") as handle:
-            self.spm_model = handle.read()
+        self.spm_model = read_spm_model(self.folder, SPM_FILE)
         self.vocab_size = config["vocab_size"]
         self.hidden_dim = config["hidden_size"]
         self.num_layers = config["num_hidden_layers"]
