@@ -88,7 +88,14 @@ class Gemma3TextEncoder(keras.layers.Layer):
     def build(self, input_shape):
         for layer in self.transformer_layers:
             layer.build(input_shape)
-            retype(layer.attention, HFWindowGemma3Attention)
+            matched = isinstance(layer.attention, HFWindowGemma3Attention) or retype(
+                layer.attention, HFWindowGemma3Attention)
+            if not matched and (
+                    self.config["bidirectional"] and layer.use_sliding_window_attention):
+                # keras-hub's own window would give other embeddings past w // 2 tokens
+                raise TypeError(f"{type(layer.attention).__name__} is not keras-hub 0.32's "
+                                "CachedGemma3Attention: its bidirectional sliding window "
+                                "cannot be masked as transformers masks it")
         self.final_normalization.build(input_shape)
         self.built = True
 
