@@ -9,6 +9,12 @@ named in the file only for its own packages), and a class registers when its mod
 imported. So: Keras already imported → the modules that define Keras classes are
 imported now; otherwise an import hook (a ``sys.meta_path`` finder, Python's documented
 mechanism) imports them right after Keras' own module has run.
+
+When Keras is first imported from inside a samtone_tf module (``from samtone_tf.losses
+import SamToNeLoss`` in a fresh process: ``losses/samtone.py`` imports Keras), that module
+has not defined its names yet, and importing the others then (which import it) failed
+with a circular import. The registration then waits: each Keras package of samtone_tf
+calls :func:`register_pending` at its end, when its names exist.
 """
 
 from __future__ import annotations
@@ -34,14 +40,38 @@ def register():
 class _AfterKeras(importlib.abc.MetaPathFinder):
     """Finds ``keras`` the usual way and runs :func:`register` once its module ran."""
 
+    looking = False
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self.looking:
             return None
-        sys.meta_path.remove(self)  # once, and not while looking for the real spec
-        spec = importlib.util.find_spec("keras")
+        # Stays in place until Keras' module has run: a probe (TensorFlow asks
+        # importlib.util.find_spec("keras") before importing it) loads nothing.
+        self.looking = True
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self.looking = False
         if spec is not None and spec.loader is not None:
             spec.loader = _RegisteringLoader(spec.loader)
         return spec
+
+
+_PENDING = []
+
+
+def _samtone_module_initializing():
+    """Whether a samtone_tf module is being executed (CPython marks its spec)."""
+    return any(name.startswith("samtone_tf.") and getattr(
+        getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items()))
+
+
+def register_pending():
+    """Registers now if the Keras hook had to wait (see the module)."""
+    if _PENDING:
+        _PENDING.clear()
+        register()
 
 
 class _RegisteringLoader(importlib.abc.Loader):
@@ -53,7 +83,11 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        register()
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterKeras)]
+        if _samtone_module_initializing():
+            _PENDING.append(True)
+        else:
+            register()
 
 
 def register_with_keras():

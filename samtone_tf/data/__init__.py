@@ -9,3 +9,7 @@ from samtone_tf.data.runs import mine_hard_negatives, read_trec_run, write_trec_
 
 __all__ = ["Collection", "Document", "dataset_for", "examples_from_qrels", "load_collection",
            "mine_hard_negatives", "read_trec_run", "training_dataset", "write_trec_run"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # samtone_tf's Keras classes, if Keras was first imported from here

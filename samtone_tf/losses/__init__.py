@@ -4,3 +4,7 @@ are in its docstring) and the cross-replica gather it scores the global batch wi
 from samtone_tf.losses.samtone import SamToNeLoss
 
 __all__ = ["SamToNeLoss"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # the other Keras classes, if Keras was first imported from here

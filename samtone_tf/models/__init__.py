@@ -16,3 +16,7 @@ __all__ = ["ARCHITECTURES", "BackboneSpec", "DualEncoder", "HFBert", "HFGemma3",
            "KerasHubBert",
            "SmallTransformer", "T5Encoder", "build_towers", "get_backbone", "minilm",
            "minilm_path"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # the other Keras classes, if Keras was first imported from here

@@ -15,3 +15,7 @@ __all__ = ["bm25_run", "bm25_scores", "build_index", "encode_corpus", "encode_in
            "evaluate_index", "evaluate_model", "evaluate_run", "exact_search", "load_index",
            "markdown_table", "mine_bm25", "mine_from_embeddings", "mine_from_model",
            "model_fingerprint", "quantize", "truncate"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # samtone_tf's Keras classes, if Keras was first imported from here

@@ -11,3 +11,7 @@ from samtone_tf.tokenizers.template import TemplateSentencePieceTokenizer, read_
 __all__ = ["ByteLevelBPETokenizer", "FairseqSentencePieceTokenizer", "HashingTokenizer", "PADDING_OPTIONS",
            "SentencePieceTokenizer", "TemplateSentencePieceTokenizer", "WordPieceTokenizer",
            "check_padding", "pad_tokens", "read_template"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # samtone_tf's Keras classes, if Keras was first imported from here

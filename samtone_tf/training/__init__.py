@@ -7,3 +7,7 @@ from samtone_tf.training.resumable import fit_resumable
 from samtone_tf.training.schedules import WarmupLinearDecay
 
 __all__ = ["TowerAlignment", "WarmupLinearDecay", "fit_resumable", "get_strategy"]
+
+from samtone_tf.registration import register_pending  # noqa: E402
+
+register_pending()  # the other Keras classes, if Keras was first imported from here
