@@ -120,7 +120,8 @@ def write_table(results, path):
         row.append(_mean_std([r["probe_accuracy"] for r in runs]))
         row.append(_mean_std([r["alignment"]["tower_centroid_cosine"][-1] for r in runs]))
         row.append(f"{runs[0]['trainable_parameters']:,}")
-        row.append(f"{min(r['step_seconds'] for r in runs):.2f}")
+        steps = [r["step_seconds"] for r in runs if r.get("step_seconds") is not None]
+        row.append(f"{min(steps):.2f}" if steps else "–")  # None: measured beside other work
         row.append(f"{max(r['peak_rss_gb'] for r in runs):.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "SamToNe − standard, paired by seed (mean ± std over seeds):", "",

@@ -34,7 +34,7 @@ import keras_hub
 
 from samtone_tf.errors import ConfigError, DataError
 from samtone_tf.models.pretrained import (_HF_ACTIVATIONS, _BertSpec,
-                                          _sentence_transformers_length,
+                                          _sentence_transformers_length, read_hf_config,
                                           sentence_transformers_projection)
 from samtone_tf.models.scratch import SmallTransformer, T5Encoder
 from samtone_tf.models.gemma3 import HFGemma3
@@ -55,7 +55,6 @@ class HFBert(_BertSpec):
     _source_key = "folder"
 
     def __init__(self, folder, dropout=None):
-        import json
         import os
 
         self.source, self._dropout = str(folder), dropout
@@ -64,11 +63,7 @@ class HFBert(_BertSpec):
             if folder is None:
                 raise ImportError(MINILM_INSTALL_HINT)
         folder = str(folder)
-        config_path = os.path.join(folder, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"{config_path} not found: not a Hugging Face model folder")
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
+        config_path, config = read_hf_config(folder)
         if config.get("model_type", "bert") != "bert":
             raise DataError(f"{config_path}: model_type {config.get('model_type')!r} is not "
                              "a BERT-family model")
@@ -183,13 +178,13 @@ def hf_spec(folder):
     """The spec of a Hugging Face folder by its config's ``model_type``: BERT
     (:class:`HFBert`), XLM-RoBERTa (:class:`~samtone_tf.models.xlm_roberta.HFXLMRoberta`),
     Gemma 3 text (:class:`~samtone_tf.models.gemma3.HFGemma3`) or Qwen 3
-    (:class:`~samtone_tf.models.qwen3.HFQwen3`); any other family is refused, naming it."""
-    import json
-    import os
-
-    path = os.path.join(str(folder), "config.json")
-    with open(path, encoding="utf-8") as handle:
-        model_type = json.load(handle).get("model_type", "bert")
+    (:class:`~samtone_tf.models.qwen3.HFQwen3`); a keras-hub preset folder (its config
+    names a ``class_name``) is a :class:`KerasHubBert`; any other family is refused,
+    naming it."""
+    path, config = read_hf_config(folder)
+    if "class_name" in config:
+        return KerasHubBert(folder)
+    model_type = config.get("model_type", "bert")
     if model_type == "bert":
         return HFBert(folder)
     if model_type == "xlm-roberta":
@@ -209,17 +204,13 @@ def get_backbone(name, log=print, fallback=True):
 
     "minilm" without its optional package falls back to the small tower, saying so
     through ``log`` (``fallback=False`` raises ImportError instead)."""
-    import json
     import os
 
     name = str(name)
     if name.startswith("keras_hub:"):
         return KerasHubBert(name[len("keras_hub:"):])
-    config = os.path.join(name, "config.json")
-    if os.path.isfile(config):
-        with open(config, encoding="utf-8") as handle:
-            is_preset = "class_name" in json.load(handle)
-        return KerasHubBert(name) if is_preset else hf_spec(name)
+    if os.path.isfile(os.path.join(name, "config.json")):
+        return hf_spec(name)
     if name == "minilm":
         if minilm_path() is None and fallback:
             log(f"note: {MINILM_INSTALL_HINT}; training the small from-scratch tower instead")
