@@ -26,7 +26,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from samtone_tf.internals import bpe_merge
-from samtone_tf.tokenizers.template import check_room, surround
+from samtone_tf.tokenizers.in_graph import check_room, surround
 from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from samtone_tf.tokenizers.in_graph import _pad
+from samtone_tf.tokenizers.in_graph import surround
 from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 BOS_ID, PAD_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -66,9 +66,5 @@ class FairseqSentencePieceTokenizer:
             pieces)
 
     def __call__(self, texts):
-        pieces = self.tokenize(texts)[:, : self.max_length - 2]
-        rows = pieces.nrows()
-        bos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(BOS_ID, tf.int64)))
-        eos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(EOS_ID, tf.int64)))
-        return _pad(tf.concat([bos, pieces, eos], axis=1), self.max_length,
-                    self.pad_to_max_length, pad_id=PAD_ID)
+        return surround(self.tokenize(texts), [BOS_ID], [EOS_ID], self.max_length,
+                        self.pad_to_max_length, PAD_ID)

@@ -31,6 +31,26 @@ def _pad(ragged_ids, max_length, pad_to_max_length, pad_id=PAD_ID):
     return {"token_ids": tf.cast(ids, tf.int32), "padding_mask": mask}
 
 
+def check_room(max_length, prefix, suffix):
+    if max_length < len(prefix) + len(suffix) + 1:
+        raise ValueError(f"max_length {max_length} leaves no room for a token between "
+                         f"{len(prefix) + len(suffix)} special tokens")
+
+
+def surround(pieces, prefix, suffix, max_length, pad_to_max_length, pad_id):
+    """``prefix pieces suffix`` per row (pieces: ragged [N, None] int64, cut so that the
+    row fits ``max_length``), padded with ``pad_id``: the tokenizers' output dict."""
+    pieces = pieces.with_row_splits_dtype(tf.int64)[:, :max_length - len(prefix) - len(suffix)]
+    parts, rows = [pieces], pieces.nrows()
+    for ids, first in ((prefix, True), (suffix, False)):
+        if ids:
+            block = tf.RaggedTensor.from_tensor(
+                tf.tile(tf.constant([list(ids)], tf.int64), [rows, 1]),
+                row_splits_dtype=tf.int64)
+            parts.insert(0 if first else len(parts), block)
+    return _pad(tf.concat(parts, axis=1), max_length, pad_to_max_length, pad_id=pad_id)
+
+
 class HashingTokenizer:
     """Vocabulary-free tokenizer: [CLS] + hash(word) for each word / punctuation.
 
@@ -56,9 +76,7 @@ class HashingTokenizer:
         spaced = tf.strings.regex_replace(lowered, r"([^\w\s])", r" \1 ")
         words = tf.strings.split(spaced)
         hashed = tf.strings.to_hash_bucket_fast(words, self.vocab_size - 2) + 2
-        cls = tf.fill([tf.shape(texts)[0], 1], tf.constant(CLS_ID, tf.int64))
-        ids = tf.concat([tf.RaggedTensor.from_tensor(cls), hashed], axis=1)
-        return _pad(ids, self.max_length, self.pad_to_max_length)
+        return surround(hashed, [CLS_ID], [], self.max_length, self.pad_to_max_length, PAD_ID)
 
 
 def hf_bert_normalize(texts):
@@ -131,12 +149,8 @@ class WordPieceTokenizer:
         return self._tokenizer.tokenize(texts).merge_dims(1, 2)
 
     def __call__(self, texts):
-        pieces = self.tokenize(texts)[:, : self.max_length - 2]
-        rows = pieces.nrows()
-        cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.cls_id, tf.int64)))
-        sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.sep_id, tf.int64)))
-        return _pad(tf.concat([cls, pieces, sep], axis=1), self.max_length,
-                    self.pad_to_max_length)
+        return surround(self.tokenize(texts), [self.cls_id], [self.sep_id], self.max_length,
+                        self.pad_to_max_length, PAD_ID)
 
 
 class SentencePieceTokenizer:
@@ -170,7 +184,5 @@ class SentencePieceTokenizer:
         return tf.cast(pieces, tf.int64)
 
     def __call__(self, texts):
-        pieces = self.tokenize(texts)[:, : self.max_length - 1]
-        eos = tf.RaggedTensor.from_tensor(
-            tf.fill([pieces.nrows(), 1], tf.constant(self.eos_id, tf.int64)))
-        return _pad(tf.concat([pieces, eos], axis=1), self.max_length, self.pad_to_max_length)
+        return surround(self.tokenize(texts), [], [self.eos_id], self.max_length,
+                        self.pad_to_max_length, PAD_ID)

@@ -18,7 +18,7 @@ import os
 import tensorflow as tf
 
 from samtone_tf.errors import DataError
-from samtone_tf.tokenizers.in_graph import _pad
+from samtone_tf.tokenizers.in_graph import check_room, surround
 from samtone_tf.tokenizers.text_ops import tensorflow_text
 
 
@@ -87,23 +87,3 @@ class TemplateSentencePieceTokenizer:
     def __call__(self, texts):
         return surround(self.tokenize(texts), self.prefix, self.suffix, self.max_length,
                         self.pad_to_max_length, self.pad_id)
-
-
-def check_room(max_length, prefix, suffix):
-    if max_length < len(prefix) + len(suffix) + 1:
-        raise ValueError(f"max_length {max_length} leaves no room for a token between "
-                         f"{len(prefix) + len(suffix)} special tokens")
-
-
-def surround(pieces, prefix, suffix, max_length, pad_to_max_length, pad_id):
-    """``prefix pieces suffix`` per row (pieces: ragged [N, None] int64, cut so that the
-    row fits ``max_length``), padded with ``pad_id``: the tokenizers' output dict."""
-    pieces = pieces[:, :max_length - len(prefix) - len(suffix)]
-    parts, rows = [pieces], pieces.nrows()
-    for ids, first in ((prefix, True), (suffix, False)):
-        if ids:
-            block = tf.RaggedTensor.from_tensor(
-                tf.tile(tf.constant([list(ids)], tf.int64), [rows, 1]),
-                row_splits_dtype=tf.int64)
-            parts.insert(0 if first else len(parts), block)
-    return _pad(tf.concat(parts, axis=1), max_length, pad_to_max_length, pad_id=pad_id)
