@@ -153,6 +153,18 @@ _ST_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cl
                "pooling_mode_lasttoken": "last_token"}
 
 
+def _sentence_transformers_modules(folder):
+    """(path of modules.json, [(module entry, its type's last name)]), empty without it."""
+    import json
+    import os
+
+    path = os.path.join(folder, "modules.json")
+    if not os.path.exists(path):
+        return path, []
+    with open(path, encoding="utf-8-sig") as handle:
+        return path, [(m, str(m.get("type", "")).rsplit(".", 1)[-1]) for m in json.load(handle)]
+
+
 def sentence_transformers_defaults(folder):
     """What a sentence-transformers folder says about its own use: ``pooling`` (from the
     Pooling module's config: mean, cls or last token) and ``query_prompt`` /
@@ -164,13 +176,9 @@ def sentence_transformers_defaults(folder):
     import os
 
     out = {}
-    modules_path = os.path.join(folder, "modules.json")
-    pooling_dir = "1_Pooling"
-    if os.path.exists(modules_path):
-        with open(modules_path, encoding="utf-8-sig") as handle:
-            for module in json.load(handle):
-                if str(module.get("type", "")).endswith("Pooling"):
-                    pooling_dir = module.get("path", pooling_dir)
+    pooling_dir = next((module.get("path", "1_Pooling") for module, kind in
+                        _sentence_transformers_modules(folder)[1] if kind == "Pooling"),
+                       "1_Pooling")
     pooling_path = os.path.join(folder, pooling_dir, "config.json")
     if os.path.exists(pooling_path):
         with open(pooling_path, encoding="utf-8-sig") as handle:
@@ -208,16 +216,12 @@ def sentence_transformers_projection(folder):
 
     import numpy as np
 
-    modules_path = os.path.join(folder, "modules.json")
-    if not os.path.exists(modules_path):
-        return None, None
-    with open(modules_path, encoding="utf-8-sig") as handle:
-        modules = json.load(handle)
-    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    modules_path, modules = _sentence_transformers_modules(folder)
+    kinds = [kind for _, kind in modules]
     if "Pooling" not in kinds:
         return None, None
     matrix = None
-    for module, kind in list(zip(modules, kinds))[kinds.index("Pooling") + 1:]:
+    for module, kind in modules[kinds.index("Pooling") + 1:]:
         if kind == "Normalize":
             continue
         path = os.path.join(folder, module.get("path", ""))
